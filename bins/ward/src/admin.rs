@@ -1,0 +1,292 @@
+//! Administration subcommands. Each goes through the core service, so every change is audited.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Subcommand, ValueEnum};
+use serde_json::json;
+use ward_core::clock::{Clock, SystemClock};
+use ward_core::model::{Actor, IntegrationKind, User, UserStatus};
+use ward_core::service::Ward;
+use ward_core::totp::Algorithm;
+use ward_server::config::Config;
+
+use crate::Output;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Duo Auth API v2.
+    AuthApi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCmd {
+    /// Creates an integration and prints its keys (the secret key is shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Lists integrations.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Creates a user.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Lists users.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Disables a user: every authentication is denied.
+    Disable { username: String },
+    /// Enables a disabled user.
+    Enable { username: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlgorithmArg {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCmd {
+    /// Adds a TOTP authenticator and prints its otpauth:// URI and a QR code.
+    Add {
+        username: String,
+        /// Base32 secret (default: a new random 160-bit secret).
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long, value_enum, default_value = "sha1")]
+        algorithm: AlgorithmArg,
+        /// Code length: 6 or 8.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(6..=8))]
+        digits: u32,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Checks every audit chain; exits non-zero at the first bad record.
+    Verify,
+    /// Writes every event as JSON lines to standard output.
+    Export,
+}
+
+async fn open(config: &Config) -> anyhow::Result<Arc<Ward>> {
+    Ok(ward_server::bootstrap::open(config).await?)
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    SystemClock.now()
+}
+
+pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result<ExitCode> {
+    let ward = open(config).await?;
+    match cmd {
+        IntegrationCmd::Create {
+            name,
+            kind: KindArg::AuthApi,
+            out,
+        } => {
+            let (integration, skey) = ward
+                .create_integration(&Actor::Cli, &name, IntegrationKind::AuthApi, now())
+                .await?;
+            let doc = json!({
+                "ikey": integration.ikey,
+                "skey": skey.as_str(),
+                "api_host": config.public_host,
+                "name": integration.name,
+                "kind": integration.kind.as_str(),
+            });
+            if out.json {
+                println!("{doc}");
+            } else {
+                println!("integration key (ikey): {}", integration.ikey);
+                println!("secret key (skey):      {}", skey.as_str());
+                println!("API host:               {}", config.public_host);
+                println!(
+                    "The secret key is shown only now; store it in the application's configuration."
+                );
+            }
+        }
+        IntegrationCmd::List { out } => {
+            let list = ward.list_integrations().await?;
+            if out.json {
+                let docs: Vec<_> = list
+                    .iter()
+                    .map(|i| json!({"ikey": i.ikey, "name": i.name, "kind": i.kind.as_str(), "created_ms": i.created_ms}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(docs));
+            } else {
+                for i in list {
+                    println!("{}  {:<10} {}", i.ikey, i.kind.as_str(), i.name);
+                }
+            }
+        }
+    }
+    ward.store().close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn user_json(u: &User) -> serde_json::Value {
+    json!({
+        "user_id": u.id,
+        "username": u.username,
+        "email": u.email,
+        "status": u.status.as_str(),
+        "created_ms": u.created_ms,
+        "locked_until_ms": u.locked_until_ms,
+        "last_login_ms": u.last_login_ms,
+    })
+}
+
+pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
+    let ward = open(config).await?;
+    match cmd {
+        UserCmd::Create {
+            username,
+            email,
+            out,
+        } => {
+            let user = ward
+                .create_user(&Actor::Cli, &username, email.as_deref(), now())
+                .await?;
+            if out.json {
+                println!("{}", user_json(&user));
+            } else {
+                println!("created user {} ({})", user.username, user.id);
+            }
+        }
+        UserCmd::List { out } => {
+            let mut all = Vec::new();
+            let mut offset = 0;
+            loop {
+                let page = ward.list_users(500, offset).await?;
+                let n = page.len();
+                all.extend(page);
+                if n < 500 {
+                    break;
+                }
+                offset += 500;
+            }
+            if out.json {
+                println!(
+                    "{}",
+                    serde_json::Value::Array(all.iter().map(user_json).collect())
+                );
+            } else {
+                for u in all {
+                    println!("{}  {:<8}  {}", u.id, u.status.as_str(), u.username);
+                }
+            }
+        }
+        UserCmd::Disable { username } => {
+            ward.set_user_status(&Actor::Cli, &username, UserStatus::Disabled, now())
+                .await?;
+            println!("disabled {username}");
+        }
+        UserCmd::Enable { username } => {
+            ward.set_user_status(&Actor::Cli, &username, UserStatus::Active, now())
+                .await?;
+            println!("enabled {username}");
+        }
+    }
+    ward.store().close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn totp(config: &Config, cmd: TotpCmd) -> anyhow::Result<ExitCode> {
+    let ward = open(config).await?;
+    let TotpCmd::Add {
+        username,
+        secret,
+        algorithm,
+        digits,
+        out,
+    } = cmd;
+    let algorithm = match algorithm {
+        AlgorithmArg::Sha1 => Algorithm::Sha1,
+        AlgorithmArg::Sha256 => Algorithm::Sha256,
+        AlgorithmArg::Sha512 => Algorithm::Sha512,
+    };
+    let enrolment = ward
+        .add_totp(
+            &Actor::Cli,
+            &username,
+            secret.as_deref(),
+            algorithm,
+            digits,
+            now(),
+        )
+        .await?;
+    ward.store().close().await;
+    if out.json {
+        println!(
+            "{}",
+            json!({"otpauth_uri": enrolment.otpauth_uri.as_str(), "totp_id": enrolment.authenticator.id})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", enrolment.otpauth_uri.as_str());
+    match qrcode::QrCode::new(enrolment.otpauth_uri.as_bytes()) {
+        Ok(code) => {
+            let art = code
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                .build();
+            println!("{art}");
+        }
+        Err(e) => eprintln!("warning: cannot draw a QR code: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn audit(config: &Config, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+    let ward = open(config).await?;
+    let store = Arc::clone(ward.store());
+    let code = match cmd {
+        AuditCmd::Verify => match ward_core::audit::verify(store.as_ref()).await? {
+            Ok(report) => {
+                println!(
+                    "audit log intact: {} events in {} chains",
+                    report.events, report.chains
+                );
+                ExitCode::SUCCESS
+            }
+            Err(bad) => {
+                eprintln!("audit log damaged: {bad}");
+                ExitCode::FAILURE
+            }
+        },
+        AuditCmd::Export => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            ward_core::audit::export(store.as_ref(), &mut lock).await?;
+            lock.flush()?;
+            ExitCode::SUCCESS
+        }
+    };
+    store.close().await;
+    Ok(code)
+}

@@ -1,0 +1,121 @@
+//! `ward`: the Ward server and its administration commands, in one binary.
+
+mod admin;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ward_server::config::{Config, Overrides};
+
+/// Ward: self-hosted multi-factor authentication, Duo-compatible, without SMS or voice.
+#[derive(Debug, Parser)]
+#[command(name = "ward", version, about)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "WARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (database, master key, TLS files). Default: ./ward-data
+    #[arg(long, global = true, env = "WARD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free port).
+        #[arg(long, env = "WARD_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+        /// Speak plain HTTP (only behind a TLS-terminating proxy).
+        #[arg(long)]
+        plain_http: bool,
+    },
+    /// Creates or updates the database schema, then exits.
+    Migrate,
+    /// Applications allowed to call Ward.
+    #[command(subcommand)]
+    Integration(admin::IntegrationCmd),
+    /// User accounts.
+    #[command(subcommand)]
+    User(admin::UserCmd),
+    /// TOTP authenticators.
+    #[command(subcommand)]
+    Totp(admin::TotpCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCmd),
+}
+
+/// Output format shared by admin commands.
+#[derive(Debug, Args, Clone, Copy)]
+struct Output {
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_tracing(if serving { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut overrides = Overrides {
+        config_file: cli.config,
+        data_dir: cli.data_dir,
+        ..Overrides::default()
+    };
+    if let Command::Serve { listen, plain_http } = &cli.command {
+        overrides.listen.clone_from(listen);
+        overrides.plain_http = *plain_http;
+    }
+    let config = Config::load(&overrides)?;
+    match cli.command {
+        Command::Serve { .. } => {
+            ward_server::serve::run(config, ward_server::serve::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let ward = ward_server::bootstrap::open(&config).await?;
+            ward.store().close().await;
+            println!("database is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Integration(cmd) => admin::integration(&config, cmd).await,
+        Command::User(cmd) => admin::user(&config, cmd).await,
+        Command::Totp(cmd) => admin::totp(&config, cmd).await,
+        Command::Audit(cmd) => admin::audit(&config, cmd).await,
+    }
+}

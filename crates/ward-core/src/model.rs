@@ -1,0 +1,178 @@
+//! Domain types, converted from storage rows with `TryFrom`.
+
+use ward_store::{IntegrationRow, TotpRow, UserRow};
+
+use crate::error::{CoreError, CoreResult};
+use crate::totp::Algorithm;
+
+/// Whether an account may authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Disabled,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl std::str::FromStr for UserStatus {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> CoreResult<Self> {
+        match s {
+            "active" => Ok(Self::Active),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err(CoreError::invalid("status", "must be active or disabled")),
+        }
+    }
+}
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub org_id: String,
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub status: UserStatus,
+    pub created_ms: i64,
+    pub failed_attempts: i64,
+    pub locked_until_ms: Option<i64>,
+    pub last_login_ms: Option<i64>,
+}
+
+impl User {
+    /// Whether the account is locked at `now_ms`.
+    pub fn is_locked(&self, now_ms: i64) -> bool {
+        self.locked_until_ms.is_some_and(|until| until > now_ms)
+    }
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = CoreError;
+
+    fn try_from(r: UserRow) -> CoreResult<Self> {
+        Ok(Self {
+            status: r.status.parse()?,
+            org_id: r.org_id,
+            id: r.user_id,
+            username: r.username,
+            email: r.email,
+            created_ms: r.created_ms,
+            failed_attempts: r.failed_attempts,
+            locked_until_ms: r.locked_until_ms,
+            last_login_ms: r.last_login_ms,
+        })
+    }
+}
+
+/// What an integration is allowed to call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrationKind {
+    /// Duo Auth API v2 (and its legacy forms).
+    AuthApi,
+}
+
+impl IntegrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthApi => "auth-api",
+        }
+    }
+}
+
+impl std::str::FromStr for IntegrationKind {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> CoreResult<Self> {
+        match s {
+            "auth-api" => Ok(Self::AuthApi),
+            _ => Err(CoreError::invalid("kind", "must be auth-api")),
+        }
+    }
+}
+
+/// An application allowed to call Ward (without its secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Integration {
+    pub org_id: String,
+    pub ikey: String,
+    pub name: String,
+    pub kind: IntegrationKind,
+    pub created_ms: i64,
+}
+
+impl TryFrom<&IntegrationRow> for Integration {
+    type Error = CoreError;
+
+    fn try_from(r: &IntegrationRow) -> CoreResult<Self> {
+        Ok(Self {
+            org_id: r.org_id.clone(),
+            ikey: r.ikey.clone(),
+            name: r.name.clone(),
+            kind: r.kind.parse()?,
+            created_ms: r.created_ms,
+        })
+    }
+}
+
+/// A TOTP authenticator without its seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpAuthenticator {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    pub step_secs: u64,
+    pub last_step: Option<i64>,
+}
+
+impl TryFrom<&TotpRow> for TotpAuthenticator {
+    type Error = CoreError;
+
+    fn try_from(r: &TotpRow) -> CoreResult<Self> {
+        Ok(Self {
+            id: r.totp_id.clone(),
+            user_id: r.user_id.clone(),
+            name: r.name.clone(),
+            algorithm: r.algorithm.parse()?,
+            digits: u32::try_from(r.digits)
+                .map_err(|_| CoreError::Internal("bad digits".into()))?,
+            step_secs: u64::try_from(r.step_secs)
+                .map_err(|_| CoreError::Internal("bad step".into()))?,
+            last_step: r.last_step,
+        })
+    }
+}
+
+/// A reference to a user as API callers give it: by name or by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserRef {
+    Name(String),
+    Id(String),
+}
+
+/// Who is acting, for the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// An administrator at the `ward` command line on the server.
+    Cli,
+    /// An application, by integration key.
+    Integration(String),
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cli => f.write_str("cli"),
+            Self::Integration(ikey) => write!(f, "integration:{ikey}"),
+        }
+    }
+}

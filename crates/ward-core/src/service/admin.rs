@@ -1,0 +1,246 @@
+//! Administration: integrations, users and factor enrolment. Every change is audited in the
+//! same change set.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ward_store::{Change, ChangeSet, IntegrationRow, TotpRow, UserRow};
+use zeroize::Zeroizing;
+
+use super::cache::IntegrationCredentials;
+use super::{Ward, check_text};
+use crate::audit::Event;
+use crate::crypto::Purpose;
+use crate::error::{CoreError, CoreResult};
+use crate::ids;
+use crate::model::{Actor, Integration, IntegrationKind, TotpAuthenticator, User, UserStatus};
+use crate::totp::{self, Algorithm, Totp};
+use ward_store::DEFAULT_ORG;
+
+/// A new TOTP authenticator and the URI to load into an app (shown once).
+#[derive(Debug)]
+pub struct TotpEnrolment {
+    pub authenticator: TotpAuthenticator,
+    pub otpauth_uri: Zeroizing<String>,
+}
+
+impl Ward {
+    /// Creates an integration; returns it with its secret key, which is shown once.
+    pub async fn create_integration(
+        &self,
+        actor: &Actor,
+        name: &str,
+        kind: IntegrationKind,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(Integration, Zeroizing<String>)> {
+        check_text("name", name, 100)?;
+        let ikey = ids::integration_key();
+        let skey = Zeroizing::new(ids::integration_secret());
+        let row = IntegrationRow {
+            org_id: DEFAULT_ORG.into(),
+            ikey: ikey.clone(),
+            name: name.into(),
+            kind: kind.as_str().into(),
+            skey_sealed: self
+                .keys
+                .seal(Purpose::IntegrationSecret, &ikey, skey.as_bytes())?,
+            created_ms: now.timestamp_millis(),
+        };
+        let integration = Integration::try_from(&row)?;
+        let event = Event::new(DEFAULT_ORG, now, actor, "integration.create", &ikey, "ok")
+            .detail("name", name)
+            .detail("kind", kind.as_str());
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::InsertIntegration(row))
+                    .with(event.into_change()),
+            )
+            .await?;
+        Ok((integration, skey))
+    }
+
+    /// Lists integrations (without secrets).
+    pub async fn list_integrations(&self) -> CoreResult<Vec<Integration>> {
+        let rows = self.store.list_integrations(DEFAULT_ORG).await?;
+        rows.iter().map(Integration::try_from).collect()
+    }
+
+    /// An integration and its opened secret key, for checking a request signature.
+    pub async fn integration_credentials(
+        &self,
+        ikey: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
+        if let Some(hit) = self.integrations.get(ikey, now) {
+            return Ok(Some(hit));
+        }
+        let Some(row) = self.store.integration_by_ikey(ikey).await? else {
+            return Ok(None);
+        };
+        let opened = self
+            .keys
+            .open(Purpose::IntegrationSecret, &row.ikey, &row.skey_sealed)?;
+        let skey = String::from_utf8(opened.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| CoreError::Internal(format!("secret of {ikey} is not text")))?;
+        let creds = Arc::new(IntegrationCredentials {
+            integration: Integration::try_from(&row)?,
+            skey,
+        });
+        self.integrations.put(Arc::clone(&creds), now);
+        Ok(Some(creds))
+    }
+
+    /// Creates a user.
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        username: &str,
+        email: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<User> {
+        check_text("username", username, 100)?;
+        if let Some(email) = email {
+            check_email(email)?;
+        }
+        let row = UserRow {
+            org_id: DEFAULT_ORG.into(),
+            user_id: ids::user_id(),
+            username: username.into(),
+            email: email.map(str::to_owned),
+            status: UserStatus::Active.as_str().into(),
+            created_ms: now.timestamp_millis(),
+            failed_attempts: 0,
+            locked_until_ms: None,
+            last_login_ms: None,
+        };
+        let user = User::try_from(row.clone())?;
+        let event = Event::new(DEFAULT_ORG, now, actor, "user.create", &user.id, "ok")
+            .detail("username", username);
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::InsertUser(row))
+                    .with(event.into_change()),
+            )
+            .await
+            .map_err(|e| match e {
+                ward_store::StoreError::Duplicate(_) => {
+                    CoreError::Conflict(format!("user {username} already exists"))
+                }
+                other => other.into(),
+            })?;
+        Ok(user)
+    }
+
+    /// Finds a user by name.
+    pub async fn user(&self, username: &str) -> CoreResult<User> {
+        self.store
+            .user_by_name(DEFAULT_ORG, username)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("user {username}")))
+            .and_then(User::try_from)
+    }
+
+    /// Lists users, ordered by username.
+    pub async fn list_users(&self, limit: u32, offset: u32) -> CoreResult<Vec<User>> {
+        let rows = self
+            .store
+            .list_users(DEFAULT_ORG, limit.min(1000), offset)
+            .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    /// Enables or disables a user.
+    pub async fn set_user_status(
+        &self,
+        actor: &Actor,
+        username: &str,
+        status: UserStatus,
+        now: DateTime<Utc>,
+    ) -> CoreResult<User> {
+        let mut user = self.user(username).await?;
+        let action = match status {
+            UserStatus::Active => "user.enable",
+            UserStatus::Disabled => "user.disable",
+        };
+        let event = Event::new(DEFAULT_ORG, now, actor, action, &user.id, "ok")
+            .detail("previous", user.status.as_str());
+        let change = Change::SetUserStatus {
+            org_id: DEFAULT_ORG.into(),
+            user_id: user.id.clone(),
+            status: status.as_str().into(),
+        };
+        self.store
+            .commit(ChangeSet::new().with(change).with(event.into_change()))
+            .await?;
+        user.status = status;
+        Ok(user)
+    }
+
+    /// Adds a TOTP authenticator to a user, with the given Base32 secret or a new random one.
+    pub async fn add_totp(
+        &self,
+        actor: &Actor,
+        username: &str,
+        secret_base32: Option<&str>,
+        algorithm: Algorithm,
+        digits: u32,
+        now: DateTime<Utc>,
+    ) -> CoreResult<TotpEnrolment> {
+        let user = self.user(username).await?;
+        let secret = match secret_base32 {
+            Some(text) => totp::base32_decode(text)?,
+            None => totp::generate_secret(),
+        };
+        let generator = Totp::new(secret, algorithm, digits, 30)?;
+        let totp_id = ids::totp_id();
+        let row = TotpRow {
+            org_id: DEFAULT_ORG.into(),
+            totp_id: totp_id.clone(),
+            user_id: user.id.clone(),
+            name: "Authenticator app".into(),
+            seed_sealed: self
+                .keys
+                .seal(Purpose::TotpSeed, &totp_id, generator.secret())?,
+            algorithm: algorithm.as_str().into(),
+            digits: i64::from(digits),
+            step_secs: 30,
+            last_step: None,
+            created_ms: now.timestamp_millis(),
+        };
+        let authenticator = TotpAuthenticator::try_from(&row)?;
+        let event = Event::new(DEFAULT_ORG, now, actor, "factor.totp.add", &user.id, "ok")
+            .detail("totp_id", totp_id.as_str())
+            .detail("algorithm", algorithm.as_str())
+            .detail("digits", digits);
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::InsertTotp(row))
+                    .with(event.into_change()),
+            )
+            .await?;
+        let otpauth_uri = Zeroizing::new(generator.otpauth_uri(&self.issuer, &user.username));
+        Ok(TotpEnrolment {
+            authenticator,
+            otpauth_uri,
+        })
+    }
+}
+
+fn check_email(email: &str) -> CoreResult<()> {
+    check_text("email", email, 254)?;
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && !email.contains(char::is_whitespace);
+    if valid {
+        Ok(())
+    } else {
+        Err(CoreError::invalid("email", "is not an e-mail address"))
+    }
+}

@@ -1,0 +1,79 @@
+//! The application: shared state, routes and the middleware every request passes through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use ward_core::clock::Clock;
+use ward_core::service::Ward;
+use ward_proto::duo::envelope::DuoErrorCode;
+
+use crate::duo;
+use crate::duo::signed::DuoSettings;
+use crate::error::ApiError;
+use crate::limits::Limits;
+
+/// State shared by every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub ward: Arc<Ward>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<DuoSettings>,
+    pub limits: Arc<Limits>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let mut b = [0u8; 8];
+        rand::fill(&mut b);
+        HeaderValue::from_str(&hex::encode(b))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The whole router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        // The path only: query strings can carry user names and transaction ids.
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    });
+    Router::new()
+        .merge(duo::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(75),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+        ]))
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::code(DuoErrorCode::NotFound)
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::code(DuoErrorCode::MethodNotAllowed)
+}

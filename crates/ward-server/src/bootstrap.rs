@@ -1,0 +1,175 @@
+//! Start-up shared by `ward serve` and the admin commands: the data directory, the master key,
+//! the node id, the store (with migrations) and the core service.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use ward_core::crypto::{Keyring, MasterKey};
+use ward_core::policy::AuthPolicy;
+use ward_core::service::Ward;
+use ward_store::Store;
+
+use crate::config::{Config, MasterKeySource};
+
+/// A start-up failure, reported as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("{0}")]
+    Io(String),
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("{0}")]
+    Core(#[from] ward_core::CoreError),
+}
+
+fn io(context: &str, path: &Path, e: &std::io::Error) -> BootError {
+    BootError::Io(format!("{context} {}: {e}", path.display()))
+}
+
+/// Creates the data directory (mode 0700) if needed.
+pub fn prepare_data_dir(dir: &Path) -> Result<(), BootError> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| io("cannot create data directory", dir, &e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("cannot set permissions of", dir, &e))?;
+    }
+    Ok(())
+}
+
+/// Loads the master key, generating it on first start when it lives in the data directory.
+///
+/// # Security
+/// A key file readable by group or others is refused; a generated file is created with mode
+/// 0600 and never overwritten.
+pub fn load_master_key(source: &MasterKeySource) -> Result<MasterKey, BootError> {
+    match source {
+        MasterKeySource::Inline(text) => {
+            MasterKey::parse(text.as_bytes()).map_err(|e| BootError::MasterKey(e.to_string()))
+        }
+        MasterKeySource::File {
+            path,
+            generate_if_missing,
+        } => {
+            if !path.exists() && *generate_if_missing {
+                return generate_key_file(path);
+            }
+            read_key_file(path)
+        }
+    }
+}
+
+fn generate_key_file(path: &Path) -> Result<MasterKey, BootError> {
+    let key = MasterKey::generate();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("cannot create master key file", path, &e))?;
+    f.write_all(key.to_base64().as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io("cannot write master key file", path, &e))?;
+    tracing::info!(path = %path.display(), key_id = %key.id(), "generated a new master key");
+    Ok(key)
+}
+
+fn read_key_file(path: &Path) -> Result<MasterKey, BootError> {
+    let meta = std::fs::metadata(path).map_err(|e| io("cannot read master key file", path, &e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(BootError::MasterKey(format!(
+            "{} is readable by group or others; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        )));
+    }
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|e| io("cannot read master key file", path, &e))?,
+    );
+    MasterKey::parse(&bytes).map_err(|e| BootError::MasterKey(format!("{}: {e}", path.display())))
+}
+
+/// This node's stable id (its audit chain), kept in the data directory.
+pub fn node_id(data_dir: &Path) -> Result<String, BootError> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let mut b = [0u8; 6];
+            rand::fill(&mut b);
+            let id = format!("node-{}", hex::encode(b));
+            std::fs::write(&path, format!("{id}\n")).map_err(|e| io("cannot write", &path, &e))?;
+            Ok(id)
+        }
+    }
+}
+
+/// Opens the store named by the URL and brings its schema up to date.
+pub async fn open_store(
+    url: &str,
+    chain_id: &str,
+    max_connections: u32,
+) -> Result<Arc<dyn Store>, BootError> {
+    let db = |e: ward_store::StoreError| BootError::Database(e.to_string());
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = ward_store_postgres::PostgresStore::open_with(url, chain_id, max_connections)
+            .await
+            .map_err(db)?;
+        store.migrate().await.map_err(db)?;
+        Ok(Arc::new(store))
+    } else {
+        let store = ward_store_sqlite::SqliteStore::open_with(url, chain_id, max_connections)
+            .await
+            .map_err(db)?;
+        store.migrate().await.map_err(db)?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// The authentication policy from configuration.
+pub fn policy(config: &Config) -> Result<AuthPolicy, BootError> {
+    Ok(AuthPolicy {
+        unknown_user: config.unknown_user.parse()?,
+        lockout_threshold: config.lockout_threshold,
+        lockout_duration: TimeDelta::seconds(
+            i64::try_from(config.lockout_seconds).unwrap_or(i64::MAX),
+        ),
+        totp_window: 1,
+        enroll_portal_url: config
+            .enroll_portal_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}/portal", config.public_host)),
+        tx_ttl: TimeDelta::seconds(i64::try_from(config.transaction_ttl_seconds).unwrap_or(600)),
+    })
+}
+
+/// Everything up to a ready core service.
+pub async fn open(config: &Config) -> Result<Arc<Ward>, BootError> {
+    prepare_data_dir(&config.data_dir)?;
+    let master = load_master_key(&config.master_key)?;
+    let previous = config
+        .previous_master_key_files
+        .iter()
+        .map(|p| read_key_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chain = node_id(&config.data_dir)?;
+    let store = open_store(
+        &config.database_url,
+        &chain,
+        config.database_max_connections,
+    )
+    .await?;
+    let ward = Ward::new(
+        store,
+        Keyring::new(master, previous),
+        policy(config)?,
+        &config.issuer,
+    )
+    .await?;
+    Ok(Arc::new(ward))
+}

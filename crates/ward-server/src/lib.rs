@@ -1,0 +1,15 @@
+//! Ward's HTTP server: configuration, start-up, TLS, the Duo-compatible APIs and their
+//! middleware (request ids, tracing, limits).
+//!
+//! Handlers extract input, call one method of the core service and render the result in their
+//! API's dialect; no policy and no SQL live here.
+
+pub mod app;
+pub mod bootstrap;
+pub mod config;
+pub mod duo;
+pub mod error;
+pub mod limits;
+pub mod listener;
+pub mod serve;
+pub mod tls;

@@ -1,0 +1,106 @@
+//! `ward serve`: bind, speak HTTPS (or plain HTTP behind a proxy), shut down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use ward_core::clock::{Clock, SystemClock};
+
+use crate::app::{AppState, router};
+use crate::bootstrap::{self, BootError};
+use crate::config::{Config, TlsMode, split_host_port};
+use crate::duo::signed::DuoSettings;
+use crate::limits::Limits;
+use crate::listener::{PeerAddr, PlainListener, TlsListener};
+use crate::tls;
+
+/// Runs the server until `shutdown` completes, then drains connections and closes the store.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BootError> {
+    let ward = bootstrap::open(&config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let limits = Arc::new(Limits::new(
+        config.ip_requests_per_second,
+        config.ip_failures_per_minute,
+        config.integration_requests_per_second,
+    ));
+    let housekeeping = limits.spawn_housekeeping();
+    let state = AppState {
+        ward: Arc::clone(&ward),
+        clock: Arc::clone(&clock),
+        settings: DuoSettings::from_config(&config),
+        limits,
+    };
+    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
+    let tcp = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| BootError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = tcp.local_addr().map_err(|e| BootError::Io(e.to_string()))?;
+    let served = match config.tls {
+        TlsMode::Off => {
+            tracing::info!(
+                backend = ward.store().backend(),
+                "listening on http://{addr}"
+            );
+            axum::serve(PlainListener::new(tcp), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        TlsMode::Auto | TlsMode::Files => {
+            let server_config = tls_config(&config, clock.as_ref())?;
+            tracing::info!(
+                backend = ward.store().backend(),
+                "listening on https://{addr}"
+            );
+            let listener = TlsListener::new(tcp, server_config)
+                .map_err(|e| BootError::Io(format!("TLS listener: {e}")))?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    housekeeping.abort();
+    ward.store().close().await;
+    served.map_err(|e| BootError::Io(format!("server failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn tls_config(config: &Config, clock: &dyn Clock) -> Result<Arc<rustls::ServerConfig>, BootError> {
+    let tls_err = |e: tls::TlsError| BootError::Io(format!("TLS: {e}"));
+    let (cert, key) = if let (TlsMode::Files, Some(cert), Some(key)) =
+        (config.tls, &config.tls_cert_file, &config.tls_key_file)
+    {
+        (cert.clone(), key.clone())
+    } else {
+        {
+            let host = split_host_port(&config.public_host).0.to_owned();
+            let files = tls::ensure_local_ca(&config.data_dir.join("tls"), &[host], clock.now())
+                .map_err(tls_err)?;
+            (files.cert, files.key)
+        }
+    };
+    tls::server_config(&cert, &key).map_err(tls_err)
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,257 @@
+//! One statement per [`Change`]. Conditional changes are single conditional statements: under
+//! READ COMMITTED a second node's UPDATE waits for the first node's row lock, then re-checks its
+//! WHERE clause against the committed row, so a decision can only be won once.
+
+use sqlx::{PgConnection, Row};
+use ward_store::group_commit::ChainCursor;
+use ward_store::{
+    AuthTxRow, Change, IntegrationRow, NewAudit, Outcome, StoreError, StoreResult, TotpRow, UserRow,
+};
+
+use crate::error::{insert_err, store_err, user_insert_err};
+
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    change: &Change,
+    chain: &mut ChainCursor,
+) -> StoreResult<Outcome> {
+    match change {
+        Change::InsertIntegration(row) => insert_integration(conn, row).await,
+        Change::InsertUser(row) => insert_user(conn, row).await,
+        Change::SetUserStatus {
+            org_id,
+            user_id,
+            status,
+        } => {
+            let done =
+                sqlx::query("UPDATE users SET status = $1 WHERE org_id = $2 AND user_id = $3")
+                    .bind(status)
+                    .bind(org_id)
+                    .bind(user_id)
+                    .execute(conn)
+                    .await
+                    .map_err(store_err)?;
+            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
+        }
+        Change::InsertTotp(row) => insert_totp(conn, row).await,
+        Change::UseTotpStep {
+            org_id,
+            totp_id,
+            step,
+        } => {
+            let done = sqlx::query(
+                "UPDATE totp_authenticators SET last_step = $1 \
+                 WHERE org_id = $2 AND totp_id = $3 AND (last_step IS NULL OR last_step < $1)",
+            )
+            .bind(step)
+            .bind(org_id)
+            .bind(totp_id)
+            .execute(conn)
+            .await
+            .map_err(store_err)?;
+            exactly_one(done.rows_affected(), || {
+                StoreError::ConditionFailed("totp step already used".into())
+            })
+        }
+        Change::RecordAuthFailure {
+            org_id,
+            user_id,
+            threshold,
+            lock_until_ms,
+        } => record_failure(conn, org_id, user_id, *threshold, *lock_until_ms).await,
+        Change::RecordAuthSuccess {
+            org_id,
+            user_id,
+            at_ms,
+        } => {
+            let done = sqlx::query(
+                "UPDATE users SET failed_attempts = 0, locked_until_ms = NULL, last_login_ms = $1 \
+                 WHERE org_id = $2 AND user_id = $3",
+            )
+            .bind(at_ms)
+            .bind(org_id)
+            .bind(user_id)
+            .execute(conn)
+            .await
+            .map_err(store_err)?;
+            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
+        }
+        Change::InsertAuthTx(row) => insert_auth_tx(conn, row).await,
+        Change::FinishAuthTx {
+            org_id,
+            txid,
+            result,
+            status,
+            status_msg,
+        } => {
+            let done = sqlx::query(
+                "UPDATE auth_transactions SET result = $1, status = $2, status_msg = $3 \
+                 WHERE org_id = $4 AND txid = $5 AND result = 'waiting'",
+            )
+            .bind(result)
+            .bind(status)
+            .bind(status_msg)
+            .bind(org_id)
+            .bind(txid)
+            .execute(conn)
+            .await
+            .map_err(store_err)?;
+            exactly_one(done.rows_affected(), || {
+                StoreError::ConditionFailed("auth transaction is not waiting".into())
+            })
+        }
+        Change::Audit(event) => append_audit(conn, event, chain).await,
+    }
+}
+
+fn exactly_one(rows: u64, otherwise: impl FnOnce() -> StoreError) -> StoreResult<Outcome> {
+    if rows == 1 {
+        Ok(Outcome::Done)
+    } else {
+        Err(otherwise())
+    }
+}
+
+async fn insert_integration(conn: &mut PgConnection, row: &IntegrationRow) -> StoreResult<Outcome> {
+    sqlx::query(
+        "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&row.ikey)
+    .bind(&row.org_id)
+    .bind(&row.name)
+    .bind(&row.kind)
+    .bind(&row.skey_sealed)
+    .bind(row.created_ms)
+    .execute(conn)
+    .await
+    .map_err(|err| insert_err(err, "ikey", "organisation"))?;
+    Ok(Outcome::Done)
+}
+
+async fn insert_user(conn: &mut PgConnection, row: &UserRow) -> StoreResult<Outcome> {
+    sqlx::query(
+        "INSERT INTO users (org_id, user_id, username, email, status, created_ms, \
+         failed_attempts, locked_until_ms, last_login_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&row.org_id)
+    .bind(&row.user_id)
+    .bind(&row.username)
+    .bind(&row.email)
+    .bind(&row.status)
+    .bind(row.created_ms)
+    .bind(row.failed_attempts)
+    .bind(row.locked_until_ms)
+    .bind(row.last_login_ms)
+    .execute(conn)
+    .await
+    .map_err(user_insert_err)?;
+    Ok(Outcome::Done)
+}
+
+async fn insert_totp(conn: &mut PgConnection, row: &TotpRow) -> StoreResult<Outcome> {
+    sqlx::query(
+        "INSERT INTO totp_authenticators (totp_id, org_id, user_id, name, seed_sealed, \
+         algorithm, digits, step_secs, last_step, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&row.totp_id)
+    .bind(&row.org_id)
+    .bind(&row.user_id)
+    .bind(&row.name)
+    .bind(&row.seed_sealed)
+    .bind(&row.algorithm)
+    .bind(row.digits)
+    .bind(row.step_secs)
+    .bind(row.last_step)
+    .bind(row.created_ms)
+    .execute(conn)
+    .await
+    .map_err(|err| insert_err(err, "totp_id", "user"))?;
+    Ok(Outcome::Done)
+}
+
+async fn insert_auth_tx(conn: &mut PgConnection, row: &AuthTxRow) -> StoreResult<Outcome> {
+    sqlx::query(
+        "INSERT INTO auth_transactions (txid, org_id, ikey, user_id, factor, result, status, \
+         status_msg, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&row.txid)
+    .bind(&row.org_id)
+    .bind(&row.ikey)
+    .bind(&row.user_id)
+    .bind(&row.factor)
+    .bind(&row.result)
+    .bind(&row.status)
+    .bind(&row.status_msg)
+    .bind(row.created_ms)
+    .bind(row.expires_ms)
+    .execute(conn)
+    .await
+    .map_err(|err| insert_err(err, "txid", "integration"))?;
+    Ok(Outcome::Done)
+}
+
+async fn record_failure(
+    conn: &mut PgConnection,
+    org_id: &str,
+    user_id: &str,
+    threshold: i64,
+    lock_until_ms: i64,
+) -> StoreResult<Outcome> {
+    // On the right-hand side `failed_attempts` is the value before this update.
+    let row = sqlx::query(
+        "UPDATE users SET failed_attempts = failed_attempts + 1, \
+         locked_until_ms = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until_ms END \
+         WHERE org_id = $3 AND user_id = $4 RETURNING failed_attempts, locked_until_ms",
+    )
+    .bind(threshold)
+    .bind(lock_until_ms)
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(store_err)?
+    .ok_or_else(|| StoreError::NotFound("user".into()))?;
+    Ok(Outcome::Failures {
+        count: row.try_get("failed_attempts").map_err(store_err)?,
+        locked_until_ms: row.try_get("locked_until_ms").map_err(store_err)?,
+    })
+}
+
+async fn append_audit(
+    conn: &mut PgConnection,
+    event: &NewAudit,
+    chain: &mut ChainCursor,
+) -> StoreResult<Outcome> {
+    let placed = chain.append(event)?;
+    sqlx::query(
+        "INSERT INTO audit_events (chain_id, seq, prev_hash, hash, org_id, ts_ms, actor, action, \
+         target, outcome, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&placed.chain_id)
+    .bind(placed.seq)
+    .bind(&placed.prev_hash)
+    .bind(&placed.hash)
+    .bind(&event.org_id)
+    .bind(event.ts_ms)
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.target)
+    .bind(&event.outcome)
+    .bind(&event.details)
+    .execute(conn)
+    .await
+    .map_err(|err| match err {
+        // The head row is behind its events: someone wrote to the chain around the store.
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Corrupt(format!(
+            "audit chain {} already has an event {}",
+            placed.chain_id, placed.seq
+        )),
+        other => store_err(other),
+    })?;
+    Ok(Outcome::Audited {
+        chain_id: placed.chain_id,
+        seq: placed.seq,
+    })
+}

@@ -1,0 +1,64 @@
+//! Translation of sqlx errors into [`StoreError`]: nothing of sqlx crosses the store traits.
+
+use sqlx::error::ErrorKind;
+use ward_store::StoreError;
+
+/// General translation: constraint violations keep their meaning, undecodable data is
+/// `Corrupt`, everything else (I/O, pool, deadlock or serialization failures) is `Unavailable`.
+pub(crate) fn store_err(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::Database(db) => {
+            let message = db.message().to_owned();
+            match db.kind() {
+                ErrorKind::UniqueViolation => StoreError::Duplicate(message),
+                ErrorKind::ForeignKeyViolation => StoreError::NotFound(message),
+                ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
+                    StoreError::Corrupt(message)
+                }
+                _ => StoreError::Unavailable(message),
+            }
+        }
+        sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+        err @ (sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. }) => StoreError::Corrupt(err.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// For an INSERT: a unique violation means `duplicate` already exists, a foreign-key
+/// violation means `missing` does not exist.
+pub(crate) fn insert_err(err: sqlx::Error, duplicate: &str, missing: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Duplicate(duplicate.into())
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::NotFound(missing.into())
+        }
+        _ => store_err(err),
+    }
+}
+
+/// For an INSERT into `users`: which of the two unique rules was hit.
+pub(crate) fn user_insert_err(err: sqlx::Error) -> StoreError {
+    // The constraint is named in migrations/0001_initial.sql.
+    let username = matches!(&err, sqlx::Error::Database(db)
+        if db.is_unique_violation() && db.constraint() == Some("users_org_username_key"));
+    if username {
+        StoreError::Duplicate("username".into())
+    } else {
+        insert_err(err, "user_id", "user")
+    }
+}
+
+pub(crate) fn migrate_err(err: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    match err {
+        MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _) => store_err(err),
+        // The database knows migrations this build does not, or a released one was edited.
+        other => StoreError::Corrupt(format!("migrations: {other}")),
+    }
+}

@@ -1,0 +1,37 @@
+//! Every conformance check, each in its own schema, then the whole suite in one.
+
+use ward_store::conformance;
+
+use crate::{finish, node, with_schema};
+
+macro_rules! checks {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            with_schema(|url| async move {
+                let store = node(&url, "node-1").await;
+                let result = conformance::$check(&store).await;
+                finish(store, result).await;
+            })
+            .await;
+        }
+    )*};
+}
+
+checks!(
+    users,
+    duplicate_username,
+    user_status,
+    org_scoping,
+    integrations,
+    meta,
+    totp_factors,
+    totp_step_once,
+    concurrent_totp_step,
+    auth_failures,
+    auth_tx,
+    audit_chain,
+    failed_set_in_batch,
+    concurrent_commits,
+    run_all,
+);

@@ -1,0 +1,50 @@
+//! Every conformance check, each on its own database file, then the whole suite on one.
+
+use ward_store::conformance;
+
+use crate::{finish, fresh};
+
+macro_rules! checks {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let (_dir, store) = fresh("node-1").await;
+            let result = conformance::$check(&store).await;
+            finish(store, result).await;
+        }
+    )*};
+}
+
+checks!(
+    users,
+    duplicate_username,
+    user_status,
+    org_scoping,
+    integrations,
+    meta,
+    totp_factors,
+    totp_step_once,
+    concurrent_totp_step,
+    auth_failures,
+    auth_tx,
+    audit_chain,
+    failed_set_in_batch,
+    concurrent_commits,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all() {
+    let (_dir, store) = fresh("node-1").await;
+    let result = conformance::run_all(&store).await;
+    finish(store, result).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_in_memory() {
+    let store = ward_store_sqlite::SqliteStore::open("sqlite::memory:", "node-1")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let result = conformance::run_all(&store).await;
+    finish(store, result).await;
+}

@@ -1,0 +1,172 @@
+//! The conformance suite every storage backend runs (see [`run_all`]).
+//!
+//! Each check is a plain `async fn(&dyn Store) -> Result<(), String>` so that backends can run
+//! them one by one (one test each, on a fresh database) as well as all together on one store.
+//! Checks use their own organisation ids, so they do not disturb each other on a shared store;
+//! they expect a freshly migrated database otherwise. They never panic: a failed expectation is
+//! an `Err` naming the file, line and what differed.
+
+use crate::{
+    AuthTxRow, Change, ChangeSet, CommitReceipt, GENESIS_HASH, IntegrationRow, NewAudit, Store,
+    StoreResult, TotpRow, UserRow,
+};
+
+/// Fails the check with a message when `cond` does not hold.
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!("{}:{}: {}", file!(), line!(), format_args!($($msg)+)));
+        }
+    };
+}
+
+/// Fails the check when the two values differ, showing both.
+macro_rules! check_eq {
+    ($left:expr, $right:expr, $($msg:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if left != right {
+            return Err(format!(
+                "{}:{}: {}\n  left: {:?}\n right: {:?}",
+                file!(),
+                line!(),
+                format_args!($($msg)+),
+                left,
+                right
+            ));
+        }
+    }};
+}
+
+mod accounts;
+mod audit;
+mod decisions;
+
+pub use accounts::{duplicate_username, integrations, meta, org_scoping, user_status, users};
+pub use audit::{audit_chain, concurrent_commits, failed_set_in_batch, verify_chain};
+pub use decisions::{auth_failures, auth_tx, concurrent_totp_step, totp_factors, totp_step_once};
+
+/// What a check returns.
+pub type Check = Result<(), String>;
+
+/// Runs every check, in order, on one store; stops at the first failure.
+pub async fn run_all(store: &dyn Store) -> Check {
+    named("users", users(store)).await?;
+    named("duplicate_username", duplicate_username(store)).await?;
+    named("user_status", user_status(store)).await?;
+    named("org_scoping", org_scoping(store)).await?;
+    named("integrations", integrations(store)).await?;
+    named("meta", meta(store)).await?;
+    named("totp_factors", totp_factors(store)).await?;
+    named("totp_step_once", totp_step_once(store)).await?;
+    named("concurrent_totp_step", concurrent_totp_step(store)).await?;
+    named("auth_failures", auth_failures(store)).await?;
+    named("auth_tx", auth_tx(store)).await?;
+    named("audit_chain", audit_chain(store)).await?;
+    named("failed_set_in_batch", failed_set_in_batch(store)).await?;
+    named("concurrent_commits", concurrent_commits(store)).await?;
+    let events = verify_chain(store, store.chain_id()).await?;
+    check!(
+        events > 0,
+        "the suite appended audit events, yet the chain is empty"
+    );
+    Ok(())
+}
+
+async fn named(name: &str, check: impl Future<Output = Check>) -> Check {
+    check.await.map_err(|err| format!("{name}: {err}"))
+}
+
+/// Turns a store error into a check failure that says what was being done.
+trait Ctx<T> {
+    fn ctx(self, doing: &str) -> Result<T, String>;
+}
+
+impl<T> Ctx<T> for StoreResult<T> {
+    fn ctx(self, doing: &str) -> Result<T, String> {
+        self.map_err(|err| format!("{doing}: unexpected error: {err}"))
+    }
+}
+
+/// Commits the given changes as one set.
+async fn commit(store: &dyn Store, changes: Vec<Change>) -> StoreResult<CommitReceipt> {
+    store.commit(ChangeSet { changes }).await
+}
+
+fn user(org_id: &str, user_id: &str, username: &str) -> UserRow {
+    UserRow {
+        org_id: org_id.into(),
+        user_id: user_id.into(),
+        username: username.into(),
+        email: None,
+        status: "active".into(),
+        created_ms: 1_000,
+        failed_attempts: 0,
+        locked_until_ms: None,
+        last_login_ms: None,
+    }
+}
+
+fn totp(org_id: &str, totp_id: &str, user_id: &str, created_ms: i64) -> TotpRow {
+    TotpRow {
+        org_id: org_id.into(),
+        totp_id: totp_id.into(),
+        user_id: user_id.into(),
+        name: format!("phone {totp_id}"),
+        seed_sealed: format!("k1:sealed-seed-of-{totp_id}"),
+        algorithm: "sha1".into(),
+        digits: 6,
+        step_secs: 30,
+        last_step: None,
+        created_ms,
+    }
+}
+
+fn integration(org_id: &str, ikey: &str, created_ms: i64) -> IntegrationRow {
+    IntegrationRow {
+        org_id: org_id.into(),
+        ikey: ikey.into(),
+        name: format!("app {ikey}"),
+        kind: "auth-api".into(),
+        skey_sealed: format!("k1:sealed-skey-of-{ikey}"),
+        created_ms,
+    }
+}
+
+fn auth_tx_row(org_id: &str, txid: &str, user_id: &str) -> AuthTxRow {
+    AuthTxRow {
+        org_id: org_id.into(),
+        txid: txid.into(),
+        ikey: "DICONFORMANCE".into(),
+        user_id: Some(user_id.into()),
+        factor: "push".into(),
+        result: "waiting".into(),
+        status: "pushed".into(),
+        status_msg: "Pushed a login request to your device...".into(),
+        created_ms: 1_000,
+        expires_ms: 61_000,
+    }
+}
+
+fn event(org_id: &str, action: &str, target: &str) -> NewAudit {
+    NewAudit {
+        org_id: org_id.into(),
+        ts_ms: 1_000,
+        actor: "cli".into(),
+        action: action.into(),
+        target: target.into(),
+        outcome: "ok".into(),
+        details: format!("{{\"target\":\"{target}\"}}"),
+    }
+}
+
+/// This store's chain head as recorded: `(seq, hash)`, `(0, GENESIS_HASH)` for a new chain.
+async fn head(store: &dyn Store) -> Result<(i64, String), String> {
+    let chains = store.audit_chains().await.ctx("reading audit chains")?;
+    Ok(chains
+        .into_iter()
+        .find(|chain| chain.chain_id == store.chain_id())
+        .map_or_else(
+            || (0, GENESIS_HASH.to_owned()),
+            |c| (c.head_seq, c.head_hash),
+        ))
+}

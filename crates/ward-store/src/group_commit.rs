@@ -1,0 +1,343 @@
+//! Group commit: many callers' change sets share one write transaction and one flush to disk.
+//!
+//! Backends implement [`CommitBackend`] (how to open a write transaction on their one writer
+//! connection) and [`Batch`] (the statements inside it). [`GroupCommit`] owns everything that
+//! does not depend on the database: the queue, batching, per-set savepoints, placing audit
+//! events in this node's chain, and answering callers only once their batch is durable.
+//!
+//! One batch is:
+//!
+//! ```text
+//! BEGIN (IMMEDIATE on SQLite)
+//!   read + lock this node's audit chain head        (only if some set appends audit events)
+//!   for each set:  SAVEPOINT · apply changes · RELEASE
+//!                  on error: ROLLBACK TO · RELEASE · restore the chain head snapshot
+//!   write the chain head back                       (if it moved)
+//! COMMIT  → answer every caller
+//! ```
+//!
+//! A set that fails gets its own error and leaves no trace, while the other sets of its batch
+//! proceed. If the transaction as a whole fails (BEGIN, COMMIT, a savepoint, the chain head),
+//! every set in the batch gets [`StoreError::Unavailable`] (or [`StoreError::Corrupt`] when the
+//! stored chain head could not be decoded) and nothing of the batch is applied.
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    ChainHeadRow, Change, ChangeSet, CommitReceipt, NewAudit, Outcome, StoreError, StoreResult,
+    audit_hash,
+};
+
+/// Most change sets applied in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// Change sets that may wait for the writer before callers are slowed down (backpressure).
+pub const QUEUE_DEPTH: usize = 1024;
+
+/// Opens write transactions on a backend's single writer connection.
+#[async_trait]
+pub trait CommitBackend: Send + Sync + 'static {
+    /// One open write transaction.
+    type Batch: Batch;
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so the write lock is held from
+    /// the start and the chain head read inside it cannot go stale).
+    async fn begin(&self) -> StoreResult<Self::Batch>;
+}
+
+/// The statements of one open write transaction.
+///
+/// Implementations must make sure that a batch dropped without [`Batch::commit`] or
+/// [`Batch::rollback`] having succeeded never hands its connection back mid-transaction
+/// (close the connection instead).
+#[async_trait]
+pub trait Batch: Send {
+    /// Reads this chain's head, inserting it (`seq` 0, [`crate::GENESIS_HASH`]) if absent, and
+    /// locks it until the end of the transaction.
+    async fn chain_head(&mut self, chain_id: &str) -> StoreResult<ChainHeadRow>;
+    /// Records the chain's new head.
+    async fn set_chain_head(&mut self, head: &ChainHeadRow) -> StoreResult<()>;
+    /// `SAVEPOINT …` before one change set.
+    async fn savepoint(&mut self) -> StoreResult<()>;
+    /// `ROLLBACK TO SAVEPOINT …` after a change set failed.
+    async fn rollback_to_savepoint(&mut self) -> StoreResult<()>;
+    /// `RELEASE SAVEPOINT …` after a change set (applied or rolled back).
+    async fn release_savepoint(&mut self) -> StoreResult<()>;
+    /// Applies one change. [`Change::Audit`] is placed with [`ChainCursor::append`].
+    async fn apply(&mut self, change: &Change, chain: &mut ChainCursor) -> StoreResult<Outcome>;
+    /// `COMMIT`: durable once this returns `Ok`.
+    async fn commit(&mut self) -> StoreResult<()>;
+    /// `ROLLBACK`.
+    async fn rollback(&mut self) -> StoreResult<()>;
+}
+
+/// Where the next audit event of this node's chain goes, while a batch is applied.
+#[derive(Clone, Debug, Default)]
+pub struct ChainCursor {
+    head: Option<ChainHeadRow>,
+}
+
+/// An audit event's place in its chain, as computed by [`ChainCursor::append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub chain_id: String,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl ChainCursor {
+    /// A cursor positioned after `head`.
+    pub fn new(head: ChainHeadRow) -> Self {
+        Self { head: Some(head) }
+    }
+
+    /// Places `event` after the current head and advances the head to it.
+    pub fn append(&mut self, event: &NewAudit) -> StoreResult<Placement> {
+        let head = self.head.as_mut().ok_or_else(|| {
+            StoreError::Unavailable("audit chain head was not loaded for this batch".into())
+        })?;
+        let seq = head
+            .head_seq
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("audit chain sequence overflow".into()))?;
+        let hash = audit_hash(&head.chain_id, seq, &head.head_hash, event);
+        let prev_hash = std::mem::replace(&mut head.head_hash, hash.clone());
+        head.head_seq = seq;
+        Ok(Placement {
+            chain_id: head.chain_id.clone(),
+            seq,
+            prev_hash,
+            hash,
+        })
+    }
+
+    /// The current head, if loaded.
+    pub fn head(&self) -> Option<&ChainHeadRow> {
+        self.head.as_ref()
+    }
+}
+
+type Reply = oneshot::Sender<StoreResult<CommitReceipt>>;
+
+enum Msg {
+    Commit(ChangeSet, Reply),
+    Close(oneshot::Sender<()>),
+}
+
+struct Job {
+    set: ChangeSet,
+    reply: Reply,
+}
+
+/// The handle through which callers reach a backend's writer task.
+#[derive(Debug)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Msg>,
+}
+
+impl GroupCommit {
+    /// Spawns the writer task on the current tokio runtime. It appends audit events to
+    /// `chain_id` and runs until [`GroupCommit::close`] or until the handle is dropped.
+    pub fn spawn<B: CommitBackend>(backend: B, chain_id: String) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(backend, chain_id, rx));
+        Self { queue }
+    }
+
+    /// Queues `set` and waits until its batch is committed (or the set failed).
+    pub async fn commit(&self, set: ChangeSet) -> StoreResult<CommitReceipt> {
+        if set.changes.is_empty() {
+            return Ok(CommitReceipt::default());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Msg::Commit(set, reply))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Stops accepting change sets, lets the writer finish everything already queued, and
+    /// waits for it to stop.
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.queue.send(Msg::Close(ack)).await.is_ok() {
+            // An error only means the writer already stopped.
+            let _ = done.await;
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed (its writer has stopped)".into())
+}
+
+async fn run<B: CommitBackend>(backend: B, chain_id: String, mut rx: mpsc::Receiver<Msg>) {
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut acks = Vec::new();
+    while let Some(msg) = rx.recv().await {
+        take(msg, &mut jobs, &mut acks, &mut rx);
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(msg) => take(msg, &mut jobs, &mut acks, &mut rx),
+                Err(_) => break,
+            }
+        }
+        if !jobs.is_empty() {
+            run_batch(&backend, &chain_id, std::mem::take(&mut jobs)).await;
+        }
+    }
+    tracing::debug!(chain_id, "store writer stopped");
+    for ack in acks {
+        let _ = ack.send(());
+    }
+}
+
+fn take(
+    msg: Msg,
+    jobs: &mut Vec<Job>,
+    acks: &mut Vec<oneshot::Sender<()>>,
+    rx: &mut mpsc::Receiver<Msg>,
+) {
+    match msg {
+        Msg::Commit(set, reply) => jobs.push(Job { set, reply }),
+        Msg::Close(ack) => {
+            // Refuse new work; what is already queued is still received and applied.
+            rx.close();
+            acks.push(ack);
+        }
+    }
+}
+
+async fn run_batch<B: CommitBackend>(backend: &B, chain_id: &str, jobs: Vec<Job>) {
+    let sets: Vec<&ChangeSet> = jobs.iter().map(|job| &job.set).collect();
+    let results = match execute(backend, chain_id, &sets).await {
+        Ok(results) => results,
+        Err(err) => {
+            tracing::warn!(chain_id, sets = jobs.len(), error = %err, "group commit failed");
+            vec![Err(err); jobs.len()]
+        }
+    };
+    tracing::trace!(chain_id, sets = jobs.len(), "group commit");
+    for (job, result) in jobs.into_iter().zip(results) {
+        // The caller may have gone away; its set is committed all the same.
+        let _ = job.reply.send(result);
+    }
+}
+
+/// Runs one batch; `Err` means the whole batch failed and nothing of it was applied.
+async fn execute<B: CommitBackend>(
+    backend: &B,
+    chain_id: &str,
+    sets: &[&ChangeSet],
+) -> StoreResult<Vec<StoreResult<CommitReceipt>>> {
+    let mut batch = backend.begin().await?;
+    match apply_sets(&mut batch, chain_id, sets).await {
+        Ok(applied) if applied.commit => match batch.commit().await {
+            Ok(()) => Ok(applied.results),
+            Err(err) => {
+                rollback(&mut batch, chain_id).await;
+                Err(unavailable(err))
+            }
+        },
+        Ok(applied) => {
+            rollback(&mut batch, chain_id).await;
+            Ok(applied.results)
+        }
+        Err(err) => {
+            rollback(&mut batch, chain_id).await;
+            Err(err)
+        }
+    }
+}
+
+async fn rollback<T: Batch>(batch: &mut T, chain_id: &str) {
+    if let Err(err) = batch.rollback().await {
+        tracing::warn!(chain_id, error = %err, "rollback of a write batch failed");
+    }
+}
+
+fn unavailable(err: StoreError) -> StoreError {
+    match err {
+        StoreError::Unavailable(_) => err,
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+struct Applied {
+    results: Vec<StoreResult<CommitReceipt>>,
+    /// False when no set applied, so the transaction is rolled back instead.
+    commit: bool,
+}
+
+async fn apply_sets<T: Batch>(
+    batch: &mut T,
+    chain_id: &str,
+    sets: &[&ChangeSet],
+) -> StoreResult<Applied> {
+    let audits = sets
+        .iter()
+        .any(|set| set.changes.iter().any(|c| matches!(c, Change::Audit(_))));
+    let start = if audits {
+        Some(batch.chain_head(chain_id).await?)
+    } else {
+        None
+    };
+    let mut chain = ChainCursor {
+        head: start.clone(),
+    };
+    // A lone set needs no savepoint: if it fails, the whole transaction is rolled back.
+    let isolate = sets.len() > 1;
+    let mut results = Vec::with_capacity(sets.len());
+    for set in sets {
+        let snapshot = chain.clone();
+        if isolate {
+            batch.savepoint().await?;
+        }
+        match apply_set(batch, set, &mut chain).await {
+            Ok(receipt) => {
+                if isolate {
+                    batch.release_savepoint().await?;
+                }
+                results.push(Ok(receipt));
+            }
+            Err(err) if isolate => {
+                batch.rollback_to_savepoint().await?;
+                batch.release_savepoint().await?;
+                chain = snapshot;
+                results.push(Err(err));
+            }
+            Err(err) => {
+                return Ok(Applied {
+                    results: vec![Err(err)],
+                    commit: false,
+                });
+            }
+        }
+    }
+    let commit = results.iter().any(Result::is_ok);
+    if let Some(head) = chain
+        .head
+        .filter(|head| commit && Some(head) != start.as_ref())
+    {
+        batch.set_chain_head(&head).await?;
+    }
+    Ok(Applied { results, commit })
+}
+
+async fn apply_set<T: Batch>(
+    batch: &mut T,
+    set: &ChangeSet,
+    chain: &mut ChainCursor,
+) -> StoreResult<CommitReceipt> {
+    let mut outcomes = Vec::with_capacity(set.changes.len());
+    for change in &set.changes {
+        outcomes.push(batch.apply(change, chain).await?);
+    }
+    Ok(CommitReceipt { outcomes })
+}
+
+#[cfg(test)]
+mod tests;

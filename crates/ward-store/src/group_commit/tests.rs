@@ -1,0 +1,273 @@
+//! The control loop against a scripted backend that records the statements it would run.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::GENESIS_HASH;
+
+#[derive(Clone, Default)]
+struct Fake {
+    log: Arc<Mutex<Vec<String>>>,
+    head: Arc<Mutex<Option<ChainHeadRow>>>,
+    fail_commit: bool,
+}
+
+impl Fake {
+    fn push(&self, entry: impl Into<String>) {
+        self.log.lock().unwrap().push(entry.into());
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl CommitBackend for Fake {
+    type Batch = Fake;
+
+    async fn begin(&self) -> StoreResult<Fake> {
+        self.push("begin");
+        Ok(self.clone())
+    }
+}
+
+#[async_trait]
+impl Batch for Fake {
+    async fn chain_head(&mut self, chain_id: &str) -> StoreResult<ChainHeadRow> {
+        self.push("head");
+        let stored = self.head.lock().unwrap().clone();
+        Ok(stored.unwrap_or_else(|| ChainHeadRow {
+            chain_id: chain_id.into(),
+            head_seq: 0,
+            head_hash: GENESIS_HASH.into(),
+        }))
+    }
+
+    async fn set_chain_head(&mut self, head: &ChainHeadRow) -> StoreResult<()> {
+        self.push(format!("set_head {}", head.head_seq));
+        *self.head.lock().unwrap() = Some(head.clone());
+        Ok(())
+    }
+
+    async fn savepoint(&mut self) -> StoreResult<()> {
+        self.push("savepoint");
+        Ok(())
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> StoreResult<()> {
+        self.push("rollback_to");
+        Ok(())
+    }
+
+    async fn release_savepoint(&mut self) -> StoreResult<()> {
+        self.push("release");
+        Ok(())
+    }
+
+    async fn apply(&mut self, change: &Change, chain: &mut ChainCursor) -> StoreResult<Outcome> {
+        match change {
+            Change::Audit(event) => {
+                let placed = chain.append(event)?;
+                self.push(format!("audit {}", placed.seq));
+                Ok(Outcome::Audited {
+                    chain_id: placed.chain_id,
+                    seq: placed.seq,
+                })
+            }
+            Change::SetUserStatus { status, .. } if status == "fail" => {
+                self.push("fail");
+                Err(StoreError::ConditionFailed("scripted".into()))
+            }
+            _ => {
+                self.push("change");
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    async fn commit(&mut self) -> StoreResult<()> {
+        if self.fail_commit {
+            self.push("commit failed");
+            return Err(StoreError::Unavailable("disk full".into()));
+        }
+        self.push("commit");
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> StoreResult<()> {
+        self.push("rollback");
+        Ok(())
+    }
+}
+
+fn audit() -> Change {
+    Change::Audit(NewAudit {
+        org_id: "default".into(),
+        ts_ms: 1,
+        actor: "cli".into(),
+        action: "test".into(),
+        target: "t".into(),
+        outcome: "ok".into(),
+        details: "{}".into(),
+    })
+}
+
+fn status(status: &str) -> Change {
+    Change::SetUserStatus {
+        org_id: "default".into(),
+        user_id: "u".into(),
+        status: status.into(),
+    }
+}
+
+fn audited(seq: i64) -> Outcome {
+    Outcome::Audited {
+        chain_id: "c".into(),
+        seq,
+    }
+}
+
+#[tokio::test]
+async fn failed_set_is_rolled_back_alone_and_its_audit_seq_reused() {
+    let fake = Fake::default();
+    let ok = ChangeSet::new().with(audit()).with(status("active"));
+    let bad = ChangeSet::new().with(audit()).with(status("fail"));
+    let results = execute(&fake, "c", &[&ok, &bad, &ok]).await.unwrap();
+
+    assert_eq!(
+        results[0].as_ref().unwrap().outcomes,
+        vec![audited(1), Outcome::Done]
+    );
+    assert!(matches!(results[1], Err(StoreError::ConditionFailed(_))));
+    assert_eq!(
+        results[2].as_ref().unwrap().outcomes,
+        vec![audited(2), Outcome::Done]
+    );
+    assert_eq!(
+        fake.log(),
+        [
+            "begin",
+            "head", //
+            "savepoint",
+            "audit 1",
+            "change",
+            "release", //
+            "savepoint",
+            "audit 2",
+            "fail",
+            "rollback_to",
+            "release", //
+            "savepoint",
+            "audit 2",
+            "change",
+            "release", //
+            "set_head 2",
+            "commit",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn lone_set_needs_no_savepoint_and_a_failure_rolls_back() {
+    let fake = Fake::default();
+    let bad = ChangeSet::new().with(audit()).with(status("fail"));
+    let results = execute(&fake, "c", &[&bad]).await.unwrap();
+    assert!(matches!(results[..], [Err(StoreError::ConditionFailed(_))]));
+    assert_eq!(fake.log(), ["begin", "head", "audit 1", "fail", "rollback"]);
+}
+
+#[tokio::test]
+async fn batch_without_audit_events_leaves_the_chain_alone() {
+    let fake = Fake::default();
+    let set = ChangeSet::new().with(status("active"));
+    let results = execute(&fake, "c", &[&set, &set]).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(
+        fake.log(),
+        [
+            "begin",
+            "savepoint",
+            "change",
+            "release",
+            "savepoint",
+            "change",
+            "release",
+            "commit"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn all_sets_failing_rolls_back_instead_of_committing() {
+    let fake = Fake::default();
+    let bad = ChangeSet::new().with(audit()).with(status("fail"));
+    let results = execute(&fake, "c", &[&bad, &bad]).await.unwrap();
+    assert!(results.iter().all(Result::is_err));
+    assert_eq!(fake.log().last().map(String::as_str), Some("rollback"));
+    assert!(!fake.log().iter().any(|entry| entry.starts_with("set_head")));
+}
+
+#[tokio::test]
+async fn failed_commit_fails_the_whole_batch() {
+    let fake = Fake {
+        fail_commit: true,
+        ..Fake::default()
+    };
+    let set = ChangeSet::new().with(audit());
+    let err = execute(&fake, "c", &[&set, &set]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)));
+    assert_eq!(fake.log().last().map(String::as_str), Some("rollback"));
+}
+
+#[tokio::test]
+async fn writer_answers_every_caller_and_refuses_work_after_close() {
+    let fake = Fake::default();
+    let writer = GroupCommit::spawn(fake.clone(), "c".into());
+    let set = ChangeSet::new().with(audit());
+    let results = futures::future::join_all((0..20).map(|_| writer.commit(set.clone()))).await;
+    let mut seqs: Vec<i64> = results
+        .into_iter()
+        .map(|r| match r.unwrap().outcomes[..] {
+            [Outcome::Audited { seq, .. }] => seq,
+            ref other => panic!("unexpected outcomes {other:?}"),
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+    // On a current-thread runtime all twenty are queued before the writer runs: one batch.
+    assert_eq!(fake.log().iter().filter(|e| *e == "commit").count(), 1);
+
+    assert_eq!(
+        writer.commit(ChangeSet::new()).await.unwrap(),
+        CommitReceipt::default()
+    );
+    writer.close().await;
+    assert!(matches!(
+        writer.commit(set).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    writer.close().await;
+}
+
+#[test]
+fn cursor_links_hashes() {
+    let mut cursor = ChainCursor::new(ChainHeadRow {
+        chain_id: "c".into(),
+        head_seq: 0,
+        head_hash: GENESIS_HASH.into(),
+    });
+    let Change::Audit(event) = audit() else {
+        unreachable!()
+    };
+    let first = cursor.append(&event).unwrap();
+    let second = cursor.append(&event).unwrap();
+    assert_eq!((first.seq, first.prev_hash.as_str()), (1, GENESIS_HASH));
+    assert_eq!(first.hash, audit_hash("c", 1, GENESIS_HASH, &event));
+    assert_eq!((second.seq, &second.prev_hash), (2, &first.hash));
+    assert_eq!(
+        cursor.head().map(|h| (h.head_seq, &h.head_hash)),
+        Some((2, &second.hash))
+    );
+    assert!(ChainCursor::default().append(&event).is_err());
+}

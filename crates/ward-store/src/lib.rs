@@ -1,0 +1,122 @@
+//! Storage contracts for Ward.
+//!
+//! This crate owns the shapes that cross the storage boundary (`*Row` records and typed
+//! [`Change`]s), one small read trait per aggregate, the [`Writer`] trait through which every
+//! state change is committed atomically together with its audit event, the conformance suite
+//! that every backend must pass, and the backend-independent group-commit loop
+//! ([`group_commit`]) that both adapters drive.
+//!
+//! It must not depend on `ward-core`, on any web framework or on a particular database driver:
+//! the core depends on these traits, and the SQLite and PostgreSQL adapters implement them.
+
+mod audit;
+mod change;
+pub mod conformance;
+mod error;
+pub mod group_commit;
+mod rows;
+
+pub use audit::{GENESIS_HASH, audit_hash};
+pub use change::{Change, ChangeSet, CommitReceipt, Outcome};
+pub use error::StoreError;
+pub use rows::{
+    AuditRow, AuthTxRow, ChainHeadRow, DEFAULT_ORG, IntegrationRow, NewAudit, TotpRow, UserRow,
+};
+
+use async_trait::async_trait;
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Reads of integrations (applications that call Ward's APIs).
+#[async_trait]
+pub trait IntegrationStore {
+    /// Looks an integration up by its public key. Integration keys are unique across
+    /// organisations, so the key alone identifies the organisation.
+    async fn integration_by_ikey(&self, ikey: &str) -> StoreResult<Option<IntegrationRow>>;
+    /// Lists an organisation's integrations, oldest first.
+    async fn list_integrations(&self, org_id: &str) -> StoreResult<Vec<IntegrationRow>>;
+}
+
+/// Reads of user accounts.
+#[async_trait]
+pub trait UserStore {
+    /// Finds a user by exact username within an organisation.
+    async fn user_by_name(&self, org_id: &str, username: &str) -> StoreResult<Option<UserRow>>;
+    /// Finds a user by id within an organisation.
+    async fn user_by_id(&self, org_id: &str, user_id: &str) -> StoreResult<Option<UserRow>>;
+    /// Lists users ordered by username, paged.
+    async fn list_users(&self, org_id: &str, limit: u32, offset: u32) -> StoreResult<Vec<UserRow>>;
+}
+
+/// Reads of authentication factors.
+#[async_trait]
+pub trait FactorStore {
+    /// All TOTP/HOTP authenticators of one user, oldest first.
+    async fn totps_for_user(&self, org_id: &str, user_id: &str) -> StoreResult<Vec<TotpRow>>;
+}
+
+/// Reads of authentication transactions (the `txid`s of the Duo Auth API).
+#[async_trait]
+pub trait AuthTxStore {
+    /// Looks a transaction up by id within an organisation.
+    async fn auth_tx(&self, org_id: &str, txid: &str) -> StoreResult<Option<AuthTxRow>>;
+}
+
+/// Reads of the hash-chained audit log.
+#[async_trait]
+pub trait AuditStore {
+    /// Every chain's recorded head (one chain per node).
+    async fn audit_chains(&self) -> StoreResult<Vec<ChainHeadRow>>;
+    /// Events of one chain with `seq > after_seq`, in sequence order, at most `limit`.
+    async fn audit_page(
+        &self,
+        chain_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRow>>;
+}
+
+/// Small key/value settings that belong to the deployment (schema facts, key check values).
+#[async_trait]
+pub trait MetaStore {
+    /// Reads a setting.
+    async fn meta(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Writes a setting unless it already exists; returns the value now stored.
+    async fn meta_insert_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;
+}
+
+/// The one way state changes reach the database.
+///
+/// # Security
+/// A [`ChangeSet`] is applied atomically: either every change in it (including its audit
+/// events) is durable, or none is. Conditional changes ([`Change::UseTotpStep`],
+/// [`Change::FinishAuthTx`]) are single conditional statements, so that two nodes can never
+/// both win the same decision.
+#[async_trait]
+pub trait Writer {
+    /// Applies one change set atomically and durably.
+    async fn commit(&self, set: ChangeSet) -> StoreResult<CommitReceipt>;
+}
+
+/// Everything a backend provides.
+#[async_trait]
+pub trait Store:
+    IntegrationStore
+    + UserStore
+    + FactorStore
+    + AuthTxStore
+    + AuditStore
+    + MetaStore
+    + Writer
+    + Send
+    + Sync
+    + std::fmt::Debug
+{
+    /// `"sqlite"` or `"postgres"`, for logs and diagnostics.
+    fn backend(&self) -> &'static str;
+    /// The audit chain this process appends to.
+    fn chain_id(&self) -> &str;
+    /// Flushes pending writes and closes connections.
+    async fn close(&self);
+}

@@ -1,0 +1,132 @@
+//! Records as they are stored. Timestamps are UTC milliseconds since the Unix epoch.
+
+/// The organisation every record belongs to until multi-tenant administration exists.
+pub const DEFAULT_ORG: &str = "default";
+
+/// An application allowed to call Ward's APIs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IntegrationRow {
+    pub org_id: String,
+    /// Public integration key (Duo's `ikey`), unique across organisations.
+    pub ikey: String,
+    pub name: String,
+    /// `auth-api` for now.
+    pub kind: String,
+    /// The secret key, sealed with the integration-key purpose key (never plaintext).
+    pub skey_sealed: String,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for IntegrationRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationRow")
+            .field("org_id", &self.org_id)
+            .field("ikey", &self.ikey)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub org_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub email: Option<String>,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub created_ms: i64,
+    /// Consecutive failed authentications since the last success.
+    pub failed_attempts: i64,
+    /// Set while the account is locked after too many failures.
+    pub locked_until_ms: Option<i64>,
+    pub last_login_ms: Option<i64>,
+}
+
+/// A TOTP/HOTP authenticator bound to a user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpRow {
+    pub org_id: String,
+    pub totp_id: String,
+    pub user_id: String,
+    pub name: String,
+    /// The seed, sealed with the TOTP purpose key.
+    pub seed_sealed: String,
+    /// `sha1`, `sha256` or `sha512`.
+    pub algorithm: String,
+    pub digits: i64,
+    pub step_secs: i64,
+    /// The highest time step ever accepted; a step is never accepted twice.
+    pub last_step: Option<i64>,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for TotpRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRow")
+            .field("org_id", &self.org_id)
+            .field("totp_id", &self.totp_id)
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("step_secs", &self.step_secs)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authentication transaction (`txid`): its result once decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthTxRow {
+    pub org_id: String,
+    pub txid: String,
+    pub ikey: String,
+    pub user_id: Option<String>,
+    pub factor: String,
+    /// `waiting`, `allow` or `deny`.
+    pub result: String,
+    /// Duo `status` value (`allow`, `deny`, `locked_out`, ...).
+    pub status: String,
+    pub status_msg: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// An audit event before the store places it in a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAudit {
+    pub org_id: String,
+    pub ts_ms: i64,
+    /// Who acted: `cli`, `integration:DI…`, `user:DU…`.
+    pub actor: String,
+    /// What happened, e.g. `auth.passcode`, `user.create`.
+    pub action: String,
+    /// What it happened to (an id, never a secret).
+    pub target: String,
+    /// `allow`, `deny`, `ok`, ...
+    pub outcome: String,
+    /// Further facts as a JSON object (ids and reasons, never secrets).
+    pub details: String,
+}
+
+/// A stored audit event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub chain_id: String,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub event: NewAudit,
+}
+
+/// The recorded head of one audit chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainHeadRow {
+    pub chain_id: String,
+    pub head_seq: i64,
+    pub head_hash: String,
+}
