@@ -1,0 +1,3 @@
+//! Router tests: the Auth API v2 over `tower::ServiceExt::oneshot`, with a real SQLite store.
+
+mod auth_api;
