@@ -96,7 +96,7 @@ fn peer() -> ConnectInfo<PeerAddr> {
 }
 
 impl Api {
-    /// A v5-signed JSON POST, as duo_client 5 sends it.
+    /// A v5-signed JSON POST, as `duo_client` 5 sends it.
     fn post(
         &self,
         path: &str,
