@@ -27,7 +27,7 @@ pub struct Summary {
 impl Summary {
     pub fn new(args: &AuthArgs, plan: &Plan, warmup: &Stats, measured: &Stats) -> Self {
         let secs = (plan.end - plan.measure_from).as_secs_f64();
-        let problems = problems(measured, warmup);
+        let problems = problems(measured, warmup, args.no_step_wait);
         let doc = json!({
             "url": args.url,
             "tls": plan.target.is_tls(),
@@ -199,12 +199,17 @@ fn labels(map: &Value) -> String {
         .unwrap_or_default()
 }
 
-fn problems(m: &Stats, w: &Stats) -> Vec<String> {
+fn problems(m: &Stats, w: &Stats, no_step_wait: bool) -> Vec<String> {
     let mut p = Vec::new();
     if m.unexpected_deny > 0 {
+        let hint = if no_step_wait {
+            " (with --no-step-wait, a run started in the step an earlier run used replays its codes)"
+        } else {
+            ""
+        };
         p.push(format!(
-            "SERVER: {} valid codes were denied (statuses {:?})",
-            m.unexpected_deny, m.deny_statuses
+            "SERVER: {} valid codes were denied{hint}",
+            m.unexpected_deny
         ));
     }
     if m.unexpected_allow > 0 {
