@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Row};
-use ward_store::group_commit::{Batch, ChainCursor, CommitBackend};
+use ward_store::group_commit::{Batch, CommitBackend, PlacedAudit};
 use ward_store::{ChainHeadRow, Change, GENESIS_HASH, Outcome, StoreError, StoreResult};
 
 use crate::apply;
@@ -125,8 +125,12 @@ impl Batch for PgBatch {
         self.exec("RELEASE SAVEPOINT ward_set").await
     }
 
-    async fn apply(&mut self, change: &Change, chain: &mut ChainCursor) -> StoreResult<Outcome> {
-        apply::apply(&mut self.conn, change, chain).await
+    async fn apply(&mut self, change: &Change) -> StoreResult<Outcome> {
+        apply::apply(&mut self.conn, change).await
+    }
+
+    async fn insert_audits(&mut self, events: &[PlacedAudit]) -> StoreResult<()> {
+        apply::insert_audits(&mut self.conn, events).await
     }
 
     async fn commit(&mut self) -> StoreResult<()> {

@@ -2,18 +2,14 @@
 //! decision can only be won once, whichever connection or process asks.
 
 use sqlx::{Row, SqliteConnection};
-use ward_store::group_commit::ChainCursor;
+use ward_store::group_commit::PlacedAudit;
 use ward_store::{
-    AuthTxRow, Change, IntegrationRow, NewAudit, Outcome, StoreError, StoreResult, TotpRow, UserRow,
+    AuthTxRow, Change, IntegrationRow, Outcome, StoreError, StoreResult, TotpRow, UserRow,
 };
 
 use crate::error::{insert_err, store_err, user_insert_err};
 
-pub(crate) async fn apply(
-    conn: &mut SqliteConnection,
-    change: &Change,
-    chain: &mut ChainCursor,
-) -> StoreResult<Outcome> {
+pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::InsertIntegration(row) => insert_integration(conn, row).await,
         Change::InsertUser(row) => insert_user(conn, row).await,
@@ -99,7 +95,10 @@ pub(crate) async fn apply(
                 StoreError::ConditionFailed("auth transaction is not waiting".into())
             })
         }
-        Change::Audit(event) => append_audit(conn, event, chain).await,
+        // Placed by the group commit as the set is applied, inserted once per batch.
+        Change::Audit(_) => Err(StoreError::Unavailable(
+            "audit events are inserted per batch, not applied one by one".into(),
+        )),
     }
 }
 
@@ -221,39 +220,45 @@ async fn record_failure(
     })
 }
 
-async fn append_audit(
+/// Audit rows per INSERT statement (11 bound values each).
+const AUDIT_ROWS_PER_STATEMENT: usize = 256;
+
+/// Inserts a batch's placed audit events, many rows per statement.
+pub(crate) async fn insert_audits(
     conn: &mut SqliteConnection,
-    event: &NewAudit,
-    chain: &mut ChainCursor,
-) -> StoreResult<Outcome> {
-    let placed = chain.append(event)?;
-    sqlx::query(
-        "INSERT INTO audit_events (chain_id, seq, prev_hash, hash, org_id, ts_ms, actor, action, \
-         target, outcome, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&placed.chain_id)
-    .bind(placed.seq)
-    .bind(&placed.prev_hash)
-    .bind(&placed.hash)
-    .bind(&event.org_id)
-    .bind(event.ts_ms)
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.target)
-    .bind(&event.outcome)
-    .bind(&event.details)
-    .execute(conn)
-    .await
-    .map_err(|err| match err {
-        // The head row is behind its events: someone wrote to the chain around the store.
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Corrupt(format!(
-            "audit chain {} already has an event {}",
-            placed.chain_id, placed.seq
-        )),
-        other => store_err(other),
-    })?;
-    Ok(Outcome::Audited {
-        chain_id: placed.chain_id,
-        seq: placed.seq,
-    })
+    events: &[PlacedAudit],
+) -> StoreResult<()> {
+    for chunk in events.chunks(AUDIT_ROWS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_events (chain_id, seq, prev_hash, hash, org_id, ts_ms, actor, \
+             action, target, outcome, details) ",
+        );
+        insert.push_values(chunk, |mut row, placed| {
+            let (at, event) = (&placed.placement, &placed.event);
+            row.push_bind(&at.chain_id)
+                .push_bind(at.seq)
+                .push_bind(&at.prev_hash)
+                .push_bind(&at.hash)
+                .push_bind(&event.org_id)
+                .push_bind(event.ts_ms)
+                .push_bind(&event.actor)
+                .push_bind(&event.action)
+                .push_bind(&event.target)
+                .push_bind(&event.outcome)
+                .push_bind(&event.details);
+        });
+        insert
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|err| match err {
+                // The head row is behind its events: someone wrote to the chain around the store.
+                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Corrupt(
+                    "audit chain already holds an event at a sequence number its head says is free"
+                        .into(),
+                ),
+                other => store_err(other),
+            })?;
+    }
+    Ok(())
 }

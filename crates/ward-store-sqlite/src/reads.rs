@@ -5,7 +5,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use ward_store::{
     AuditRow, AuditStore, AuthTxRow, AuthTxStore, ChainHeadRow, FactorStore, IntegrationRow,
-    IntegrationStore, MetaStore, NewAudit, StoreError, StoreResult, TotpRow, UserRow, UserStore,
+    IntegrationStore, MetaStore, NewAudit, StoreError, StoreResult, TotpRow, UserKey, UserRow,
+    UserStore,
 };
 
 use crate::SqliteStore;
@@ -36,6 +37,22 @@ macro_rules! auth_tx_columns {
 macro_rules! audit_columns {
     () => {
         "chain_id, seq, prev_hash, hash, org_id, ts_ms, actor, action, target, outcome, details"
+    };
+}
+
+macro_rules! user_with_totps_sql {
+    ($column:literal) => {
+        concat!(
+            "SELECT u.org_id, u.user_id, u.username, u.email, u.status, u.created_ms, \
+             u.failed_attempts, u.locked_until_ms, u.last_login_ms, t.totp_id, t.name AS t_name, \
+             t.seed_sealed, t.algorithm, t.digits, t.step_secs, t.last_step, \
+             t.created_ms AS t_created_ms \
+             FROM users u LEFT JOIN totp_authenticators t \
+             ON t.org_id = u.org_id AND t.user_id = u.user_id \
+             WHERE u.org_id = ? AND u.",
+            $column,
+            " = ? ORDER BY t.created_ms, t.totp_id"
+        )
     };
 }
 
@@ -77,6 +94,25 @@ fn totp(row: &SqliteRow) -> Result<TotpRow, sqlx::Error> {
         last_step: row.try_get("last_step")?,
         created_ms: row.try_get("created_ms")?,
     })
+}
+
+/// The authenticator half of a `user_with_totps` row (`None` for a user without any).
+fn joined_totp(row: &SqliteRow) -> Result<Option<TotpRow>, sqlx::Error> {
+    let Some(totp_id) = row.try_get::<Option<String>, _>("totp_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(TotpRow {
+        org_id: row.try_get("org_id")?,
+        totp_id,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("t_name")?,
+        seed_sealed: row.try_get("seed_sealed")?,
+        algorithm: row.try_get("algorithm")?,
+        digits: row.try_get("digits")?,
+        step_secs: row.try_get("step_secs")?,
+        last_step: row.try_get("last_step")?,
+        created_ms: row.try_get("t_created_ms")?,
+    }))
 }
 
 fn auth_tx(row: &SqliteRow) -> Result<AuthTxRow, sqlx::Error> {
@@ -226,6 +262,36 @@ impl FactorStore for SqliteStore {
             .fetch_all(&self.reads)
             .await;
         all(&rows.map_err(store_err)?, totp)
+    }
+
+    async fn user_with_totps(
+        &self,
+        org_id: &str,
+        key: UserKey<'_>,
+    ) -> StoreResult<Option<(UserRow, Vec<TotpRow>)>> {
+        // One round trip: the user's columns repeat on every authenticator row (LEFT JOIN keeps
+        // a user without authenticators).
+        let (sql, value) = match key {
+            UserKey::Name(name) => (user_with_totps_sql!("username"), name),
+            UserKey::Id(id) => (user_with_totps_sql!("user_id"), id),
+        };
+        let rows = sqlx::query(sql)
+            .bind(org_id)
+            .bind(value)
+            .fetch_all(&self.reads)
+            .await
+            .map_err(store_err)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let user = user(first).map_err(store_err)?;
+        let mut totps = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(totp) = joined_totp(row).map_err(store_err)? {
+                totps.push(totp);
+            }
+        }
+        Ok(Some((user, totps)))
     }
 }
 

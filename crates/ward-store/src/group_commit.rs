@@ -10,8 +10,21 @@
 //! ```text
 //! BEGIN (IMMEDIATE on SQLite)
 //!   read + lock this node's audit chain head        (only if some set appends audit events)
+//!   for each set:  apply changes (audit events are only placed in the chain)
+//!   insert every placed audit event                 (one multi-row INSERT per chunk)
+//!   write the chain head back                       (if it moved)
+//! COMMIT  → answer every caller
+//! ```
+//!
+//! If a set of a batch of several fails, that transaction is rolled back and the batch is run
+//! again with each set isolated:
+//!
+//! ```text
+//! BEGIN
+//!   read + lock this node's audit chain head
 //!   for each set:  SAVEPOINT · apply changes · RELEASE
 //!                  on error: ROLLBACK TO · RELEASE · restore the chain head snapshot
+//!   insert the placed audit events of the sets that applied
 //!   write the chain head back                       (if it moved)
 //! COMMIT  → answer every caller
 //! ```
@@ -64,8 +77,12 @@ pub trait Batch: Send {
     async fn rollback_to_savepoint(&mut self) -> StoreResult<()>;
     /// `RELEASE SAVEPOINT …` after a change set (applied or rolled back).
     async fn release_savepoint(&mut self) -> StoreResult<()>;
-    /// Applies one change. [`Change::Audit`] is placed with [`ChainCursor::append`].
-    async fn apply(&mut self, change: &Change, chain: &mut ChainCursor) -> StoreResult<Outcome>;
+    /// Applies one change. Audit events never come here: they are placed in the chain as their
+    /// set is applied and written together by [`Batch::insert_audits`].
+    async fn apply(&mut self, change: &Change) -> StoreResult<Outcome>;
+    /// Inserts the audit events of the whole batch (of the sets that applied), in chain order,
+    /// with as few statements as the backend allows.
+    async fn insert_audits(&mut self, events: &[PlacedAudit]) -> StoreResult<()>;
     /// `COMMIT`: durable once this returns `Ok`.
     async fn commit(&mut self) -> StoreResult<()>;
     /// `ROLLBACK`.
@@ -76,6 +93,13 @@ pub trait Batch: Send {
 #[derive(Clone, Debug, Default)]
 pub struct ChainCursor {
     head: Option<ChainHeadRow>,
+}
+
+/// An audit event with its place in the chain, waiting to be inserted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedAudit {
+    pub placement: Placement,
+    pub event: NewAudit,
 }
 
 /// An audit event's place in its chain, as computed by [`ChainCursor::append`].
@@ -228,15 +252,51 @@ async fn run_batch<B: CommitBackend>(backend: &B, chain_id: &str, jobs: Vec<Job>
 }
 
 /// Runs one batch; `Err` means the whole batch failed and nothing of it was applied.
+///
+/// Sets almost never fail, so a batch of several sets is first applied without savepoints
+/// (half the statements); only if one of them fails is the transaction rolled back and the
+/// batch applied again with a savepoint around each set, so that the failure stays its own.
 async fn execute<B: CommitBackend>(
     backend: &B,
     chain_id: &str,
     sets: &[&ChangeSet],
 ) -> StoreResult<Vec<StoreResult<CommitReceipt>>> {
+    if sets.len() > 1
+        && let Some(results) = attempt(backend, chain_id, sets, Isolation::None).await?
+    {
+        return Ok(results);
+    }
+    let isolation = if sets.len() > 1 {
+        Isolation::Savepoints
+    } else {
+        Isolation::None
+    };
+    let results = attempt(backend, chain_id, sets, isolation).await?;
+    // With savepoints, or with a single set, every outcome is final.
+    Ok(results.unwrap_or_else(|| vec![Err(StoreError::Unavailable("batch not applied".into()))]))
+}
+
+/// How the sets of one transaction are kept apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isolation {
+    /// No savepoints: the first failing set aborts the transaction.
+    None,
+    /// A savepoint around each set: a failing set is undone alone.
+    Savepoints,
+}
+
+/// One transaction over `sets`. `Ok(None)`: without isolation, several sets were given and one
+/// failed; the transaction was rolled back and nothing was applied.
+async fn attempt<B: CommitBackend>(
+    backend: &B,
+    chain_id: &str,
+    sets: &[&ChangeSet],
+    isolation: Isolation,
+) -> StoreResult<Option<Vec<StoreResult<CommitReceipt>>>> {
     let mut batch = backend.begin().await?;
-    match apply_sets(&mut batch, chain_id, sets).await {
+    match apply_sets(&mut batch, chain_id, sets, isolation).await {
         Ok(applied) if applied.commit => match batch.commit().await {
-            Ok(()) => Ok(applied.results),
+            Ok(()) => Ok(Some(applied.results)),
             Err(err) => {
                 rollback(&mut batch, chain_id).await;
                 Err(unavailable(err))
@@ -244,7 +304,11 @@ async fn execute<B: CommitBackend>(
         },
         Ok(applied) => {
             rollback(&mut batch, chain_id).await;
-            Ok(applied.results)
+            if isolation == Isolation::None && sets.len() > 1 {
+                Ok(None)
+            } else {
+                Ok(Some(applied.results))
+            }
         }
         Err(err) => {
             rollback(&mut batch, chain_id).await;
@@ -276,6 +340,7 @@ async fn apply_sets<T: Batch>(
     batch: &mut T,
     chain_id: &str,
     sets: &[&ChangeSet],
+    isolation: Isolation,
 ) -> StoreResult<Applied> {
     let audits = sets
         .iter()
@@ -288,15 +353,16 @@ async fn apply_sets<T: Batch>(
     let mut chain = ChainCursor {
         head: start.clone(),
     };
-    // A lone set needs no savepoint: if it fails, the whole transaction is rolled back.
-    let isolate = sets.len() > 1;
+    let isolate = isolation == Isolation::Savepoints;
     let mut results = Vec::with_capacity(sets.len());
+    let mut audits = Vec::new();
     for set in sets {
         let snapshot = chain.clone();
+        let audits_before = audits.len();
         if isolate {
             batch.savepoint().await?;
         }
-        match apply_set(batch, set, &mut chain).await {
+        match apply_set(batch, set, &mut chain, &mut audits).await {
             Ok(receipt) => {
                 if isolate {
                     batch.release_savepoint().await?;
@@ -307,6 +373,7 @@ async fn apply_sets<T: Batch>(
                 batch.rollback_to_savepoint().await?;
                 batch.release_savepoint().await?;
                 chain = snapshot;
+                audits.truncate(audits_before);
                 results.push(Err(err));
             }
             Err(err) => {
@@ -318,6 +385,9 @@ async fn apply_sets<T: Batch>(
         }
     }
     let commit = results.iter().any(Result::is_ok);
+    if commit && !audits.is_empty() {
+        batch.insert_audits(&audits).await?;
+    }
     if let Some(head) = chain
         .head
         .filter(|head| commit && Some(head) != start.as_ref())
@@ -331,10 +401,26 @@ async fn apply_set<T: Batch>(
     batch: &mut T,
     set: &ChangeSet,
     chain: &mut ChainCursor,
+    audits: &mut Vec<PlacedAudit>,
 ) -> StoreResult<CommitReceipt> {
     let mut outcomes = Vec::with_capacity(set.changes.len());
     for change in &set.changes {
-        outcomes.push(batch.apply(change, chain).await?);
+        let outcome = match change {
+            Change::Audit(event) => {
+                let placement = chain.append(event)?;
+                let outcome = Outcome::Audited {
+                    chain_id: placement.chain_id.clone(),
+                    seq: placement.seq,
+                };
+                audits.push(PlacedAudit {
+                    placement,
+                    event: event.clone(),
+                });
+                outcome
+            }
+            other => batch.apply(other).await?,
+        };
+        outcomes.push(outcome);
     }
     Ok(CommitReceipt { outcomes })
 }

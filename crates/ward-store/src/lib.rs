@@ -49,11 +49,25 @@ pub trait UserStore {
     async fn list_users(&self, org_id: &str, limit: u32, offset: u32) -> StoreResult<Vec<UserRow>>;
 }
 
+/// How a user is named in a lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserKey<'a> {
+    Name(&'a str),
+    Id(&'a str),
+}
+
 /// Reads of authentication factors.
 #[async_trait]
 pub trait FactorStore {
     /// All TOTP/HOTP authenticators of one user, oldest first.
     async fn totps_for_user(&self, org_id: &str, user_id: &str) -> StoreResult<Vec<TotpRow>>;
+    /// A user and their TOTP/HOTP authenticators (oldest first) in one read — what every
+    /// passcode check needs.
+    async fn user_with_totps(
+        &self,
+        org_id: &str,
+        user: UserKey<'_>,
+    ) -> StoreResult<Option<(UserRow, Vec<TotpRow>)>>;
 }
 
 /// Reads of authentication transactions (the `txid`s of the Duo Auth API).

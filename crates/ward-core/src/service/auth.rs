@@ -3,7 +3,7 @@
 //! Every decision is one audit event, committed with the state it changes.
 
 use chrono::{DateTime, Utc};
-use ward_store::{AuthTxRow, Change, ChangeSet, DEFAULT_ORG, StoreError, TotpRow};
+use ward_store::{AuthTxRow, Change, ChangeSet, DEFAULT_ORG, StoreError, TotpRow, UserKey};
 
 use super::Ward;
 use crate::audit::Event;
@@ -125,14 +125,6 @@ pub struct TxView {
 }
 
 impl Ward {
-    async fn find_user(&self, user: &UserRef) -> CoreResult<Option<User>> {
-        let row = match user {
-            UserRef::Name(name) => self.store.user_by_name(DEFAULT_ORG, name).await?,
-            UserRef::Id(id) => self.store.user_by_id(DEFAULT_ORG, id).await?,
-        };
-        row.map(User::try_from).transpose()
-    }
-
     /// Decides whether and how a user must authenticate (Duo `preauth`). Audited.
     pub async fn preauth(
         &self,
@@ -140,10 +132,16 @@ impl Ward {
         user_ref: &UserRef,
         now: DateTime<Utc>,
     ) -> CoreResult<PreauthOutcome> {
-        let user = self.find_user(user_ref).await?;
-        let (outcome, target) = match &user {
+        let found = self
+            .store
+            .user_with_totps(DEFAULT_ORG, user_key(user_ref))
+            .await?;
+        let (outcome, target) = match found {
             None => (self.unknown_user_outcome(), user_ref_label(user_ref)),
-            Some(user) => (self.known_user_outcome(user, now).await?, user.id.clone()),
+            Some((row, totps)) => {
+                let user = User::try_from(row)?;
+                (self.known_user_outcome(&user, &totps, now), user.id)
+            }
         };
         let (result, reason) = match &outcome {
             PreauthOutcome::Auth { .. } => ("auth", None),
@@ -170,31 +168,31 @@ impl Ward {
         }
     }
 
-    async fn known_user_outcome(
+    fn known_user_outcome(
         &self,
         user: &User,
+        totps: &[TotpRow],
         now: DateTime<Utc>,
-    ) -> CoreResult<PreauthOutcome> {
+    ) -> PreauthOutcome {
         if user.status == UserStatus::Disabled {
-            return Ok(PreauthOutcome::Deny {
+            return PreauthOutcome::Deny {
                 reason: DenyReason::Disabled,
-            });
+            };
         }
         if user.is_locked(now.timestamp_millis()) {
-            return Ok(PreauthOutcome::Deny {
+            return PreauthOutcome::Deny {
                 reason: DenyReason::LockedOut,
-            });
+            };
         }
-        let totps = self.store.totps_for_user(DEFAULT_ORG, &user.id).await?;
         if totps.is_empty() {
-            return Ok(match self.policy.unknown_user {
+            return match self.policy.unknown_user {
                 UnknownUserPolicy::Enroll => PreauthOutcome::Enroll {
                     portal_url: self.policy.enroll_portal_url.clone(),
                 },
                 UnknownUserPolicy::Deny => PreauthOutcome::Deny {
                     reason: DenyReason::NoFactors,
                 },
-            });
+            };
         }
         let devices = totps
             .iter()
@@ -204,7 +202,7 @@ impl Ward {
                 capabilities: vec![Capability::MobileOtp],
             })
             .collect();
-        Ok(PreauthOutcome::Auth { devices })
+        PreauthOutcome::Auth { devices }
     }
 
     /// Records the refusal of a factor Ward does not offer (SMS, voice) and returns the error
@@ -255,7 +253,11 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<AuthDecision> {
         let txid = want_txid.then(ids::txid);
-        let Some(user) = self.find_user(user_ref).await? else {
+        let found = self
+            .store
+            .user_with_totps(DEFAULT_ORG, user_key(user_ref))
+            .await?;
+        let Some((user_row, totps)) = found else {
             let target = user_ref_label(user_ref);
             return self
                 .decide(
@@ -269,6 +271,7 @@ impl Ward {
                 )
                 .await;
         };
+        let user = User::try_from(user_row)?;
         if user.status == UserStatus::Disabled {
             return self
                 .decide(
@@ -295,7 +298,6 @@ impl Ward {
                 )
                 .await;
         }
-        let totps = self.store.totps_for_user(DEFAULT_ORG, &user.id).await?;
         let Some((authenticator, step)) = self.match_totp(&totps, passcode, now)? else {
             return self.fail(ctx, &user, txid, "wrong_passcode", now).await;
         };
@@ -473,6 +475,13 @@ fn decision(txid: Option<String>, status: AuthStatus) -> AuthDecision {
         allowed: status == AuthStatus::Allow,
         status,
         status_msg: status.message(),
+    }
+}
+
+fn user_key(user: &UserRef) -> UserKey<'_> {
+    match user {
+        UserRef::Name(name) => UserKey::Name(name),
+        UserRef::Id(id) => UserKey::Id(id),
     }
 }
 

@@ -3,7 +3,7 @@
 use futures::future::join_all;
 
 use super::{Check, Ctx, auth_tx_row, commit, event, head, totp, user};
-use crate::{Change, Outcome, Store, StoreError};
+use crate::{Change, Outcome, Store, StoreError, UserKey};
 
 fn use_step(org: &str, totp_id: &str, step: i64) -> Change {
     Change::UseTotpStep {
@@ -31,8 +31,45 @@ pub async fn totp_factors(store: &dyn Store) -> Check {
         .ctx("totps_for_user")?;
     check_eq!(
         listed,
-        [older, newer.clone()],
+        [older.clone(), newer.clone()],
         "listed oldest first, as inserted"
+    );
+    let alice = user(org, "CTU1", "alice");
+    for key in [UserKey::Name("alice"), UserKey::Id("CTU1")] {
+        let joined = store
+            .user_with_totps(org, key)
+            .await
+            .ctx("user_with_totps")?;
+        check_eq!(
+            joined,
+            Some((alice.clone(), vec![older.clone(), newer.clone()])),
+            "user and authenticators in one read, by {key:?}"
+        );
+    }
+    commit(store, vec![Change::InsertUser(user(org, "CTU2", "bob"))])
+        .await
+        .ctx("insert bob")?;
+    let bare = store
+        .user_with_totps(org, UserKey::Name("bob"))
+        .await
+        .ctx("user_with_totps")?;
+    check_eq!(
+        bare,
+        Some((user(org, "CTU2", "bob"), vec![])),
+        "a user without authenticators"
+    );
+    let missing = store
+        .user_with_totps(org, UserKey::Name("carol"))
+        .await
+        .ctx("user_with_totps")?;
+    check!(missing.is_none(), "unknown user: got {missing:?}");
+    let other_org = store
+        .user_with_totps("conf-other", UserKey::Name("alice"))
+        .await
+        .ctx("user_with_totps")?;
+    check!(
+        other_org.is_none(),
+        "scoped by organisation: got {other_org:?}"
     );
     let none = store
         .totps_for_user(org, "CTU9")
