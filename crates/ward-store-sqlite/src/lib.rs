@@ -35,6 +35,9 @@ const READ_CONNECTIONS: u32 = 4;
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How much of the database file each connection maps into memory.
+const MMAP_BYTES: &str = "268435456";
+
 /// A Ward store in one SQLite database file.
 ///
 /// # Security
@@ -82,7 +85,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Readers map the file instead of copying pages through read(2) each time a write
+            // invalidates their page cache.
+            .pragma("mmap_size", MMAP_BYTES);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         // The writer keeps its one connection for the life of the store (for an in-memory
         // database, that connection *is* the database).
