@@ -85,6 +85,22 @@ pub enum TotpCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Issues a one-time link (and QR code) that activates a push authenticator for a user.
+    ActivateLink {
+        username: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Lists a user's push authenticators.
+    List {
+        username: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCmd {
     /// Checks every audit chain; exits non-zero at the first bad record.
     Verify,
@@ -248,7 +264,12 @@ pub async fn totp(config: &Config, cmd: TotpCmd) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("{}", enrolment.otpauth_uri.as_str());
-    match qrcode::QrCode::new(enrolment.otpauth_uri.as_bytes()) {
+    print_qr(&enrolment.otpauth_uri);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_qr(text: &str) {
+    match qrcode::QrCode::new(text.as_bytes()) {
         Ok(code) => {
             let art = code
                 .render::<qrcode::render::unicode::Dense1x2>()
@@ -259,6 +280,62 @@ pub async fn totp(config: &Config, cmd: TotpCmd) -> anyhow::Result<ExitCode> {
         }
         Err(e) => eprintln!("warning: cannot draw a QR code: {e}"),
     }
+}
+
+/// The activation link: the public host, the one-time code, and — with Ward's own CA — the
+/// CA's pin, so the device trusts this server and nothing else.
+fn activation_url(config: &Config, code: &str) -> anyhow::Result<String> {
+    let mut url = format!(
+        "https://{}/device/v1/activate?code={code}",
+        config.public_host
+    );
+    let ca = config.data_dir.join("tls").join("ca.pem");
+    if config.tls == ward_server::config::TlsMode::Auto && ca.exists() {
+        let pin = ward_server::tls::spki_pin(&ca)?;
+        url.push_str("&pin=");
+        url.push_str(&pin);
+    }
+    Ok(url)
+}
+
+pub async fn device(config: &Config, cmd: DeviceCmd) -> anyhow::Result<ExitCode> {
+    let ward = open(config).await?;
+    match cmd {
+        DeviceCmd::ActivateLink { username, out } => {
+            let issued = ward
+                .device_activation_code(&Actor::Cli, &username, now())
+                .await?;
+            let url = activation_url(config, &issued.code)?;
+            if out.json {
+                println!(
+                    "{}",
+                    json!({"activation_url": url, "expires_ms": issued.expires_ms})
+                );
+            } else {
+                println!("{url}");
+                print_qr(&url);
+                println!(
+                    "Valid once, for {} minutes.",
+                    config.push.activation_ttl_seconds / 60
+                );
+            }
+        }
+        DeviceCmd::List { username, out } => {
+            let devices = ward.list_devices(&username).await?;
+            if out.json {
+                let docs: Vec<_> = devices
+                    .iter()
+                    .map(|d| json!({"device_id": d.id, "name": d.name, "platform": d.platform, "created_ms": d.created_ms}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(docs));
+            } else {
+                for d in devices {
+                    println!("{}  {:<10} {}", d.id, d.platform, d.name);
+                }
+            }
+        }
+    }
+    ward.store().close().await;
     Ok(ExitCode::SUCCESS)
 }
 

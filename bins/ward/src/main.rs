@@ -45,6 +45,9 @@ enum Command {
     /// TOTP authenticators.
     #[command(subcommand)]
     Totp(admin::TotpCmd),
+    /// Push authenticators (devices).
+    #[command(subcommand)]
+    Device(admin::DeviceCmd),
     /// The audit log.
     #[command(subcommand)]
     Audit(admin::AuditCmd),
@@ -116,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Integration(cmd) => admin::integration(&config, cmd).await,
         Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Totp(cmd) => admin::totp(&config, cmd).await,
+        Command::Device(cmd) => admin::device(&config, cmd).await,
         Command::Audit(cmd) => admin::audit(&config, cmd).await,
     }
 }

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod clock;
 pub mod crypto;
+pub mod device_key;
 mod error;
 pub mod ids;
 pub mod model;

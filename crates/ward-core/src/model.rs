@@ -166,6 +166,8 @@ pub enum Actor {
     Cli,
     /// An application, by integration key.
     Integration(String),
+    /// A push device, by device id (empty before it has one).
+    Device(String),
 }
 
 impl std::fmt::Display for Actor {
@@ -173,6 +175,8 @@ impl std::fmt::Display for Actor {
         match self {
             Self::Cli => f.write_str("cli"),
             Self::Integration(ikey) => write!(f, "integration:{ikey}"),
+            Self::Device(id) if id.is_empty() => f.write_str("device"),
+            Self::Device(id) => write!(f, "device:{id}"),
         }
     }
 }

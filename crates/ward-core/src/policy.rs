@@ -26,6 +26,65 @@ impl std::str::FromStr for UnknownUserPolicy {
     }
 }
 
+/// How push works for Duo Auth API clients, which have no screen of Ward's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiPushMode {
+    /// Verified Push: the asynchronous `auth` answer carries `verified_push_code`, which the
+    /// application shows and the user types on the device. Synchronous push is refused.
+    Verified,
+    /// Push with context (application, user, address, time) but no number.
+    Plain,
+    /// No push through the Auth API: applications must use the hosted prompt.
+    Refuse,
+}
+
+impl std::str::FromStr for ApiPushMode {
+    type Err = crate::CoreError;
+
+    fn from_str(s: &str) -> crate::CoreResult<Self> {
+        match s {
+            "verified" => Ok(Self::Verified),
+            "plain" => Ok(Self::Plain),
+            "refuse" => Ok(Self::Refuse),
+            _ => Err(crate::CoreError::invalid(
+                "auth_api_mode",
+                "must be verified, plain or refuse",
+            )),
+        }
+    }
+}
+
+/// Push policy.
+#[derive(Clone, Debug)]
+pub struct PushPolicy {
+    /// How long a push waits for an answer before it times out.
+    pub timeout: TimeDelta,
+    /// How long pushes to a user are refused after they report fraud (Duo: 20 minutes).
+    pub mute_after_fraud: TimeDelta,
+    /// At most this many pushes to one user per `storm_window` (0: no limit).
+    pub storm_limit: u32,
+    pub storm_window: TimeDelta,
+    /// Digits of the Verified Push number (3 to 6).
+    pub number_digits: u32,
+    pub auth_api_mode: ApiPushMode,
+    /// How long a device activation link is valid.
+    pub activation_ttl: TimeDelta,
+}
+
+impl Default for PushPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: TimeDelta::seconds(60),
+            mute_after_fraud: TimeDelta::minutes(20),
+            storm_limit: 10,
+            storm_window: TimeDelta::minutes(10),
+            number_digits: 3,
+            auth_api_mode: ApiPushMode::Verified,
+            activation_ttl: TimeDelta::minutes(10),
+        }
+    }
+}
+
 /// The policy the authentication service applies.
 #[derive(Clone, Debug)]
 pub struct AuthPolicy {
@@ -40,6 +99,7 @@ pub struct AuthPolicy {
     pub enroll_portal_url: String,
     /// How long an authentication transaction's result can be fetched.
     pub tx_ttl: TimeDelta,
+    pub push: PushPolicy,
 }
 
 impl Default for AuthPolicy {
@@ -51,6 +111,7 @@ impl Default for AuthPolicy {
             totp_window: 1,
             enroll_portal_url: "https://localhost:8443/portal".into(),
             tx_ttl: TimeDelta::minutes(10),
+            push: PushPolicy::default(),
         }
     }
 }

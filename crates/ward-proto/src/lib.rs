@@ -11,4 +11,5 @@
 //! types are converted to the `*Response` types here at the edge, never serialised directly.
 //! Nothing here reads the clock: date checks take `now` from the caller.
 
+pub mod device;
 pub mod duo;

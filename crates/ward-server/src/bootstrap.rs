@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use ward_core::crypto::{Keyring, MasterKey};
-use ward_core::policy::AuthPolicy;
+use ward_core::policy::{AuthPolicy, PushPolicy};
 use ward_core::service::Ward;
 use ward_store::Store;
 
@@ -131,6 +131,10 @@ pub async fn open_store(
     }
 }
 
+fn secs(n: u64) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(n).unwrap_or(i64::MAX / 1000))
+}
+
 /// The authentication policy from configuration.
 pub fn policy(config: &Config) -> Result<AuthPolicy, BootError> {
     Ok(AuthPolicy {
@@ -145,6 +149,15 @@ pub fn policy(config: &Config) -> Result<AuthPolicy, BootError> {
             .clone()
             .unwrap_or_else(|| format!("https://{}/portal", config.public_host)),
         tx_ttl: TimeDelta::seconds(i64::try_from(config.transaction_ttl_seconds).unwrap_or(600)),
+        push: PushPolicy {
+            timeout: secs(config.push.timeout_seconds),
+            mute_after_fraud: secs(config.push.mute_after_fraud_seconds),
+            storm_limit: config.push.storm_limit,
+            storm_window: secs(config.push.storm_window_seconds),
+            number_digits: config.push.number_digits,
+            auth_api_mode: config.push.auth_api_mode.parse()?,
+            activation_ttl: secs(config.push.activation_ttl_seconds),
+        },
     })
 }
 

@@ -56,6 +56,77 @@ struct FileConfig {
     auth: AuthFile,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    push: PushFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushFile {
+    timeout_seconds: Option<u64>,
+    mute_after_fraud_seconds: Option<u64>,
+    storm_limit: Option<u32>,
+    storm_window_seconds: Option<u64>,
+    number_digits: Option<u32>,
+    auth_api_mode: Option<String>,
+    activation_ttl_seconds: Option<u64>,
+}
+
+/// Push settings (`[push]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushSettings {
+    /// Seconds a push waits for its answer.
+    pub timeout_seconds: u64,
+    /// Seconds pushes to a user are refused after they report fraud.
+    pub mute_after_fraud_seconds: u64,
+    /// Pushes per user per window (0: no limit).
+    pub storm_limit: u32,
+    pub storm_window_seconds: u64,
+    /// Digits of the Verified Push number (3 to 6).
+    pub number_digits: u32,
+    /// `verified`, `plain` or `refuse`: push for Duo Auth API clients.
+    pub auth_api_mode: String,
+    /// Seconds a device activation link stays valid.
+    pub activation_ttl_seconds: u64,
+}
+
+fn resolve_push(
+    env: &dyn Fn(&str) -> Option<String>,
+    push: PushFile,
+) -> Result<PushSettings, ConfigError> {
+    let settings = PushSettings {
+        timeout_seconds: push.timeout_seconds.unwrap_or(60),
+        mute_after_fraud_seconds: push.mute_after_fraud_seconds.unwrap_or(20 * 60),
+        storm_limit: push.storm_limit.unwrap_or(10),
+        storm_window_seconds: push.storm_window_seconds.unwrap_or(600),
+        number_digits: push.number_digits.unwrap_or(3),
+        auth_api_mode: env("WARD_PUSH_AUTH_API_MODE")
+            .or(push.auth_api_mode)
+            .unwrap_or_else(|| "verified".into()),
+        activation_ttl_seconds: push.activation_ttl_seconds.unwrap_or(600),
+    };
+    if !(1..=600).contains(&settings.timeout_seconds) {
+        return Err(value_err(
+            "push.timeout_seconds",
+            "must be between 1 and 600",
+        ));
+    }
+    if !(3..=6).contains(&settings.number_digits) {
+        return Err(value_err("push.number_digits", "must be between 3 and 6"));
+    }
+    if !["verified", "plain", "refuse"].contains(&settings.auth_api_mode.as_str()) {
+        return Err(value_err(
+            "push.auth_api_mode",
+            "must be verified, plain or refuse",
+        ));
+    }
+    if !(60..=86_400).contains(&settings.activation_ttl_seconds) {
+        return Err(value_err(
+            "push.activation_ttl_seconds",
+            "must be between 60 and 86400",
+        ));
+    }
+    Ok(settings)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +225,7 @@ pub struct Config {
     pub ip_failures_per_minute: u32,
     pub integration_requests_per_second: u32,
     pub max_body_bytes: usize,
+    pub push: PushSettings,
 }
 
 /// Reads one environment variable, or the file named by its `_FILE` twin.
@@ -259,6 +331,7 @@ impl Config {
                 "must be between 30 and 3600",
             ));
         }
+        let push = resolve_push(env, file.push)?;
         let limits = file.limits;
         let max_body_bytes = limits.max_body_bytes.unwrap_or(64 * 1024);
         if !(1024..=10 * 1024 * 1024).contains(&max_body_bytes) {
@@ -297,6 +370,7 @@ impl Config {
                 .unwrap_or(20_000)
                 .max(1),
             max_body_bytes,
+            push,
         })
     }
 

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod bootstrap;
 pub mod config;
+pub mod device;
 pub mod duo;
 pub mod error;
 pub mod limits;

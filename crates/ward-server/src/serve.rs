@@ -70,19 +70,16 @@ pub async fn run(
 
 fn tls_config(config: &Config, clock: &dyn Clock) -> Result<Arc<rustls::ServerConfig>, BootError> {
     let tls_err = |e: tls::TlsError| BootError::Io(format!("TLS: {e}"));
-    let (cert, key) = if let (TlsMode::Files, Some(cert), Some(key)) =
+    if let (TlsMode::Files, Some(cert), Some(key)) =
         (config.tls, &config.tls_cert_file, &config.tls_key_file)
     {
-        (cert.clone(), key.clone())
-    } else {
-        {
-            let host = split_host_port(&config.public_host).0.to_owned();
-            let files = tls::ensure_local_ca(&config.data_dir.join("tls"), &[host], clock.now())
-                .map_err(tls_err)?;
-            (files.cert, files.key)
-        }
-    };
-    tls::server_config(&cert, &key).map_err(tls_err)
+        return tls::server_config(cert, key).map_err(tls_err);
+    }
+    let host = split_host_port(&config.public_host).0.to_owned();
+    let files = tls::ensure_local_ca(&config.data_dir.join("tls"), &[host], clock.now())
+        .map_err(tls_err)?;
+    // Present the local CA too, so devices that pin it can verify the chain.
+    tls::server_config_with_issuer(&files.cert, &files.key, Some(&files.ca_cert)).map_err(tls_err)
 }
 
 /// A future that completes on SIGTERM or SIGINT.

@@ -191,8 +191,22 @@ fn renew_leaf(
 /// client authentication) from a PEM certificate chain, leaf first, and a PEM private key in
 /// PKCS#8, SEC1 or PKCS#1 form.
 pub fn server_config(cert_chain_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with_issuer(cert_chain_pem, key_pem, None)
+}
+
+/// Like [`server_config`], with the issuing CA's certificate appended to the chain the server
+/// presents (for Ward's own CA: devices that pin the CA can then check the chain without
+/// holding the CA file).
+pub fn server_config_with_issuer(
+    cert_chain_pem: &Path,
+    key_pem: &Path,
+    issuer_pem: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = ring_provider();
-    let chain = load_cert_chain(cert_chain_pem)?;
+    let mut chain = load_cert_chain(cert_chain_pem)?;
+    if let Some(issuer) = issuer_pem {
+        chain.extend(load_cert_chain(issuer)?);
+    }
     let key = load_private_key(key_pem)?;
     let certified = certified_key(chain, key, &provider, cert_chain_pem, key_pem)?;
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -660,6 +674,27 @@ fn sync_dir(dir: &Path) {
     if let Ok(handle) = fs::File::open(dir) {
         let _ = handle.sync_all();
     }
+}
+
+/// The pin of a certificate, as activation links carry it: `sha256:` and the base64url SHA-256
+/// of its `SubjectPublicKeyInfo`.
+pub fn spki_pin(cert_pem: &Path) -> Result<String, TlsError> {
+    use base64::Engine;
+    use sha2::Digest;
+    let chain = load_cert_chain(cert_pem)?;
+    let first = chain.first().ok_or_else(|| TlsError::NoCertificate {
+        path: cert_pem.to_owned(),
+    })?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(first.as_ref()).map_err(|_| {
+        TlsError::NoCertificate {
+            path: cert_pem.to_owned(),
+        }
+    })?;
+    let spki = parsed.tbs_certificate.subject_pki.raw;
+    Ok(format!(
+        "sha256:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(spki))
+    ))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use ward_store::{
 
 use crate::error::{insert_err, store_err, user_insert_err};
 
+mod push;
+
 pub(crate) async fn apply(conn: &mut PgConnection, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::InsertIntegration(row) => insert_integration(conn, row).await,
@@ -96,6 +98,14 @@ pub(crate) async fn apply(conn: &mut PgConnection, change: &Change) -> StoreResu
                 StoreError::ConditionFailed("auth transaction is not waiting".into())
             })
         }
+        Change::InsertActivation(_)
+        | Change::ConsumeActivation { .. }
+        | Change::InsertDevice(_)
+        | Change::InsertNonce { .. }
+        | Change::ConsumeNonce { .. }
+        | Change::InsertPush(_)
+        | Change::DecidePush { .. }
+        | Change::MutePush { .. } => push::apply(conn, change).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(
             "audit events are inserted per batch, not applied one by one".into(),
@@ -131,7 +141,8 @@ async fn insert_integration(conn: &mut PgConnection, row: &IntegrationRow) -> St
 async fn insert_user(conn: &mut PgConnection, row: &UserRow) -> StoreResult<Outcome> {
     sqlx::query(
         "INSERT INTO users (org_id, user_id, username, email, status, created_ms, \
-         failed_attempts, locked_until_ms, last_login_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         failed_attempts, locked_until_ms, last_login_ms, push_muted_until_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&row.org_id)
     .bind(&row.user_id)
@@ -142,6 +153,7 @@ async fn insert_user(conn: &mut PgConnection, row: &UserRow) -> StoreResult<Outc
     .bind(row.failed_attempts)
     .bind(row.locked_until_ms)
     .bind(row.last_login_ms)
+    .bind(row.push_muted_until_ms)
     .execute(conn)
     .await
     .map_err(user_insert_err)?;

@@ -6,7 +6,9 @@
 //! connection that applies many callers' change sets in one transaction (group commit, see
 //! [`ward_store::group_commit`]). Decisions that must happen once are single conditional
 //! statements, so two nodes can never both win; each node appends to its own audit chain, so
-//! nodes never wait for each other's chain lock.
+//! nodes never wait for each other's chain lock. Change notifications ([`Store::signals`])
+//! reach every node through `LISTEN`/`NOTIFY` on the channel `ward_signals`, each node holding
+//! one more connection for its listener.
 //!
 //! It must not depend on `ward-core`, `ward-server` or any web framework, and no sqlx type may
 //! appear in its public API: callers see only `ward-store` types.
@@ -14,6 +16,7 @@
 mod apply;
 mod error;
 mod reads;
+mod signals;
 mod writer;
 
 use std::str::FromStr;
@@ -23,9 +26,10 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use ward_store::group_commit::GroupCommit;
-use ward_store::{ChangeSet, CommitReceipt, Store, StoreError, StoreResult, Writer};
+use ward_store::{ChangeSet, CommitReceipt, Signals, Store, StoreError, StoreResult, Writer};
 
 use crate::error::{migrate_err, store_err};
+use crate::signals::PgSignals;
 use crate::writer::PgWriter;
 
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -44,6 +48,7 @@ pub struct PostgresStore {
     writes: PgPool,
     writer: GroupCommit,
     chain_id: String,
+    signals: PgSignals,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -89,7 +94,9 @@ impl PostgresStore {
             .map_err(store_err)?;
         let reads = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
+        let signals =
+            PgSignals::start(options, &format!("ward-signals {chain_id}"), reads.clone()).await?;
         let group_commit = GroupCommit::spawn(
             PgWriter {
                 pool: writes.clone(),
@@ -102,6 +109,7 @@ impl PostgresStore {
             writes,
             writer: group_commit,
             chain_id: chain_id.to_owned(),
+            signals,
         })
     }
 
@@ -142,7 +150,12 @@ impl Store for PostgresStore {
         &self.chain_id
     }
 
+    fn signals(&self) -> &dyn Signals {
+        &self.signals
+    }
+
     async fn close(&self) {
+        self.signals.stop().await;
         self.writer.close().await;
         self.reads.close().await;
         self.writes.close().await;

@@ -12,6 +12,8 @@ use ward_store::{
 use crate::PostgresStore;
 use crate::error::store_err;
 
+mod push;
+
 macro_rules! integration_columns {
     () => {
         "ikey, org_id, name, kind, skey_sealed, created_ms"
@@ -20,7 +22,7 @@ macro_rules! integration_columns {
 macro_rules! user_columns {
     () => {
         "org_id, user_id, username, email, status, created_ms, failed_attempts, \
-         locked_until_ms, last_login_ms"
+         locked_until_ms, last_login_ms, push_muted_until_ms"
     };
 }
 macro_rules! totp_columns {
@@ -44,7 +46,8 @@ macro_rules! user_with_totps_sql {
     ($column:literal) => {
         concat!(
             "SELECT u.org_id, u.user_id, u.username, u.email, u.status, u.created_ms, \
-             u.failed_attempts, u.locked_until_ms, u.last_login_ms, t.totp_id, t.name AS t_name, \
+             u.failed_attempts, u.locked_until_ms, u.last_login_ms, u.push_muted_until_ms, \
+             t.totp_id, t.name AS t_name, \
              t.seed_sealed, t.algorithm, t.digits, t.step_secs, t.last_step, \
              t.created_ms AS t_created_ms \
              FROM users u LEFT JOIN totp_authenticators t \
@@ -78,6 +81,7 @@ fn user(row: &PgRow) -> Result<UserRow, sqlx::Error> {
         failed_attempts: row.try_get("failed_attempts")?,
         locked_until_ms: row.try_get("locked_until_ms")?,
         last_login_ms: row.try_get("last_login_ms")?,
+        push_muted_until_ms: row.try_get("push_muted_until_ms")?,
     })
 }
 

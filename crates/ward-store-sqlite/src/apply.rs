@@ -9,6 +9,8 @@ use ward_store::{
 
 use crate::error::{insert_err, store_err, user_insert_err};
 
+mod push;
+
 pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::InsertIntegration(row) => insert_integration(conn, row).await,
@@ -95,6 +97,14 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
                 StoreError::ConditionFailed("auth transaction is not waiting".into())
             })
         }
+        Change::InsertActivation(_)
+        | Change::ConsumeActivation { .. }
+        | Change::InsertDevice(_)
+        | Change::InsertNonce { .. }
+        | Change::ConsumeNonce { .. }
+        | Change::InsertPush(_)
+        | Change::DecidePush { .. }
+        | Change::MutePush { .. } => push::apply(conn, change).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(
             "audit events are inserted per batch, not applied one by one".into(),
@@ -133,7 +143,8 @@ async fn insert_integration(
 async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<Outcome> {
     sqlx::query(
         "INSERT INTO users (org_id, user_id, username, email, status, created_ms, \
-         failed_attempts, locked_until_ms, last_login_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         failed_attempts, locked_until_ms, last_login_ms, push_muted_until_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.org_id)
     .bind(&row.user_id)
@@ -144,6 +155,7 @@ async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<
     .bind(row.failed_attempts)
     .bind(row.locked_until_ms)
     .bind(row.last_login_ms)
+    .bind(row.push_muted_until_ms)
     .execute(conn)
     .await
     .map_err(user_insert_err)?;

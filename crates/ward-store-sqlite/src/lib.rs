@@ -22,7 +22,9 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use ward_store::group_commit::GroupCommit;
-use ward_store::{ChangeSet, CommitReceipt, Store, StoreError, StoreResult, Writer};
+use ward_store::{
+    ChangeSet, CommitReceipt, LocalSignals, Signals, Store, StoreError, StoreResult, Writer,
+};
 
 use crate::error::{migrate_err, store_err};
 use crate::writer::SqliteWriter;
@@ -50,6 +52,8 @@ pub struct SqliteStore {
     writes: SqlitePool,
     writer: GroupCommit,
     chain_id: String,
+    /// SQLite is one node: change notifications stay within this process.
+    signals: LocalSignals,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -121,6 +125,7 @@ impl SqliteStore {
             writes,
             writer: group_commit,
             chain_id: chain_id.to_owned(),
+            signals: LocalSignals::default(),
         })
     }
 
@@ -148,6 +153,10 @@ impl Store for SqliteStore {
 
     fn chain_id(&self) -> &str {
         &self.chain_id
+    }
+
+    fn signals(&self) -> &dyn Signals {
+        &self.signals
     }
 
     async fn close(&self) {

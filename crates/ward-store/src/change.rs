@@ -1,6 +1,8 @@
 //! Typed state changes, committed atomically as a [`ChangeSet`].
 
-use crate::rows::{AuthTxRow, IntegrationRow, NewAudit, TotpRow, UserRow};
+use crate::rows::{
+    ActivationRow, AuthTxRow, DeviceRow, IntegrationRow, NewAudit, PushRow, TotpRow, UserRow,
+};
 
 /// One state change. Conditional changes fail the whole set with
 /// [`crate::StoreError::ConditionFailed`] when their condition does not hold.
@@ -46,6 +48,40 @@ pub enum Change {
     },
     /// Appends an event to this node's audit chain.
     Audit(NewAudit),
+    InsertActivation(ActivationRow),
+    /// Conditional: marks an unused, unexpired activation code used.
+    /// Outcome: [`Outcome::Activated`] with the user it belongs to.
+    ConsumeActivation {
+        code_hash: String,
+        now_ms: i64,
+    },
+    InsertDevice(DeviceRow),
+    /// Stores a single-use stream nonce (its hash) for a device.
+    InsertNonce {
+        nonce_hash: String,
+        device_id: String,
+        expires_ms: i64,
+    },
+    /// Conditional: deletes an unexpired nonce of that device; fails if absent or expired.
+    ConsumeNonce {
+        nonce_hash: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    InsertPush(PushRow),
+    /// Conditional: applies only while the push is `pending`.
+    DecidePush {
+        org_id: String,
+        txid: String,
+        state: String,
+        decided_ms: i64,
+    },
+    /// Refuses pushes to the user until `until_ms`.
+    MutePush {
+        org_id: String,
+        user_id: String,
+        until_ms: i64,
+    },
 }
 
 /// Changes that commit together or not at all.
@@ -85,6 +121,8 @@ pub enum Outcome {
     },
     /// Where an audit event was placed.
     Audited { chain_id: String, seq: i64 },
+    /// The activation code was valid: it belongs to this user.
+    Activated { org_id: String, user_id: String },
 }
 
 /// The outcomes of a committed set.

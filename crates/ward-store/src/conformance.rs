@@ -7,8 +7,8 @@
 //! an `Err` naming the file, line and what differed.
 
 use crate::{
-    AuthTxRow, Change, ChangeSet, CommitReceipt, GENESIS_HASH, IntegrationRow, NewAudit, Store,
-    StoreResult, TotpRow, UserRow,
+    AuthTxRow, Change, ChangeSet, CommitReceipt, DeviceRow, GENESIS_HASH, IntegrationRow, NewAudit,
+    PushRow, Store, StoreResult, TotpRow, UserRow,
 };
 
 /// Fails the check with a message when `cond` does not hold.
@@ -40,10 +40,16 @@ macro_rules! check_eq {
 mod accounts;
 mod audit;
 mod decisions;
+mod devices;
+mod push;
 
 pub use accounts::{duplicate_username, integrations, meta, org_scoping, user_status, users};
 pub use audit::{audit_chain, concurrent_commits, failed_set_in_batch, verify_chain};
 pub use decisions::{auth_failures, auth_tx, concurrent_totp_step, totp_factors, totp_step_once};
+pub use devices::{activation_once, devices, nonce_once};
+pub use push::{
+    concurrent_decide_push, decide_push_once, mute_push, push_requests, pushes_since, signals,
+};
 
 /// What a check returns.
 pub type Check = Result<(), String>;
@@ -64,6 +70,15 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("audit_chain", audit_chain(store)).await?;
     named("failed_set_in_batch", failed_set_in_batch(store)).await?;
     named("concurrent_commits", concurrent_commits(store)).await?;
+    named("activation_once", activation_once(store)).await?;
+    named("devices", devices(store)).await?;
+    named("nonce_once", nonce_once(store)).await?;
+    named("push_requests", push_requests(store)).await?;
+    named("decide_push_once", decide_push_once(store)).await?;
+    named("concurrent_decide_push", concurrent_decide_push(store)).await?;
+    named("mute_push", mute_push(store)).await?;
+    named("pushes_since", pushes_since(store)).await?;
+    named("signals", signals(store)).await?;
     let events = verify_chain(store, store.chain_id()).await?;
     check!(
         events > 0,
@@ -103,6 +118,7 @@ fn user(org_id: &str, user_id: &str, username: &str) -> UserRow {
         failed_attempts: 0,
         locked_until_ms: None,
         last_login_ms: None,
+        push_muted_until_ms: None,
     }
 }
 
@@ -144,6 +160,37 @@ fn auth_tx_row(org_id: &str, txid: &str, user_id: &str) -> AuthTxRow {
         status_msg: "Pushed a login request to your device...".into(),
         created_ms: 1_000,
         expires_ms: 61_000,
+    }
+}
+
+fn device_row(org_id: &str, device_id: &str, user_id: &str, created_ms: i64) -> DeviceRow {
+    DeviceRow {
+        org_id: org_id.into(),
+        device_id: device_id.into(),
+        user_id: user_id.into(),
+        name: format!("phone {device_id}"),
+        platform: "android".into(),
+        key_alg: "ed25519".into(),
+        public_key: format!("public-key-of-{device_id}"),
+        created_ms,
+    }
+}
+
+/// A pending push to `user_id`'s `device_id`, made at `created_ms`, expiring a minute later.
+fn push_row(org_id: &str, txid: &str, user_id: &str, device_id: &str, created_ms: i64) -> PushRow {
+    PushRow {
+        org_id: org_id.into(),
+        txid: txid.into(),
+        ikey: "DICONFORMANCE".into(),
+        user_id: user_id.into(),
+        device_id: device_id.into(),
+        state: "pending".into(),
+        number: None,
+        context: format!("{{\"txid\":\"{txid}\"}}"),
+        context_hash: format!("hash-of-{txid}"),
+        created_ms,
+        expires_ms: created_ms + 60_000,
+        decided_ms: None,
     }
 }
 

@@ -15,13 +15,16 @@ pub mod conformance;
 mod error;
 pub mod group_commit;
 mod rows;
+mod signals;
 
 pub use audit::{GENESIS_HASH, audit_hash};
 pub use change::{Change, ChangeSet, CommitReceipt, Outcome};
 pub use error::StoreError;
 pub use rows::{
-    AuditRow, AuthTxRow, ChainHeadRow, DEFAULT_ORG, IntegrationRow, NewAudit, TotpRow, UserRow,
+    ActivationRow, AuditRow, AuthTxRow, ChainHeadRow, DEFAULT_ORG, DeviceRow, IntegrationRow,
+    NewAudit, PushRow, TotpRow, UserRow,
 };
+pub use signals::{LocalSignals, Signal, Signals};
 
 use async_trait::async_trait;
 
@@ -91,6 +94,26 @@ pub trait AuditStore {
     ) -> StoreResult<Vec<AuditRow>>;
 }
 
+/// Reads of push devices.
+#[async_trait]
+pub trait DeviceStore {
+    /// A device by id (device ids are unique across organisations).
+    async fn device(&self, device_id: &str) -> StoreResult<Option<DeviceRow>>;
+    /// A user's devices, oldest first.
+    async fn devices_for_user(&self, org_id: &str, user_id: &str) -> StoreResult<Vec<DeviceRow>>;
+}
+
+/// Reads of push requests.
+#[async_trait]
+pub trait PushStore {
+    /// A push request by transaction id.
+    async fn push(&self, org_id: &str, txid: &str) -> StoreResult<Option<PushRow>>;
+    /// A device's requests still `pending` and not expired at `now_ms`, oldest first.
+    async fn pending_pushes(&self, device_id: &str, now_ms: i64) -> StoreResult<Vec<PushRow>>;
+    /// How many push requests were made to a user since `since_ms` (for the storm limit).
+    async fn pushes_since(&self, org_id: &str, user_id: &str, since_ms: i64) -> StoreResult<i64>;
+}
+
 /// Small key/value settings that belong to the deployment (schema facts, key check values).
 #[async_trait]
 pub trait MetaStore {
@@ -105,8 +128,9 @@ pub trait MetaStore {
 /// # Security
 /// A [`ChangeSet`] is applied atomically: either every change in it (including its audit
 /// events) is durable, or none is. Conditional changes ([`Change::UseTotpStep`],
-/// [`Change::FinishAuthTx`]) are single conditional statements, so that two nodes can never
-/// both win the same decision.
+/// [`Change::FinishAuthTx`], [`Change::ConsumeActivation`], [`Change::ConsumeNonce`],
+/// [`Change::DecidePush`]) are single conditional statements, so that two nodes can never both
+/// win the same decision.
 #[async_trait]
 pub trait Writer {
     /// Applies one change set atomically and durably.
@@ -121,6 +145,8 @@ pub trait Store:
     + FactorStore
     + AuthTxStore
     + AuditStore
+    + DeviceStore
+    + PushStore
     + MetaStore
     + Writer
     + Send
@@ -131,6 +157,9 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// The audit chain this process appends to.
     fn chain_id(&self) -> &str;
+    /// Change notifications between the requests of this node and, on PostgreSQL, of every
+    /// node sharing the database.
+    fn signals(&self) -> &dyn Signals;
     /// Flushes pending writes and closes connections.
     async fn close(&self);
 }

@@ -44,6 +44,8 @@ pub struct UserRow {
     /// Set while the account is locked after too many failures.
     pub locked_until_ms: Option<i64>,
     pub last_login_ms: Option<i64>,
+    /// Push requests to this user are refused until then (set when the user reports fraud).
+    pub push_muted_until_ms: Option<i64>,
 }
 
 /// A TOTP/HOTP authenticator bound to a user.
@@ -129,4 +131,52 @@ pub struct ChainHeadRow {
     pub chain_id: String,
     pub head_seq: i64,
     pub head_hash: String,
+}
+
+/// A one-time code that binds a new push device to a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivationRow {
+    pub org_id: String,
+    /// SHA-256 (hex) of the code; the code itself is never stored.
+    pub code_hash: String,
+    pub user_id: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub used_ms: Option<i64>,
+}
+
+/// A push authenticator: a device holding a private key, bound to a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub org_id: String,
+    pub device_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub platform: String,
+    /// `ed25519` or `p256`.
+    pub key_alg: String,
+    /// The public key, base64url without padding.
+    pub public_key: String,
+    pub created_ms: i64,
+}
+
+/// A push login request and its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushRow {
+    pub org_id: String,
+    pub txid: String,
+    pub ikey: String,
+    pub user_id: String,
+    pub device_id: String,
+    /// `pending`, `approved`, `denied`, `fraud` or `timeout`.
+    pub state: String,
+    /// The number the login screen shows, when the user must type it on the device.
+    pub number: Option<String>,
+    /// What the device shows, as JSON (the device-channel event without its hash).
+    pub context: String,
+    /// SHA-256 (hex) binding an answer to that context.
+    pub context_hash: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub decided_ms: Option<i64>,
 }

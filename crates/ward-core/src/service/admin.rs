@@ -114,6 +114,7 @@ impl Ward {
             failed_attempts: 0,
             locked_until_ms: None,
             last_login_ms: None,
+            push_muted_until_ms: None,
         };
         let user = User::try_from(row.clone())?;
         let event = Event::new(DEFAULT_ORG, now, actor, "user.create", &user.id, "ok")

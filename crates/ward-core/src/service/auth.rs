@@ -29,7 +29,13 @@ impl AuthContext {
         Actor::Integration(self.integration.ikey.clone())
     }
 
-    fn event(&self, now: DateTime<Utc>, action: &str, target: &str, outcome: &str) -> Event {
+    pub(super) fn event(
+        &self,
+        now: DateTime<Utc>,
+        action: &str,
+        target: &str,
+        outcome: &str,
+    ) -> Event {
         Event::new(
             &self.integration.org_id,
             now,
@@ -49,6 +55,8 @@ impl AuthContext {
 pub enum Capability {
     /// Generates passcodes (TOTP).
     MobileOtp,
+    /// Receives push requests (and so `factor=auto`).
+    Push,
 }
 
 /// A device the user can authenticate with.
@@ -71,8 +79,12 @@ pub enum DenyReason {
 /// The answer to `preauth`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PreauthOutcome {
-    /// The user must complete a second factor with one of these devices.
-    Auth { devices: Vec<Device> },
+    /// The user must complete a second factor with one of these devices. `push_muted` says
+    /// push is paused after a fraud report (push devices are listed without `push` then).
+    Auth {
+        devices: Vec<Device>,
+        push_muted: bool,
+    },
     /// The user must not be let in.
     Deny { reason: DenyReason },
     /// The user has no factor yet and may enrol at this address.
@@ -83,24 +95,54 @@ pub enum PreauthOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthStatus {
     Allow,
+    /// A passcode was refused.
     Deny,
     LockedOut,
+    /// The user reported the push as fraud.
+    Fraud,
+    /// Nobody answered the push in time.
+    Timeout,
+    /// A push is waiting for its answer.
+    Pushed,
+    /// The user denied the push (or typed the wrong number).
+    PushDenied,
+    /// Pushes to the user are muted after a fraud report, or too many were sent.
+    PushRefused,
 }
 
 impl AuthStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Allow => "allow",
-            Self::Deny => "deny",
+            Self::Deny | Self::PushDenied | Self::PushRefused => "deny",
             Self::LockedOut => "locked_out",
+            Self::Fraud => "fraud",
+            Self::Timeout => "timeout",
+            Self::Pushed => "pushed",
         }
     }
 
-    fn message(self) -> &'static str {
+    /// Duo's `result` for this status.
+    pub fn result(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Pushed => "waiting",
+            _ => "deny",
+        }
+    }
+
+    pub(crate) fn message(self) -> &'static str {
         match self {
             Self::Allow => "Success. Logging you in...",
             Self::Deny => "Incorrect passcode. Please try again.",
             Self::LockedOut => "Your account is locked out. Try again later.",
+            Self::Fraud => "Login request reported as fraudulent.",
+            Self::Timeout => "Login timed out.",
+            Self::Pushed => "Pushed a login request to your device...",
+            Self::PushDenied => "Login request denied.",
+            Self::PushRefused => {
+                "Push login requests to this account are paused. Use a passcode, or try again later."
+            }
         }
     }
 }
@@ -139,8 +181,15 @@ impl Ward {
         let (outcome, target) = match found {
             None => (self.unknown_user_outcome(), user_ref_label(user_ref)),
             Some((row, totps)) => {
+                let muted = row
+                    .push_muted_until_ms
+                    .is_some_and(|t| t > now.timestamp_millis());
                 let user = User::try_from(row)?;
-                (self.known_user_outcome(&user, &totps, now), user.id)
+                let push = self.store.devices_for_user(DEFAULT_ORG, &user.id).await?;
+                (
+                    self.known_user_outcome(&user, &totps, &push, muted, now),
+                    user.id,
+                )
             }
         };
         let (result, reason) = match &outcome {
@@ -172,6 +221,8 @@ impl Ward {
         &self,
         user: &User,
         totps: &[TotpRow],
+        push: &[ward_store::DeviceRow],
+        push_muted: bool,
         now: DateTime<Utc>,
     ) -> PreauthOutcome {
         if user.status == UserStatus::Disabled {
@@ -184,7 +235,7 @@ impl Ward {
                 reason: DenyReason::LockedOut,
             };
         }
-        if totps.is_empty() {
+        if totps.is_empty() && push.is_empty() {
             return match self.policy.unknown_user {
                 UnknownUserPolicy::Enroll => PreauthOutcome::Enroll {
                     portal_url: self.policy.enroll_portal_url.clone(),
@@ -194,15 +245,28 @@ impl Ward {
                 },
             };
         }
-        let devices = totps
+        let push_capabilities = if push_muted {
+            vec![]
+        } else {
+            vec![Capability::Push]
+        };
+        let devices = push
             .iter()
-            .map(|t| Device {
+            .map(|d| Device {
+                id: d.device_id.clone(),
+                name: d.name.clone(),
+                capabilities: push_capabilities.clone(),
+            })
+            .chain(totps.iter().map(|t| Device {
                 id: t.totp_id.clone(),
                 name: t.name.clone(),
                 capabilities: vec![Capability::MobileOtp],
-            })
+            }))
             .collect();
-        PreauthOutcome::Auth { devices }
+        PreauthOutcome::Auth {
+            devices,
+            push_muted,
+        }
     }
 
     /// Records the refusal of a factor Ward does not offer (SMS, voice) and returns the error
@@ -316,7 +380,14 @@ impl Ward {
                 at_ms: now.timestamp_millis(),
             });
         if let Some(txid) = &txid {
-            set.push(self.tx_change(ctx, Some(&user.id), txid, AuthStatus::Allow, now));
+            set.push(self.tx_change(
+                ctx,
+                "passcode",
+                Some(&user.id),
+                txid,
+                AuthStatus::Allow,
+                now,
+            ));
         }
         set.push(event.into_change());
         match self.store.commit(set).await {
@@ -382,7 +453,7 @@ impl Ward {
             });
         }
         if let Some(txid) = &txid {
-            set.push(self.tx_change(ctx, Some(&user.id), txid, AuthStatus::Deny, now));
+            set.push(self.tx_change(ctx, "passcode", Some(&user.id), txid, AuthStatus::Deny, now));
         }
         set.push(event.into_change());
         self.store.commit(set).await?;
@@ -411,16 +482,25 @@ impl Ward {
             .detail("reason", reason);
         let mut set = ChangeSet::new();
         if let Some(txid) = &txid {
-            set.push(self.tx_change(ctx, user.map(|u| u.id.as_str()), txid, status, now));
+            set.push(self.tx_change(
+                ctx,
+                "passcode",
+                user.map(|u| u.id.as_str()),
+                txid,
+                status,
+                now,
+            ));
         }
         set.push(event.into_change());
         self.store.commit(set).await?;
         Ok(decision(txid, status))
     }
 
-    fn tx_change(
+    #[allow(clippy::too_many_arguments)] // the transaction's facts, all required
+    pub(super) fn tx_change(
         &self,
         ctx: &AuthContext,
+        factor: &str,
         user_id: Option<&str>,
         txid: &str,
         status: AuthStatus,
@@ -431,13 +511,8 @@ impl Ward {
             txid: txid.to_owned(),
             ikey: ctx.integration.ikey.clone(),
             user_id: user_id.map(str::to_owned),
-            factor: "passcode".into(),
-            result: if status == AuthStatus::Allow {
-                "allow"
-            } else {
-                "deny"
-            }
-            .into(),
+            factor: factor.into(),
+            result: status.result().into(),
             status: status.as_str().into(),
             status_msg: status.message().into(),
             created_ms: now.timestamp_millis(),
@@ -445,20 +520,22 @@ impl Ward {
         })
     }
 
-    /// The state of a transaction started by this integration (Duo `auth_status`).
+    /// The state of a transaction started by this integration (Duo `auth_status`). A push
+    /// whose time is up is timed out here, by whichever node is asked first.
     pub async fn auth_status(
         &self,
         ctx: &AuthContext,
         txid: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<TxView> {
-        let tx = self
-            .store
-            .auth_tx(&ctx.integration.org_id, txid)
-            .await?
-            .filter(|tx| tx.ikey == ctx.integration.ikey)
-            .ok_or_else(|| CoreError::NotFound("transaction".into()))?;
-        if tx.expires_ms <= now.timestamp_millis() {
+        let mut tx = self.read_tx(ctx, txid).await?;
+        if tx.result == "waiting" {
+            let push = self.store.push(&ctx.integration.org_id, txid).await?;
+            if let Some(push) = push.filter(|p| p.expires_ms <= now.timestamp_millis()) {
+                self.expire_push(&push, now).await?;
+                tx = self.read_tx(ctx, txid).await?;
+            }
+        } else if tx.expires_ms <= now.timestamp_millis() {
             return Err(CoreError::Expired("transaction".into()));
         }
         Ok(TxView {
@@ -467,9 +544,17 @@ impl Ward {
             status_msg: tx.status_msg,
         })
     }
+
+    async fn read_tx(&self, ctx: &AuthContext, txid: &str) -> CoreResult<ward_store::AuthTxRow> {
+        self.store
+            .auth_tx(&ctx.integration.org_id, txid)
+            .await?
+            .filter(|tx| tx.ikey == ctx.integration.ikey)
+            .ok_or_else(|| CoreError::NotFound("transaction".into()))
+    }
 }
 
-fn decision(txid: Option<String>, status: AuthStatus) -> AuthDecision {
+pub(super) fn decision(txid: Option<String>, status: AuthStatus) -> AuthDecision {
     AuthDecision {
         txid,
         allowed: status == AuthStatus::Allow,
@@ -478,14 +563,14 @@ fn decision(txid: Option<String>, status: AuthStatus) -> AuthDecision {
     }
 }
 
-fn user_key(user: &UserRef) -> UserKey<'_> {
+pub(super) fn user_key(user: &UserRef) -> UserKey<'_> {
     match user {
         UserRef::Name(name) => UserKey::Name(name),
         UserRef::Id(id) => UserKey::Id(id),
     }
 }
 
-fn user_ref_label(user: &UserRef) -> String {
+pub(super) fn user_ref_label(user: &UserRef) -> String {
     match user {
         UserRef::Name(name) => format!("username:{name}"),
         UserRef::Id(id) => id.clone(),

@@ -3,6 +3,8 @@
 mod admin;
 mod auth;
 mod cache;
+mod device;
+mod push;
 
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ pub use auth::{
     AuthContext, AuthDecision, AuthStatus, Capability, DenyReason, Device, PreauthOutcome, TxView,
 };
 pub use cache::IntegrationCredentials;
+pub use device::{ActivationCode, PushDevice};
+pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 
 use crate::crypto::Keyring;
 use crate::error::{CoreError, CoreResult};
@@ -96,5 +100,7 @@ fn check_text(field: &'static str, value: &str, max: usize) -> CoreResult<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod push_tests;
 #[cfg(test)]
 mod tests;

@@ -117,7 +117,7 @@ async fn preauth_lists_totp_devices_and_follows_unknown_user_policy() {
     let f = fixture(AuthPolicy::default()).await;
     let alice = alice(&f).await;
     match f.ward.preauth(&f.ctx, &alice, f.now).await.unwrap() {
-        PreauthOutcome::Auth { devices } => {
+        PreauthOutcome::Auth { devices, .. } => {
             assert_eq!(devices.len(), 1);
             assert_eq!(devices[0].capabilities, vec![Capability::MobileOtp]);
         }

@@ -95,6 +95,10 @@ pub struct AuthResponse {
 pub struct AsyncAuthResponse {
     /// The transaction id to poll with `auth_status`.
     pub txid: String,
+    /// Verified Push (Ward): the number the application shows, which the user types on the
+    /// device to approve. Absent when no number is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_push_code: Option<String>,
 }
 
 #[cfg(test)]
@@ -184,6 +188,7 @@ mod tests {
         assert_eq!(deny.result, AuthResult::Deny);
         let txid = AsyncAuthResponse {
             txid: "f50324f8-42ce-419d-8403-ed6b78e72d44".to_owned(),
+            verified_push_code: None,
         };
         assert_eq!(
             serde_json::to_string(&txid).unwrap(),

@@ -12,6 +12,7 @@ use ward_proto::duo::auth::{
 use ward_proto::duo::envelope::{DuoErrorCode, Ok as DuoOk};
 use ward_proto::duo::params::Params;
 
+use super::push;
 use super::signed::DuoCall;
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -70,11 +71,19 @@ pub async fn preauth(State(state): State<AppState>, call: DuoCall) -> DuoResult<
 
 fn render_preauth(outcome: PreauthOutcome) -> PreauthResponse {
     let (result, status_msg, devices, enroll_portal_url) = match outcome {
-        PreauthOutcome::Auth { devices } => {
+        PreauthOutcome::Auth {
+            devices,
+            push_muted,
+        } => {
             let devices = devices.into_iter().map(render_device).collect();
             (
                 PreauthResult::Auth,
-                "Account is active",
+                if push_muted {
+                    "Account is active. Push login requests are paused after a fraud report; \
+                     use a passcode."
+                } else {
+                    "Account is active"
+                },
                 Some(devices),
                 None,
             )
@@ -108,9 +117,11 @@ fn render_device(d: ward_core::service::Device) -> Device {
     let capabilities = d
         .capabilities
         .iter()
-        .map(|c| match c {
-            Capability::MobileOtp => "mobile_otp".to_owned(),
+        .flat_map(|c| match c {
+            Capability::MobileOtp => vec!["mobile_otp"],
+            Capability::Push => vec!["auto", "push"],
         })
+        .map(str::to_owned)
         .collect();
     Device {
         device: d.id,
@@ -153,21 +164,20 @@ pub async fn auth(
                 .await
                 .into());
         }
-        "push" | "auto" => {
-            return Err(ApiError::from(CoreError::InvalidInput {
-                field: "factor",
-                reason: "No device of this user can receive a push; use factor=passcode".into(),
-            }));
-        }
+        "push" | "auto" => return push::auth_push(&state, &call, &user, want_txid).await,
         _ => return Err(ApiError::detail(DuoErrorCode::InvalidParameters, "factor")),
     };
     Ok(match &decision.txid {
-        Some(txid) => Json(DuoOk::new(AsyncAuthResponse { txid: txid.clone() })).into_response(),
+        Some(txid) => Json(DuoOk::new(AsyncAuthResponse {
+            txid: txid.clone(),
+            verified_push_code: None,
+        }))
+        .into_response(),
         None => Json(DuoOk::new(render_decision(&decision))).into_response(),
     })
 }
 
-fn render_decision(d: &AuthDecision) -> AuthResponse {
+pub(super) fn render_decision(d: &AuthDecision) -> AuthResponse {
     AuthResponse {
         result: if d.allowed {
             AuthResult::Allow
@@ -186,9 +196,7 @@ pub async fn auth_status(State(state): State<AppState>, call: DuoCall) -> DuoRes
         .params
         .get("txid")
         .ok_or_else(|| ApiError::detail(DuoErrorCode::MissingParameters, "txid"))?;
-    let view = state
-        .ward
-        .auth_status(&call.context(), txid, call.now)
+    let view = push::wait_decided(&state, &call.context(), txid, push::POLL_MAX)
         .await
         .map_err(|e| match e {
             CoreError::NotFound(_) | CoreError::Expired(_) => {
@@ -196,15 +204,5 @@ pub async fn auth_status(State(state): State<AppState>, call: DuoCall) -> DuoRes
             }
             other => other.into(),
         })?;
-    let result = match view.result.as_str() {
-        "allow" => AuthResult::Allow,
-        "waiting" => AuthResult::Waiting,
-        _ => AuthResult::Deny,
-    };
-    ok(AuthResponse {
-        result,
-        status: view.status,
-        status_msg: view.status_msg,
-        txid: None,
-    })
+    ok(push::render_view(view))
 }

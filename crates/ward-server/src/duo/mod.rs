@@ -1,6 +1,7 @@
 //! Duo-compatible APIs: Auth API v2 (`/auth/v2/*`).
 
 mod auth_api;
+mod push;
 pub mod signed;
 
 use axum::Router;

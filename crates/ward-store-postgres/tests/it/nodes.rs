@@ -31,6 +31,7 @@ fn setup() -> ChangeSet {
         failed_attempts: 0,
         locked_until_ms: None,
         last_login_ms: None,
+        push_muted_until_ms: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),
@@ -111,6 +112,7 @@ async fn concurrent_load_on_two_nodes_keeps_both_chains_gap_free() {
                 failed_attempts: 0,
                 locked_until_ms: None,
                 last_login_ms: None,
+                push_muted_until_ms: None,
             };
             let set = ChangeSet::new()
                 .with(Change::InsertUser(user))

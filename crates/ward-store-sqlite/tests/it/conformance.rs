@@ -30,6 +30,15 @@ checks!(
     audit_chain,
     failed_set_in_batch,
     concurrent_commits,
+    activation_once,
+    devices,
+    nonce_once,
+    push_requests,
+    decide_push_once,
+    concurrent_decide_push,
+    mute_push,
+    pushes_since,
+    signals,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,7 @@ async fn a_step_used_through_one_store_is_refused_through_the_other() {
         failed_attempts: 0,
         locked_until_ms: None,
         last_login_ms: None,
+        push_muted_until_ms: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),

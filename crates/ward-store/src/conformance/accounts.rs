@@ -53,6 +53,7 @@ pub async fn users(store: &dyn Store) -> Check {
     full.failed_attempts = 2;
     full.locked_until_ms = Some(9_000);
     full.last_login_ms = Some(8_000);
+    full.push_muted_until_ms = Some(10_000);
     commit(store, vec![Change::InsertUser(full.clone())])
         .await
         .ctx("insert full user")?;

@@ -1,0 +1,527 @@
+//! Push login requests: the lifecycle `pending → approved | denied | fraud | timeout`.
+//!
+//! Every transition is one conditional change (`state = 'pending'`) committed together with
+//! the transaction's result and its audit event, so two nodes can never both decide a request.
+//!
+//! # Security
+//! An answer counts only if it is signed by the key of the device the request was sent to, over
+//! this transaction, the decision, the typed number and the hash of the context the device
+//! showed. Forged, replayed and misdirected answers are refused and audited. With Verified Push,
+//! approving needs the number shown to the user at the login; a wrong number denies.
+
+use chrono::{DateTime, Utc};
+use rand::RngExt;
+use subtle::ConstantTimeEq;
+use ward_proto::device::{AnswerRequest, Decision, PushEvent, answer_signing_bytes};
+use ward_store::{Change, ChangeSet, DEFAULT_ORG, PushRow, Signal, StoreError};
+
+use super::Ward;
+use super::auth::{AuthContext, AuthDecision, AuthStatus, decision, user_key, user_ref_label};
+use crate::audit::Event;
+use crate::device_key::DeviceKey;
+use crate::error::{CoreError, CoreResult};
+use crate::ids;
+use crate::model::{Actor, User, UserRef, UserStatus};
+use crate::policy::ApiPushMode;
+
+/// How far an answer's own timestamp may be from the server's clock.
+const ANSWER_SKEW_SECS: i64 = 300;
+
+/// What the application asked to show with a push (Duo's `type`, `display_username`,
+/// `pushinfo`, `device`).
+#[derive(Clone, Debug, Default)]
+pub struct PushRequest {
+    pub title: Option<String>,
+    pub display_username: Option<String>,
+    pub details: Vec<(String, String)>,
+    /// A device id, or `None` for the user's first device (`device=auto`).
+    pub device: Option<String>,
+    /// Whether the user must type a number shown at the login.
+    pub number_required: bool,
+    /// Whether a refusal must still get a transaction id (`async=1` callers poll one).
+    pub want_txid: bool,
+}
+
+/// A push that was sent: the transaction id, and the number to show when one is required.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushStarted {
+    pub txid: String,
+    pub number: Option<String>,
+    pub device_id: String,
+}
+
+/// The result of asking for a push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The device was asked; wait for the transaction.
+    Started(PushStarted),
+    /// Decided without asking (unknown, disabled, locked or muted user, push storm).
+    Decided(AuthDecision),
+}
+
+/// The final state of an answered push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushState {
+    Approved,
+    Denied,
+    Fraud,
+    Timeout,
+}
+
+impl PushState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Fraud => "fraud",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    fn status(self) -> AuthStatus {
+        match self {
+            Self::Approved => AuthStatus::Allow,
+            Self::Denied => AuthStatus::PushDenied,
+            Self::Fraud => AuthStatus::Fraud,
+            Self::Timeout => AuthStatus::Timeout,
+        }
+    }
+}
+
+fn clean(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+impl Ward {
+    /// A push asked for through the Duo Auth API, under `push.auth_api_mode`: Verified Push
+    /// (a number the application shows; asynchronous calls only), plain push with context, or
+    /// no push at all. Refusals are audited and explain what to do instead.
+    pub async fn start_api_push(
+        &self,
+        ctx: &AuthContext,
+        user_ref: &UserRef,
+        mut req: PushRequest,
+        is_async: bool,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushOutcome> {
+        let refusal = match self.policy.push.auth_api_mode {
+            ApiPushMode::Refuse => Some(
+                "Push through the Auth API is turned off for this server: this integration must \
+                 use the hosted prompt (Web SDK v4).",
+            ),
+            ApiPushMode::Verified if !is_async => Some(
+                "Verified Push needs async=1: show the returned verified_push_code to the user, \
+                 who types it on the device; or use the hosted prompt.",
+            ),
+            ApiPushMode::Verified => {
+                req.number_required = true;
+                None
+            }
+            ApiPushMode::Plain => {
+                req.number_required = false;
+                None
+            }
+        };
+        if let Some(reason) = refusal {
+            let event = ctx
+                .event(now, "auth.push", &user_ref_label(user_ref), "deny")
+                .detail("reason", "policy_refuses_api_push");
+            self.store
+                .commit(ChangeSet::new().with(event.into_change()))
+                .await?;
+            return Err(CoreError::invalid("factor", reason));
+        }
+        self.start_push(ctx, user_ref, &req, now).await
+    }
+
+    /// Sends a push to one of the user's devices. Audited.
+    pub async fn start_push(
+        &self,
+        ctx: &AuthContext,
+        user_ref: &UserRef,
+        req: &PushRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushOutcome> {
+        let found = self
+            .store
+            .user_with_totps(DEFAULT_ORG, user_key(user_ref))
+            .await?;
+        let Some((row, _totps)) = found else {
+            let target = user_ref_label(user_ref);
+            return self
+                .push_refused(
+                    ctx,
+                    None,
+                    &target,
+                    req,
+                    AuthStatus::PushDenied,
+                    "unknown_user",
+                    now,
+                )
+                .await;
+        };
+        let muted = row
+            .push_muted_until_ms
+            .is_some_and(|until| until > now.timestamp_millis());
+        let user = User::try_from(row)?;
+        let refusal = if user.status == UserStatus::Disabled {
+            Some((AuthStatus::PushDenied, "disabled"))
+        } else if user.is_locked(now.timestamp_millis()) {
+            Some((AuthStatus::LockedOut, "locked_out"))
+        } else if muted {
+            Some((AuthStatus::PushRefused, "muted_after_fraud"))
+        } else if self.push_storm(&user, now).await? {
+            Some((AuthStatus::PushRefused, "push_storm"))
+        } else {
+            None
+        };
+        if let Some((status, reason)) = refusal {
+            return self
+                .push_refused(ctx, Some(&user.id), &user.id, req, status, reason, now)
+                .await;
+        }
+        let devices = self.store.devices_for_user(DEFAULT_ORG, &user.id).await?;
+        let device = match &req.device {
+            None => devices.first(),
+            Some(id) => devices.iter().find(|d| &d.device_id == id),
+        }
+        .ok_or_else(|| CoreError::invalid("device", "no push device of this user matches"))?;
+        let started = PushStarted {
+            txid: ids::txid(),
+            number: req.number_required.then(|| self.push_number()),
+            device_id: device.device_id.clone(),
+        };
+        let row = self.push_row(ctx, &user, req, &started, now)?;
+        let event = ctx
+            .event(now, "auth.push.sent", &user.id, "pending")
+            .detail("txid", started.txid.as_str())
+            .detail("device_id", started.device_id.as_str())
+            .detail("number_required", started.number.is_some());
+        let set = ChangeSet::new()
+            .with(Change::InsertPush(row))
+            .with(self.tx_change(
+                ctx,
+                "push",
+                Some(&user.id),
+                &started.txid,
+                AuthStatus::Pushed,
+                now,
+            ))
+            .with(event.into_change());
+        self.store.commit(set).await?;
+        self.store
+            .signals()
+            .publish(Signal::Device(started.device_id.clone()))
+            .await;
+        Ok(PushOutcome::Started(started))
+    }
+
+    async fn push_storm(&self, user: &User, now: DateTime<Utc>) -> CoreResult<bool> {
+        let limit = self.policy.push.storm_limit;
+        if limit == 0 {
+            return Ok(false);
+        }
+        let since = (now - self.policy.push.storm_window).timestamp_millis();
+        let sent = self
+            .store
+            .pushes_since(DEFAULT_ORG, &user.id, since)
+            .await?;
+        Ok(sent >= i64::from(limit))
+    }
+
+    fn push_number(&self) -> String {
+        let digits = self.policy.push.number_digits.clamp(3, 6);
+        let n = rand::rng().random_range(0..10u32.pow(digits));
+        format!("{n:0width$}", width = digits as usize)
+    }
+
+    fn push_row(
+        &self,
+        ctx: &AuthContext,
+        user: &User,
+        req: &PushRequest,
+        started: &PushStarted,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushRow> {
+        let mut event = PushEvent {
+            txid: started.txid.clone(),
+            title: clean(req.title.as_deref().unwrap_or("Login request"), 100),
+            application: clean(&ctx.integration.name, 100),
+            username: clean(
+                req.display_username.as_deref().unwrap_or(&user.username),
+                100,
+            ),
+            ip: ctx.user_ip.as_deref().map(|ip| clean(ip, 64)),
+            location: None,
+            details: req
+                .details
+                .iter()
+                .take(20)
+                .map(|(k, v)| (clean(k, 100), clean(v, 500)))
+                .collect(),
+            time: now.timestamp(),
+            expires: (now + self.policy.push.timeout).timestamp(),
+            number_required: started.number.is_some(),
+            context_hash: String::new(),
+        };
+        event.context_hash = event.computed_context_hash();
+        Ok(PushRow {
+            org_id: user.org_id.clone(),
+            txid: started.txid.clone(),
+            ikey: ctx.integration.ikey.clone(),
+            user_id: user.id.clone(),
+            device_id: started.device_id.clone(),
+            state: "pending".into(),
+            number: started.number.clone(),
+            context_hash: event.context_hash.clone(),
+            context: serde_json::to_string(&event)
+                .map_err(|e| CoreError::Internal(format!("push context: {e}")))?,
+            created_ms: now.timestamp_millis(),
+            expires_ms: (now + self.policy.push.timeout).timestamp_millis(),
+            decided_ms: None,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)] // the refusal's facts, all required
+    async fn push_refused(
+        &self,
+        ctx: &AuthContext,
+        user_id: Option<&str>,
+        target: &str,
+        req: &PushRequest,
+        status: AuthStatus,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushOutcome> {
+        let txid = req.want_txid.then(ids::txid);
+        let event = ctx
+            .event(now, "auth.push", target, "deny")
+            .detail("reason", reason);
+        let mut set = ChangeSet::new();
+        if let Some(txid) = &txid {
+            set.push(self.tx_change(ctx, "push", user_id, txid, status, now));
+        }
+        set.push(event.into_change());
+        self.store.commit(set).await?;
+        Ok(PushOutcome::Decided(decision(txid, status)))
+    }
+
+    /// Records a device's answer. Audited, refused answers too.
+    pub async fn answer_push(
+        &self,
+        answer: &AnswerRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushState> {
+        let actor = Actor::Device(answer.device_id.clone());
+        let refuse =
+            |reason: &'static str, error: CoreError| self.refuse_answer(answer, reason, error, now);
+        let Some(device) = self.store.device(&answer.device_id).await? else {
+            return refuse("unknown_device", CoreError::Unauthenticated).await;
+        };
+        let key = DeviceKey::from_stored(&device.key_alg, &device.public_key)?;
+        let signed = answer_signing_bytes(
+            &answer.device_id,
+            &answer.txid,
+            answer.decision,
+            answer.number.as_deref(),
+            &answer.context_hash,
+            answer.time,
+        );
+        if !key.verifies(&signed, &answer.signature) {
+            return refuse("bad_signature", CoreError::Unauthenticated).await;
+        }
+        if (answer.time - now.timestamp()).abs() > ANSWER_SKEW_SECS {
+            return refuse("stale_answer", CoreError::Expired("answer".into())).await;
+        }
+        let push = match self.store.push(&device.org_id, &answer.txid).await? {
+            Some(push) if push.device_id == device.device_id => push,
+            _ => {
+                return refuse(
+                    "not_this_devices_request",
+                    CoreError::NotFound("request".into()),
+                )
+                .await;
+            }
+        };
+        if push
+            .context_hash
+            .as_bytes()
+            .ct_eq(answer.context_hash.as_bytes())
+            .unwrap_u8()
+            != 1
+        {
+            return refuse(
+                "context_mismatch",
+                CoreError::invalid("context_hash", "does not match the request"),
+            )
+            .await;
+        }
+        if push.state != "pending" {
+            return refuse(
+                "already_decided",
+                CoreError::Conflict("request already answered".into()),
+            )
+            .await;
+        }
+        if push.expires_ms <= now.timestamp_millis() {
+            self.expire_push(&push, now).await?;
+            return refuse("expired", CoreError::Expired("request".into())).await;
+        }
+        let (state, reason) = judge(&push, answer);
+        match self.decide_push(&push, state, reason, &actor, now).await {
+            Ok(()) => Ok(state),
+            Err(CoreError::Conflict(_)) => {
+                refuse(
+                    "already_decided",
+                    CoreError::Conflict("request already answered".into()),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn refuse_answer(
+        &self,
+        answer: &AnswerRequest,
+        reason: &'static str,
+        error: CoreError,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushState> {
+        let actor = Actor::Device(answer.device_id.clone());
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &actor,
+            "auth.push.answer",
+            &answer.txid,
+            "refused",
+        )
+        .detail("reason", reason)
+        .detail("device_id", answer.device_id.as_str());
+        self.store
+            .commit(ChangeSet::new().with(event.into_change()))
+            .await?;
+        tracing::warn!(device_id = %answer.device_id, txid = %answer.txid, reason, "push answer refused");
+        Err(error)
+    }
+
+    /// Moves a pending push to its final state, with the transaction result, the fraud mute
+    /// and the audit event, in one change set; then wakes whoever waits for it.
+    async fn decide_push(
+        &self,
+        push: &PushRow,
+        state: PushState,
+        reason: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        let status = state.status();
+        let outcome = if state == PushState::Approved {
+            "allow"
+        } else {
+            "deny"
+        };
+        let event = Event::new(
+            &push.org_id,
+            now,
+            actor,
+            "auth.push.decided",
+            &push.user_id,
+            outcome,
+        )
+        .detail("txid", push.txid.as_str())
+        .detail("integration", push.ikey.as_str())
+        .detail("device_id", push.device_id.as_str())
+        .detail("state", state.as_str())
+        .detail("reason", reason);
+        let mut set = ChangeSet::new()
+            .with(Change::DecidePush {
+                org_id: push.org_id.clone(),
+                txid: push.txid.clone(),
+                state: state.as_str().into(),
+                decided_ms: now.timestamp_millis(),
+            })
+            .with(Change::FinishAuthTx {
+                org_id: push.org_id.clone(),
+                txid: push.txid.clone(),
+                result: status.result().into(),
+                status: status.as_str().into(),
+                status_msg: status.message().into(),
+            });
+        if state == PushState::Fraud {
+            set.push(Change::MutePush {
+                org_id: push.org_id.clone(),
+                user_id: push.user_id.clone(),
+                until_ms: (now + self.policy.push.mute_after_fraud).timestamp_millis(),
+            });
+            tracing::warn!(user_id = %push.user_id, txid = %push.txid, "push reported as fraud");
+        }
+        set.push(event.into_change());
+        match self.store.commit(set).await {
+            Ok(_) => {}
+            Err(StoreError::ConditionFailed(_)) => {
+                return Err(CoreError::Conflict("request already decided".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.store
+            .signals()
+            .publish(Signal::Tx(push.txid.clone()))
+            .await;
+        Ok(())
+    }
+
+    /// Times out a pending push whose time is up (any node may do it; one wins).
+    pub(super) async fn expire_push(&self, push: &PushRow, now: DateTime<Utc>) -> CoreResult<()> {
+        if push.state != "pending" || push.expires_ms > now.timestamp_millis() {
+            return Ok(());
+        }
+        match self
+            .decide_push(
+                push,
+                PushState::Timeout,
+                "no_answer",
+                &Actor::Integration(push.ikey.clone()),
+                now,
+            )
+            .await
+        {
+            Ok(()) | Err(CoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// When a waiting push transaction times out (for long-polls to bound their wait).
+    pub async fn push_deadline(
+        &self,
+        org_id: &str,
+        txid: &str,
+    ) -> CoreResult<Option<DateTime<Utc>>> {
+        Ok(self
+            .store
+            .push(org_id, txid)
+            .await?
+            .filter(|p| p.state == "pending")
+            .and_then(|p| DateTime::from_timestamp_millis(p.expires_ms)))
+    }
+}
+
+/// The decision an authentic, timely answer makes.
+fn judge(push: &PushRow, answer: &AnswerRequest) -> (PushState, &'static str) {
+    match answer.decision {
+        Decision::Fraud => (PushState::Fraud, "user_reported_fraud"),
+        Decision::Deny => (PushState::Denied, "user_denied"),
+        Decision::Approve => match &push.number {
+            None => (PushState::Approved, "user_approved"),
+            Some(expected) => {
+                let typed = answer.number.as_deref().unwrap_or("");
+                if expected.as_bytes().ct_eq(typed.as_bytes()).into() {
+                    (PushState::Approved, "user_approved_with_number")
+                } else {
+                    (PushState::Denied, "wrong_number")
+                }
+            }
+        },
+    }
+}
