@@ -144,8 +144,11 @@ def write_config(
     unknown_user: str | None = None,
     lockout_threshold: int | None = None,
     lockout_seconds: int | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """Write a ward TOML config; keys left as None are omitted (ward's defaults apply)."""
+    """Write a ward TOML config; keys left as None are omitted (ward's defaults apply).
+
+    `extra` adds whole sections, e.g. `{"push": {"timeout_seconds": 3}}`."""
     top = {"public_host": public_host}
     sections = {
         "database": {"url": database_url},
@@ -156,6 +159,8 @@ def write_config(
             "lockout_seconds": lockout_seconds,
         },
     }
+    for section, values in (extra or {}).items():
+        sections.setdefault(section, {}).update(values)
     lines = [f"{key} = {_toml_value(value)}" for key, value in top.items() if value is not None]
     for section, values in sections.items():
         present = {key: value for key, value in values.items() if value is not None}

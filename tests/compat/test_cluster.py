@@ -59,3 +59,41 @@ def test_totp_code_accepted_through_one_node_is_refused_through_the_other(nodes,
 
     assert accepted["result"] == "allow", accepted
     assert replayed["result"] == "deny", replayed
+
+
+def test_push_requested_on_a_and_answered_through_b_completes_on_a(nodes, clients, tmp_path):
+    """The device is connected to node B; node A, waiting on the transaction, learns of the
+    answer at once (PostgreSQL LISTEN/NOTIFY), not at its next poll."""
+    import threading
+    import time
+
+    from conftest import unique_username, ward_cli
+    from test_push import Authenticator, only_request
+
+    node_a, node_b = nodes
+    client_a, _ = clients
+    username = unique_username("cluster-push")
+    ward_cli(node_a, "user", "create", username)
+    url = ward_cli(node_a, "device", "activate-link", username)["activation_url"]
+    path = url.split("://", 1)[1]
+    path = path[path.index("/"):].split("&pin=")[0]
+    device = Authenticator(tmp_path / "device.json")
+    device.activate(f"https://localhost:{node_b.port}{path}", "--ca", str(node_b.data_dir / "tls" / "ca.pem"))
+
+    started = client_a.auth(factor="push", username=username, device="auto", async_txn=True)
+    only_request(device, started["txid"])
+    result: dict = {}
+
+    def wait_on_a() -> None:
+        result["status"] = client_a.auth_status(started["txid"])
+        result["returned"] = time.monotonic()
+
+    waiter = threading.Thread(target=wait_on_a)
+    waiter.start()
+    time.sleep(1.0)  # let node A's long-poll begin
+    answered = time.monotonic()
+    device.answer(started["txid"], "approve", number=started["verified_push_code"])
+    waiter.join(timeout=30)
+
+    assert result["status"]["success"] is True, result
+    assert result["returned"] - answered < 3.0, "node A did not learn of the answer promptly"
