@@ -132,6 +132,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (str, Path)):
         # A JSON string literal is a valid TOML basic string.
         return json.dumps(str(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"unsupported TOML value {value!r}")
 
 

@@ -71,9 +71,13 @@ def push_server(ward_bin, backend, tmp_path_factory):
         root / "ward.toml",
         database_url=backend.database_url,
         unknown_user="deny",
-        extra={"push": {"timeout_seconds": PUSH_TIMEOUT_SECS}},
+        extra={
+            "push": {"timeout_seconds": PUSH_TIMEOUT_SECS},
+            "alerts": {"command": ["/bin/sh", "-c", f"cat >> {root / 'alerts.jsonl'}"]},
+        },
     )
     server = WardServer(ward_bin, root / "data", config, name=f"push-{backend.name}")
+    server.alerts_file = root / "alerts.jsonl"
     server.start()
     try:
         yield server
@@ -180,6 +184,17 @@ def test_fraud_report_denies_and_mutes_the_next_push(push_server, push_client, t
     assert "paused" in preauth["status_msg"], preauth
     audit = run_ward(push_server, "audit", "export").stdout
     assert "user_reported_fraud" in audit
+    # The operator's alert hook heard of it, with the transaction and the user's address.
+    deadline = time.monotonic() + 10
+    alerts: list[dict] = []
+    while time.monotonic() < deadline:
+        if push_server.alerts_file.exists():
+            alerts = [json.loads(line) for line in push_server.alerts_file.read_text().splitlines() if line]
+            if any(a.get("txid") == started["txid"] for a in alerts):
+                break
+        time.sleep(0.2)
+    matching = [a for a in alerts if a.get("txid") == started["txid"]]
+    assert matching and matching[0]["alert"] == "fraud_reported", alerts
 
 
 def test_an_unanswered_push_times_out(push_server, push_client, tmp_path):
@@ -219,3 +234,23 @@ def test_two_simultaneous_answers_make_exactly_one_decision(push_server, push_cl
     status = push_client.auth_status(txid)
     winner = "allow" if codes[0] == 0 else "deny"
     assert status["status"] == winner, (codes, status)
+
+
+def test_an_integration_in_plain_mode_gets_synchronous_push(push_server, tmp_path):
+    """`--push-mode plain` for one integration: a synchronous push waits for the answer."""
+    import threading
+
+    integration = ward_cli(push_server, "integration", "create", "--name", "legacy-vpn", "--kind", "auth-api", "--push-mode", "plain")
+    assert integration["push_mode"] == "plain"
+    client = push_server.auth_client(integration)
+    username, device = enrolled_user(push_server, tmp_path)
+    result: dict = {}
+    waiter = threading.Thread(
+        target=lambda: result.update(client.auth(factor="push", username=username, device="auto", pushinfo="host=vpn1&cmd=login"))
+    )
+    waiter.start()
+    request = device.pending()[0]
+    assert request["number_required"] is False
+    device.answer(request["txid"], "approve")
+    waiter.join(timeout=30)
+    assert result.get("result") == "allow", result

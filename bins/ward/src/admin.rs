@@ -8,6 +8,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use ward_core::clock::{Clock, SystemClock};
 use ward_core::model::{Actor, IntegrationKind, User, UserStatus};
+use ward_core::policy::ApiPushMode;
 use ward_core::service::Ward;
 use ward_core::totp::Algorithm;
 use ward_server::config::Config;
@@ -20,6 +21,16 @@ pub enum KindArg {
     AuthApi,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PushModeArg {
+    /// Verified Push: the application shows a number the user types on the device.
+    Verified,
+    /// Push with context, no number.
+    Plain,
+    /// No push through the Auth API (use the hosted prompt).
+    Refuse,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum IntegrationCmd {
     /// Creates an integration and prints its keys (the secret key is shown once).
@@ -28,6 +39,9 @@ pub enum IntegrationCmd {
         name: String,
         #[arg(long, value_enum)]
         kind: KindArg,
+        /// Push for this integration's Auth API calls (default: the server's [push] setting).
+        #[arg(long, value_enum)]
+        push_mode: Option<PushModeArg>,
         #[command(flatten)]
         out: Output,
     },
@@ -122,10 +136,22 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
         IntegrationCmd::Create {
             name,
             kind: KindArg::AuthApi,
+            push_mode,
             out,
         } => {
+            let push_mode = push_mode.map(|m| match m {
+                PushModeArg::Verified => ApiPushMode::Verified,
+                PushModeArg::Plain => ApiPushMode::Plain,
+                PushModeArg::Refuse => ApiPushMode::Refuse,
+            });
             let (integration, skey) = ward
-                .create_integration(&Actor::Cli, &name, IntegrationKind::AuthApi, now())
+                .create_integration(
+                    &Actor::Cli,
+                    &name,
+                    IntegrationKind::AuthApi,
+                    push_mode,
+                    now(),
+                )
                 .await?;
             let doc = json!({
                 "ikey": integration.ikey,
@@ -133,6 +159,7 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
                 "api_host": config.public_host,
                 "name": integration.name,
                 "kind": integration.kind.as_str(),
+                "push_mode": integration.push_mode.map(ApiPushMode::as_str),
             });
             if out.json {
                 println!("{doc}");

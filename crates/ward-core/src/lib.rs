@@ -16,6 +16,7 @@ pub mod device_key;
 mod error;
 pub mod ids;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod service;
 pub mod totp;

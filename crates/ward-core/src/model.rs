@@ -106,6 +106,8 @@ pub struct Integration {
     pub name: String,
     pub kind: IntegrationKind,
     pub created_ms: i64,
+    /// This integration's push policy for Auth API clients; `None`: the server default.
+    pub push_mode: Option<crate::policy::ApiPushMode>,
 }
 
 impl TryFrom<&IntegrationRow> for Integration {
@@ -118,6 +120,7 @@ impl TryFrom<&IntegrationRow> for Integration {
             name: r.name.clone(),
             kind: r.kind.parse()?,
             created_ms: r.created_ms,
+            push_mode: r.push_mode.as_deref().map(str::parse).transpose()?,
         })
     }
 }

@@ -38,6 +38,16 @@ pub enum ApiPushMode {
     Refuse,
 }
 
+impl ApiPushMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Plain => "plain",
+            Self::Refuse => "refuse",
+        }
+    }
+}
+
 impl std::str::FromStr for ApiPushMode {
     type Err = crate::CoreError;
 

@@ -177,12 +177,15 @@ pub async fn open(config: &Config) -> Result<Arc<Ward>, BootError> {
         config.database_max_connections,
     )
     .await?;
-    let ward = Ward::new(
+    let mut ward = Ward::new(
         store,
         Keyring::new(master, previous),
         policy(config)?,
         &config.issuer,
     )
     .await?;
+    if let Some(hook) = crate::alerts::CommandAlerts::new(&config.alert_command) {
+        ward = ward.with_alerts(Arc::new(hook));
+    }
     Ok(Arc::new(ward))
 }

@@ -58,6 +58,15 @@ struct FileConfig {
     limits: LimitsFile,
     #[serde(default)]
     push: PushFile,
+    #[serde(default)]
+    alerts: AlertsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    /// A program and its arguments, run with each alert as JSON on standard input.
+    command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +235,8 @@ pub struct Config {
     pub integration_requests_per_second: u32,
     pub max_body_bytes: usize,
     pub push: PushSettings,
+    /// `[alerts] command`: run for each alert with the alert as JSON on standard input.
+    pub alert_command: Vec<String>,
 }
 
 /// Reads one environment variable, or the file named by its `_FILE` twin.
@@ -371,6 +382,7 @@ impl Config {
                 .max(1),
             max_body_bytes,
             push,
+            alert_command: file.alerts.command.unwrap_or_default(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! Handlers extract input, call one method of the core service and render the result in their
 //! API's dialect; no policy and no SQL live here.
 
+pub mod alerts;
 pub mod app;
 pub mod bootstrap;
 pub mod config;

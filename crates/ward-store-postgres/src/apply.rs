@@ -123,8 +123,8 @@ fn exactly_one(rows: u64, otherwise: impl FnOnce() -> StoreError) -> StoreResult
 
 async fn insert_integration(conn: &mut PgConnection, row: &IntegrationRow) -> StoreResult<Outcome> {
     sqlx::query(
-        "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms, push_mode) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&row.ikey)
     .bind(&row.org_id)
@@ -132,6 +132,7 @@ async fn insert_integration(conn: &mut PgConnection, row: &IntegrationRow) -> St
     .bind(&row.kind)
     .bind(&row.skey_sealed)
     .bind(row.created_ms)
+    .bind(&row.push_mode)
     .execute(conn)
     .await
     .map_err(|err| insert_err(err, "ikey", "organisation"))?;

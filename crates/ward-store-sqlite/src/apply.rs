@@ -125,8 +125,8 @@ async fn insert_integration(
     row: &IntegrationRow,
 ) -> StoreResult<Outcome> {
     sqlx::query(
-        "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms, push_mode) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.ikey)
     .bind(&row.org_id)
@@ -134,6 +134,7 @@ async fn insert_integration(
     .bind(&row.kind)
     .bind(&row.skey_sealed)
     .bind(row.created_ms)
+    .bind(&row.push_mode)
     .execute(conn)
     .await
     .map_err(|err| insert_err(err, "ikey", "organisation"))?;

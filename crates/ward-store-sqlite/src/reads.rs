@@ -16,7 +16,7 @@ mod push;
 
 macro_rules! integration_columns {
     () => {
-        "ikey, org_id, name, kind, skey_sealed, created_ms"
+        "ikey, org_id, name, kind, skey_sealed, created_ms, push_mode"
     };
 }
 macro_rules! user_columns {
@@ -66,6 +66,7 @@ fn integration(row: &SqliteRow) -> Result<IntegrationRow, sqlx::Error> {
         name: row.try_get("name")?,
         kind: row.try_get("kind")?,
         skey_sealed: row.try_get("skey_sealed")?,
+        push_mode: row.try_get("push_mode")?,
         created_ms: row.try_get("created_ms")?,
     })
 }

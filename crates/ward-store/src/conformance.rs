@@ -144,6 +144,7 @@ fn integration(org_id: &str, ikey: &str, created_ms: i64) -> IntegrationRow {
         name: format!("app {ikey}"),
         kind: "auth-api".into(),
         skey_sealed: format!("k1:sealed-skey-of-{ikey}"),
+        push_mode: Some("plain".into()),
         created_ms,
     }
 }

@@ -15,6 +15,8 @@ pub struct IntegrationRow {
     /// The secret key, sealed with the integration-key purpose key (never plaintext).
     pub skey_sealed: String,
     pub created_ms: i64,
+    /// Push for Auth API clients: `verified`, `plain` or `refuse`; `None`: the server default.
+    pub push_mode: Option<String>,
 }
 
 impl std::fmt::Debug for IntegrationRow {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for IntegrationRow {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("created_ms", &self.created_ms)
+            .field("push_mode", &self.push_mode)
             .finish_non_exhaustive()
     }
 }

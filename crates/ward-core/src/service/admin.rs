@@ -14,6 +14,7 @@ use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::ids;
 use crate::model::{Actor, Integration, IntegrationKind, TotpAuthenticator, User, UserStatus};
+use crate::policy::ApiPushMode;
 use crate::totp::{self, Algorithm, Totp};
 use ward_store::DEFAULT_ORG;
 
@@ -31,6 +32,7 @@ impl Ward {
         actor: &Actor,
         name: &str,
         kind: IntegrationKind,
+        push_mode: Option<ApiPushMode>,
         now: DateTime<Utc>,
     ) -> CoreResult<(Integration, Zeroizing<String>)> {
         check_text("name", name, 100)?;
@@ -45,11 +47,13 @@ impl Ward {
                 .keys
                 .seal(Purpose::IntegrationSecret, &ikey, skey.as_bytes())?,
             created_ms: now.timestamp_millis(),
+            push_mode: push_mode.map(|m| m.as_str().to_owned()),
         };
         let integration = Integration::try_from(&row)?;
         let event = Event::new(DEFAULT_ORG, now, actor, "integration.create", &ikey, "ok")
             .detail("name", name)
-            .detail("kind", kind.as_str());
+            .detail("kind", kind.as_str())
+            .detail_opt("push_mode", push_mode.map(ApiPushMode::as_str));
         self.store
             .commit(
                 ChangeSet::new()

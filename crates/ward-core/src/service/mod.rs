@@ -20,6 +20,7 @@ pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 
 use crate::crypto::Keyring;
 use crate::error::{CoreError, CoreResult};
+use crate::notify::{AlertSink, ChannelDelivery, LogAlerts, PushDelivery};
 use crate::policy::AuthPolicy;
 
 /// Meta key holding the id of the master key the database's secrets are sealed under.
@@ -33,6 +34,8 @@ pub struct Ward {
     policy: AuthPolicy,
     issuer: String,
     integrations: cache::IntegrationCache,
+    deliveries: Vec<Arc<dyn PushDelivery>>,
+    alerts: Vec<Arc<dyn AlertSink>>,
 }
 
 impl Ward {
@@ -55,12 +58,28 @@ impl Ward {
             )));
         }
         Ok(Self {
+            deliveries: vec![Arc::new(ChannelDelivery::new(Arc::clone(&store)))],
+            alerts: vec![Arc::new(LogAlerts)],
             store,
             keys,
             policy,
             issuer: issuer.into(),
             integrations: cache::IntegrationCache::default(),
         })
+    }
+
+    /// Adds a push delivery besides Ward's own channel.
+    #[must_use]
+    pub fn with_delivery(mut self, delivery: Arc<dyn PushDelivery>) -> Self {
+        self.deliveries.push(delivery);
+        self
+    }
+
+    /// Adds an alert sink besides the log.
+    #[must_use]
+    pub fn with_alerts(mut self, sink: Arc<dyn AlertSink>) -> Self {
+        self.alerts.push(sink);
+        self
     }
 
     /// The store this service writes to.

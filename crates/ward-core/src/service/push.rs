@@ -22,6 +22,7 @@ use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
 use crate::ids;
 use crate::model::{Actor, User, UserRef, UserStatus};
+use crate::notify::Alert;
 use crate::policy::ApiPushMode;
 
 /// How far an answer's own timestamp may be from the server's clock.
@@ -93,7 +94,8 @@ fn clean(text: &str, max: usize) -> String {
 }
 
 impl Ward {
-    /// A push asked for through the Duo Auth API, under `push.auth_api_mode`: Verified Push
+    /// A push asked for through the Duo Auth API, under the integration's push mode (else the
+    /// server's `push.auth_api_mode`): Verified Push
     /// (a number the application shows; asynchronous calls only), plain push with context, or
     /// no push at all. Refusals are audited and explain what to do instead.
     pub async fn start_api_push(
@@ -104,7 +106,11 @@ impl Ward {
         is_async: bool,
         now: DateTime<Utc>,
     ) -> CoreResult<PushOutcome> {
-        let refusal = match self.policy.push.auth_api_mode {
+        let mode = ctx
+            .integration
+            .push_mode
+            .unwrap_or(self.policy.push.auth_api_mode);
+        let refusal = match mode {
             ApiPushMode::Refuse => Some(
                 "Push through the Auth API is turned off for this server: this integration must \
                  use the hosted prompt (Web SDK v4).",
@@ -192,6 +198,7 @@ impl Ward {
             device_id: device.device_id.clone(),
         };
         let row = self.push_row(ctx, &user, req, &started, now)?;
+        let context = row.context.clone();
         let event = ctx
             .event(now, "auth.push.sent", &user.id, "pending")
             .detail("txid", started.txid.as_str())
@@ -209,10 +216,11 @@ impl Ward {
             ))
             .with(event.into_change());
         self.store.commit(set).await?;
-        self.store
-            .signals()
-            .publish(Signal::Device(started.device_id.clone()))
-            .await;
+        if let Ok(event) = serde_json::from_str::<PushEvent>(&context) {
+            for delivery in &self.deliveries {
+                delivery.deliver(&started.device_id, &event).await;
+            }
+        }
         Ok(PushOutcome::Started(started))
     }
 
@@ -455,7 +463,6 @@ impl Ward {
                 user_id: push.user_id.clone(),
                 until_ms: (now + self.policy.push.mute_after_fraud).timestamp_millis(),
             });
-            tracing::warn!(user_id = %push.user_id, txid = %push.txid, "push reported as fraud");
         }
         set.push(event.into_change());
         match self.store.commit(set).await {
@@ -469,6 +476,22 @@ impl Ward {
             .signals()
             .publish(Signal::Tx(push.txid.clone()))
             .await;
+        if state == PushState::Fraud {
+            let alert = Alert::FraudReported {
+                org_id: push.org_id.clone(),
+                user_id: push.user_id.clone(),
+                txid: push.txid.clone(),
+                device_id: push.device_id.clone(),
+                integration: push.ikey.clone(),
+                ip: serde_json::from_str::<PushEvent>(&push.context)
+                    .ok()
+                    .and_then(|e| e.ip),
+                at_ms: now.timestamp_millis(),
+            };
+            for sink in &self.alerts {
+                sink.alert(&alert).await;
+            }
+        }
         Ok(())
     }
 

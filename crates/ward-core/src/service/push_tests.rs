@@ -40,7 +40,7 @@ async fn fixture(push: PushPolicy) -> Fixture {
         .unwrap();
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _) = ward
-        .create_integration(&Actor::Cli, "VPN", IntegrationKind::AuthApi, now)
+        .create_integration(&Actor::Cli, "VPN", IntegrationKind::AuthApi, None, now)
         .await
         .unwrap();
     ward.create_user(&Actor::Cli, "alice", None, now)
@@ -505,4 +505,43 @@ async fn the_stream_opens_once_per_signed_nonce() {
             .await,
         Err(CoreError::Unauthenticated)
     ));
+}
+
+#[tokio::test]
+async fn an_integration_can_override_the_server_push_mode() {
+    let f = fixture(PushPolicy::default()).await;
+    activate(&f, 1).await;
+    let (integration, _) = f
+        .ward
+        .create_integration(
+            &Actor::Cli,
+            "legacy",
+            IntegrationKind::AuthApi,
+            Some(ApiPushMode::Plain),
+            f.now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(integration.push_mode, Some(ApiPushMode::Plain));
+    let ctx = AuthContext {
+        integration,
+        user_ip: None,
+        client_ip: None,
+    };
+    let started = f
+        .ward
+        .start_api_push(&ctx, &alice(), PushRequest::default(), false, f.now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        started,
+        PushOutcome::Started(PushStarted { number: None, .. })
+    ));
+    // The server default still applies to the other integration.
+    assert!(
+        f.ward
+            .start_api_push(&f.ctx, &alice(), PushRequest::default(), false, f.now)
+            .await
+            .is_err()
+    );
 }

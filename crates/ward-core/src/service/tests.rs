@@ -36,7 +36,7 @@ async fn fixture(policy: AuthPolicy) -> Fixture {
         .unwrap();
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _skey) = ward
-        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, now)
+        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, None, now)
         .await
         .unwrap();
     let ctx = AuthContext {
@@ -230,7 +230,7 @@ async fn async_decisions_are_readable_by_the_same_integration_only() {
     assert_eq!(view.result, "allow");
     let (other, _) = f
         .ward
-        .create_integration(&Actor::Cli, "other", IntegrationKind::AuthApi, f.now)
+        .create_integration(&Actor::Cli, "other", IntegrationKind::AuthApi, None, f.now)
         .await
         .unwrap();
     let other_ctx = AuthContext {
@@ -285,7 +285,7 @@ async fn integration_secret_round_trips_sealed() {
     let f = fixture(AuthPolicy::default()).await;
     let (integration, skey) = f
         .ward
-        .create_integration(&Actor::Cli, "second", IntegrationKind::AuthApi, f.now)
+        .create_integration(&Actor::Cli, "second", IntegrationKind::AuthApi, None, f.now)
         .await
         .unwrap();
     let row = f

@@ -51,7 +51,7 @@ async fn api() -> Api {
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
     let (integration, skey) = ward
-        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, now)
+        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, None, now)
         .await
         .unwrap();
     ward.create_user(&Actor::Cli, "alice", None, now)
