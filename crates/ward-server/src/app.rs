@@ -55,7 +55,7 @@ pub fn router(state: AppState) -> Router {
     });
     Router::new()
         .merge(duo::router())
-        .merge(crate::device::router())
+        .merge(crate::device::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
