@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod cache;
 mod device;
+mod legacy;
 mod push;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub use auth::{
 };
 pub use cache::IntegrationCredentials;
 pub use device::{ActivationCode, PushDevice};
+pub use legacy::{LegacyAuth, LegacyFactor, LegacyMenu, legacy_menu};
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 
 use crate::crypto::Keyring;

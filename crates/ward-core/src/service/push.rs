@@ -37,6 +37,10 @@ pub struct PushRequest {
     pub details: Vec<(String, String)>,
     /// A device id, or `None` for the user's first device (`device=auto`).
     pub device: Option<String>,
+    /// Without `device`: the Nth (1-based) of the user's push devices, in preauth order.
+    pub device_index: Option<usize>,
+    /// The name of the host the user logs in to (`hostname`), shown and audited.
+    pub hostname: Option<String>,
     /// Whether the user must type a number shown at the login.
     pub number_required: bool,
     /// Whether a refusal must still get a transaction id (`async=1` callers poll one).
@@ -91,6 +95,17 @@ impl PushState {
 
 fn clean(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// The application's `pushinfo` pairs for the audit log (as shown on the device).
+fn pushinfo_detail(details: &[(String, String)]) -> Option<serde_json::Value> {
+    (!details.is_empty()).then(|| {
+        details
+            .iter()
+            .take(20)
+            .map(|(k, v)| serde_json::json!([clean(k, 100), clean(v, 500)]))
+            .collect()
+    })
 }
 
 impl Ward {
@@ -187,9 +202,10 @@ impl Ward {
                 .await;
         }
         let devices = self.store.devices_for_user(DEFAULT_ORG, &user.id).await?;
-        let device = match &req.device {
-            None => devices.first(),
-            Some(id) => devices.iter().find(|d| &d.device_id == id),
+        let device = match (&req.device, req.device_index) {
+            (Some(id), _) => devices.iter().find(|d| &d.device_id == id),
+            (None, Some(n)) => n.checked_sub(1).and_then(|i| devices.get(i)),
+            (None, None) => devices.first(),
         }
         .ok_or_else(|| CoreError::invalid("device", "no push device of this user matches"))?;
         let started = PushStarted {
@@ -203,7 +219,9 @@ impl Ward {
             .event(now, "auth.push.sent", &user.id, "pending")
             .detail("txid", started.txid.as_str())
             .detail("device_id", started.device_id.as_str())
-            .detail("number_required", started.number.is_some());
+            .detail("number_required", started.number.is_some())
+            .detail_opt("hostname", req.hostname.as_deref().map(|h| clean(h, 255)))
+            .detail_opt("pushinfo", pushinfo_detail(&req.details));
         let set = ChangeSet::new()
             .with(Change::InsertPush(row))
             .with(self.tx_change(
@@ -262,10 +280,15 @@ impl Ward {
             ip: ctx.user_ip.as_deref().map(|ip| clean(ip, 64)),
             location: None,
             details: req
-                .details
+                .hostname
                 .iter()
-                .take(20)
-                .map(|(k, v)| (clean(k, 100), clean(v, 500)))
+                .map(|h| ("Host".to_owned(), clean(h, 255)))
+                .chain(
+                    req.details
+                        .iter()
+                        .take(20)
+                        .map(|(k, v)| (clean(k, 100), clean(v, 500))),
+                )
                 .collect(),
             time: now.timestamp(),
             expires: (now + self.policy.push.timeout).timestamp(),

@@ -22,8 +22,9 @@ use crate::error::ApiError;
 /// clients give up after 20 result-less answers, so a push always ends well within them).
 pub const POLL_MAX: Duration = Duration::from_secs(25);
 
-/// `pushinfo`: URL-encoded `k=v&k2=v2` (at most 20 pairs shown).
-fn pushinfo(raw: Option<&str>) -> Vec<(String, String)> {
+/// `pushinfo`: URL-encoded `k=v&k2=v2` (at most 20 pairs shown). `duo_unix` encodes it twice
+/// (`Server+IP=…&Command=ls%20-l` once the body is decoded); this is the second decoding.
+pub(super) fn pushinfo(raw: Option<&str>) -> Vec<(String, String)> {
     raw.map(|text| {
         form_urlencoded::parse(text.as_bytes())
             .take(20)
@@ -46,6 +47,8 @@ pub async fn auth_push(
         display_username: p.get("display_username").map(str::to_owned),
         details: pushinfo(p.get("pushinfo")),
         device: p.get("device").filter(|d| *d != "auto").map(str::to_owned),
+        device_index: None,
+        hostname: p.get("hostname").map(str::to_owned),
         number_required: false,
         want_txid: is_async,
     };
