@@ -29,6 +29,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<DuoSettings>,
     pub limits: Arc<Limits>,
+    pub wakers: Arc<crate::device::DeviceWakers>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

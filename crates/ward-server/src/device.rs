@@ -1,8 +1,10 @@
 //! The device channel (`/device/v1/*`): activation, the signed event stream, signed answers.
 //! Wire types and signing rules: `ward_proto::device`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::Json;
@@ -13,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use ward_core::CoreError;
 use ward_proto::device::{
     ActivateRequest, ActivateResponse, AnswerRequest, AnswerResponse, ChallengeRequest,
@@ -165,13 +167,13 @@ async fn stream(
         .ward
         .open_device_stream(&q.device_id, &q.nonce, &q.signature, now)
         .await?;
-    // Subscribe before the first read, so nothing created in between is missed.
-    let signals = state.ward.store().signals().subscribe();
+    // Register before the first read, so nothing created in between is missed.
+    let wake = state.wakers.register(&device.id);
     tracing::info!(device_id = %device.id, "device connected");
     let feed = Feed {
         state,
         device_id: device.id,
-        signals,
+        wake,
         sent: HashSet::new(),
         queue: Vec::new(),
         first: true,
@@ -188,7 +190,7 @@ async fn stream(
 struct Feed {
     state: AppState,
     device_id: String,
-    signals: broadcast::Receiver<Signal>,
+    wake: Arc<Notify>,
     sent: HashSet<String>,
     queue: Vec<PushEvent>,
     first: bool,
@@ -201,7 +203,10 @@ impl Feed {
             if let Some(event) = self.queue.pop() {
                 return Some(event);
             }
-            if !self.first && !self.wait_for_signal().await {
+            if !self.first {
+                self.wake.notified().await;
+            }
+            if self.state.wakers.is_closed() {
                 return None;
             }
             self.first = false;
@@ -226,18 +231,117 @@ impl Feed {
                 .collect();
         }
     }
+}
 
-    /// Waits until something about this device may have changed. `false`: the server is
-    /// shutting down.
-    async fn wait_for_signal(&mut self) -> bool {
-        loop {
-            match self.signals.recv().await {
-                Ok(Signal::Device(id)) if id == self.device_id => return true,
-                Ok(_) => {}
-                // Missed signals: look again.
-                Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                Err(broadcast::error::RecvError::Closed) => return false,
+/// Wakes the event streams of the devices connected to this node: one task reads the store's
+/// signals and wakes only the streams of the device named, so a new request costs the same
+/// whether ten or ten thousand devices are connected.
+#[derive(Debug, Default)]
+pub struct DeviceWakers {
+    streams: Mutex<HashMap<String, Vec<Weak<Notify>>>>,
+    closed: AtomicBool,
+}
+
+impl DeviceWakers {
+    /// A wake-up for one stream of `device_id` (a device may hold several streams). A wake-up
+    /// that comes while the stream is busy is kept until it next waits.
+    pub fn register(&self, device_id: &str) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        if let Ok(mut streams) = self.streams.lock() {
+            let list = streams.entry(device_id.to_owned()).or_default();
+            list.retain(|w| w.strong_count() > 0);
+            list.push(Arc::downgrade(&notify));
+        }
+        notify
+    }
+
+    fn wake(&self, device_id: &str) {
+        let Ok(mut streams) = self.streams.lock() else {
+            return;
+        };
+        if let Some(list) = streams.get_mut(device_id) {
+            list.retain(|w| w.upgrade().map(|n| n.notify_one()).is_some());
+            if list.is_empty() {
+                streams.remove(device_id);
             }
         }
+    }
+
+    fn wake_all(&self) {
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.retain(|_, list| {
+                list.retain(|w| w.upgrade().map(|n| n.notify_one()).is_some());
+                !list.is_empty()
+            });
+        }
+    }
+
+    /// Ends every stream (the server is shutting down).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Forwards the store's signals to the streams, until the store closes.
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut signals: broadcast::Receiver<Signal>,
+    ) -> tokio::task::JoinHandle<()> {
+        let wakers = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match signals.recv().await {
+                    Ok(Signal::Device(id)) => wakers.wake(&id),
+                    Ok(Signal::Tx(_)) => {}
+                    // Missed signals: every stream looks again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => wakers.wake_all(),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_named_device_is_woken() {
+        let wakers = Arc::new(DeviceWakers::default());
+        let (tx, rx) = broadcast::channel(16);
+        let task = wakers.spawn(rx);
+        let a = wakers.register("DPA");
+        let b = wakers.register("DPB");
+        tx.send(Signal::Device("DPA".into())).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), a.notified())
+            .await
+            .expect("DPA woken");
+        let b_woken = tokio::time::timeout(Duration::from_millis(100), b.notified()).await;
+        assert!(b_woken.is_err(), "DPB must not be woken for DPA");
+        // A wake-up while nobody waits is kept for the next wait.
+        tx.send(Signal::Device("DPB".into())).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), b.notified())
+            .await
+            .expect("DPB woken");
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_every_stream_and_forgets_dropped_ones() {
+        let wakers = DeviceWakers::default();
+        let a = wakers.register("DPA");
+        drop(wakers.register("DPB"));
+        wakers.close();
+        assert!(wakers.is_closed());
+        tokio::time::timeout(Duration::from_secs(5), a.notified())
+            .await
+            .expect("woken on close");
+        assert!(!wakers.streams.lock().unwrap().contains_key("DPB"));
     }
 }

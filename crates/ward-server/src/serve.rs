@@ -9,6 +9,7 @@ use ward_core::clock::{Clock, SystemClock};
 use crate::app::{AppState, router};
 use crate::bootstrap::{self, BootError};
 use crate::config::{Config, TlsMode, split_host_port};
+use crate::device::DeviceWakers;
 use crate::duo::signed::DuoSettings;
 use crate::limits::Limits;
 use crate::listener::{PeerAddr, PlainListener, TlsListener};
@@ -27,11 +28,20 @@ pub async fn run(
         config.integration_requests_per_second,
     ));
     let housekeeping = limits.spawn_housekeeping();
+    let wakers = Arc::new(DeviceWakers::default());
+    let forwarding = wakers.spawn(ward.store().signals().subscribe());
     let state = AppState {
         ward: Arc::clone(&ward),
         clock: Arc::clone(&clock),
         settings: DuoSettings::from_config(&config),
         limits,
+        wakers: Arc::clone(&wakers),
+    };
+    // Device streams never end by themselves: end them when shutdown begins, so the graceful
+    // shutdown does not wait for them.
+    let shutdown = async move {
+        shutdown.await;
+        wakers.close();
     };
     let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
     let tcp = TcpListener::bind(config.listen)
@@ -62,6 +72,7 @@ pub async fn run(
         }
     };
     housekeeping.abort();
+    forwarding.abort();
     ward.store().close().await;
     served.map_err(|e| BootError::Io(format!("server failed: {e}")))?;
     tracing::info!("stopped");

@@ -5,7 +5,7 @@ mod pool;
 mod report;
 mod request;
 mod stats;
-mod target;
+pub mod target;
 mod worker;
 
 use std::path::PathBuf;

@@ -1,44 +1,26 @@
-//! Signed Auth API requests, as `duo_client` 5.7.0 sends them: v5 (HMAC-SHA512) over a
-//! key-sorted compact JSON body, an RFC 2822 `Date` with the literal zone `-0000`, and the host
-//! signed without its port (spec §1).
+//! The passcode requests of `ward-bench auth`, signed as `duo_client` 5.7.0 signs them (see
+//! [`crate::duo`]).
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use http_body_util::Full;
+use hyper::Request;
 use hyper::body::Bytes;
-use hyper::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, DATE, HOST, USER_AGENT};
-use hyper::{Method, Request};
-use ward_proto::duo::params::Params;
-use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
 use zeroize::Zeroizing;
 
 use super::pool::Job;
+use crate::duo::DuoSigner;
 use crate::users;
 
 /// The Auth API endpoint the harness loads.
 pub const AUTH_PATH: &str = "/auth/v2/auth";
 
 /// Builds and signs requests for one integration.
+#[derive(Debug)]
 pub struct Signer {
-    ikey: String,
-    skey: Zeroizing<String>,
-    /// Signed host: the URL's host, lowercased, without port.
-    host: String,
-    /// `Host` header: the URL's `host[:port]`.
-    authority: String,
+    duo: DuoSigner,
     prefix: String,
-}
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("ikey", &self.ikey)
-            .field("host", &self.host)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Signer {
@@ -50,10 +32,7 @@ impl Signer {
         prefix: String,
     ) -> Self {
         Self {
-            ikey,
-            skey,
-            host,
-            authority,
+            duo: DuoSigner::new(ikey, skey, host, authority),
             prefix,
         }
     }
@@ -72,68 +51,28 @@ impl Signer {
             }
         };
         let username = users::username(&self.prefix, index);
-        self.signed(&username, &passcode, now)
-    }
-
-    fn signed(
-        &self,
-        username: &str,
-        passcode: &str,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Request<Full<Bytes>>> {
-        let body = auth_body(username, passcode)?;
-        let date = rfc2822_date(now);
-        let authorization = sign_request(
-            &self.ikey,
-            self.skey.as_bytes(),
-            SigVersion::V5,
-            SigDigest::Sha512,
-            &date,
-            "POST",
-            &self.host,
-            AUTH_PATH,
-            &Params::new(),
-            &body,
-        );
-        Request::builder()
-            .method(Method::POST)
-            .uri(AUTH_PATH)
-            .header(HOST, &self.authority)
-            .header(DATE, date)
-            .header(AUTHORIZATION, authorization)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT_ENCODING, "identity")
-            .header(
-                USER_AGENT,
-                concat!("ward-bench/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(body)))
-            .context("building the request")
+        self.duo
+            .post_json(AUTH_PATH, &auth_params(&username, &passcode), now)
     }
 }
 
-/// `json.dumps(params, sort_keys=True, separators=(',',':'))` of `duo_client.auth(...)`.
-fn auth_body(username: &str, passcode: &str) -> anyhow::Result<Vec<u8>> {
-    let params: BTreeMap<&str, &str> = [
+/// What `duo_client.auth(username, factor="passcode", passcode=...)` sends.
+fn auth_params<'a>(username: &'a str, passcode: &'a str) -> BTreeMap<&'static str, &'a str> {
+    [
         ("async", "0"),
         ("factor", "passcode"),
         ("passcode", passcode),
         ("username", username),
     ]
     .into_iter()
-    .collect();
-    serde_json::to_vec(&params).context("encoding the request body")
-}
-
-/// `email.utils.formatdate()`: `Fri, 27 Nov 2026 18:44:51 -0000`.
-fn rfc2822_date(now: DateTime<Utc>) -> String {
-    now.format("%a, %d %b %Y %H:%M:%S -0000").to_string()
+    .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ward_proto::duo::signature::{SignedRequest, parse_authorization, verify};
+    use hyper::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HOST};
+    use ward_proto::duo::signature::{SigVersion, SignedRequest, parse_authorization, verify};
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(secs, 0).unwrap()
@@ -141,18 +80,10 @@ mod tests {
 
     #[test]
     fn body_is_sorted_and_compact() {
-        let body = auth_body("bench-000001", "123456").unwrap();
+        let body = serde_json::to_vec(&auth_params("bench-000001", "123456")).unwrap();
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"async":"0","factor":"passcode","passcode":"123456","username":"bench-000001"}"#
-        );
-    }
-
-    #[test]
-    fn date_is_python_formatdate() {
-        assert_eq!(
-            rfc2822_date(at(1_795_805_091)),
-            "Fri, 27 Nov 2026 18:44:51 -0000"
         );
     }
 
@@ -170,11 +101,8 @@ mod tests {
         let header = |name| req.headers().get(name).unwrap().to_str().unwrap();
         assert_eq!(header(HOST), "localhost:8443");
         let creds = parse_authorization(header(AUTHORIZATION)).unwrap();
-        let body = auth_body(
-            "bench-000003",
-            &users::valid_code("bench-000003", users::step_at(now.timestamp())).unwrap(),
-        )
-        .unwrap();
+        let code = users::valid_code("bench-000003", users::step_at(now.timestamp())).unwrap();
+        let body = serde_json::to_vec(&auth_params("bench-000003", &code)).unwrap();
         let hosts = ward_proto::duo::signature::host_candidates(&[], Some(header(HOST)));
         let received = SignedRequest {
             method: "POST",

@@ -72,6 +72,7 @@ async fn api() -> Api {
         clock: Arc::new(clock.clone()),
         settings,
         limits: Arc::new(Limits::new(1000, 1000, 1000)),
+        wakers: Arc::default(),
     };
     Api {
         _dir: dir,
