@@ -28,6 +28,7 @@ pub async fn run(
         config.integration_requests_per_second,
     ));
     let housekeeping = limits.spawn_housekeeping();
+    let purging = spawn_purge(Arc::clone(&ward), Arc::clone(&clock));
     let wakers = Arc::new(DeviceWakers::default());
     let forwarding = wakers.spawn(ward.store().signals().subscribe());
     let state = AppState {
@@ -73,6 +74,7 @@ pub async fn run(
     };
     housekeeping.abort();
     forwarding.abort();
+    purging.abort();
     ward.store().close().await;
     served.map_err(|e| BootError::Io(format!("server failed: {e}")))?;
     tracing::info!("stopped");
@@ -91,6 +93,24 @@ fn tls_config(config: &Config, clock: &dyn Clock) -> Result<Arc<rustls::ServerCo
         .map_err(tls_err)?;
     // Present the local CA too, so devices that pin it can verify the chain.
     tls::server_config_with_issuer(&files.cert, &files.key, Some(&files.ca_cert)).map_err(tls_err)
+}
+
+/// Deletes expired transactions, pushes, nonces and activation codes every ten minutes.
+fn spawn_purge(
+    ward: Arc<ward_core::service::Ward>,
+    clock: Arc<dyn Clock>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_mins(10));
+        loop {
+            tick.tick().await;
+            match ward.purge_expired(clock.now()).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "purged expired records"),
+                Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+            }
+        }
+    })
 }
 
 /// A future that completes on SIGTERM or SIGINT.

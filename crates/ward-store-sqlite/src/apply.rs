@@ -105,11 +105,32 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         | Change::InsertPush(_)
         | Change::DecidePush { .. }
         | Change::MutePush { .. } => push::apply(conn, change).await,
+        Change::PurgeExpired { before_ms } => purge_expired(conn, *before_ms).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(
             "audit events are inserted per batch, not applied one by one".into(),
         )),
     }
+}
+
+/// Deletes expired rows no decision needs any more (the audit log keeps the decisions).
+async fn purge_expired(conn: &mut SqliteConnection, before_ms: i64) -> StoreResult<Outcome> {
+    let statements = [
+        "DELETE FROM auth_transactions WHERE expires_ms < ?",
+        "DELETE FROM push_requests WHERE expires_ms < ? AND state <> 'pending'",
+        "DELETE FROM device_nonces WHERE expires_ms < ?",
+        "DELETE FROM device_activations WHERE expires_ms < ?",
+    ];
+    let mut rows = 0;
+    for sql in statements {
+        let done = sqlx::query(sql)
+            .bind(before_ms)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err)?;
+        rows += done.rows_affected();
+    }
+    Ok(Outcome::Purged { rows })
 }
 
 fn exactly_one(rows: u64, otherwise: impl FnOnce() -> StoreError) -> StoreResult<Outcome> {

@@ -77,6 +77,12 @@ pub enum Change {
         decided_ms: i64,
     },
     /// Refuses pushes to the user until `until_ms`.
+    /// Deletes what has expired before `before_ms` and is no longer needed: authentication
+    /// transactions, decided push requests, stream nonces and activation codes. The audit log
+    /// keeps the record of every decision. Outcome: [`Outcome::Purged`].
+    PurgeExpired {
+        before_ms: i64,
+    },
     MutePush {
         org_id: String,
         user_id: String,
@@ -123,6 +129,8 @@ pub enum Outcome {
     Audited { chain_id: String, seq: i64 },
     /// The activation code was valid: it belongs to this user.
     Activated { org_id: String, user_id: String },
+    /// How many rows a [`Change::PurgeExpired`] deleted.
+    Purged { rows: u64 },
 }
 
 /// The outcomes of a committed set.

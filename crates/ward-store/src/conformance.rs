@@ -48,7 +48,8 @@ pub use audit::{audit_chain, concurrent_commits, failed_set_in_batch, verify_cha
 pub use decisions::{auth_failures, auth_tx, concurrent_totp_step, totp_factors, totp_step_once};
 pub use devices::{activation_once, devices, nonce_once};
 pub use push::{
-    concurrent_decide_push, decide_push_once, mute_push, push_requests, pushes_since, signals,
+    concurrent_decide_push, decide_push_once, mute_push, purge_expired, push_requests,
+    pushes_since, signals,
 };
 
 /// What a check returns.
@@ -79,6 +80,8 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("mute_push", mute_push(store)).await?;
     named("pushes_since", pushes_since(store)).await?;
     named("signals", signals(store)).await?;
+    // Last: it deletes other checks' expired rows too.
+    named("purge_expired", purge_expired(store)).await?;
     let events = verify_chain(store, store.chain_id()).await?;
     check!(
         events > 0,

@@ -235,6 +235,39 @@ impl Ward {
     }
 }
 
+impl Ward {
+    /// Deletes authentication transactions, decided push requests, stream nonces and
+    /// activation codes that expired more than an hour before `now` (the audit log keeps every
+    /// decision). Returns how many rows went. Audited when anything was deleted.
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> CoreResult<u64> {
+        let before_ms = (now - chrono::TimeDelta::hours(1)).timestamp_millis();
+        let receipt = self
+            .store
+            .commit(ChangeSet::new().with(Change::PurgeExpired { before_ms }))
+            .await?;
+        let rows = match receipt.outcomes.first() {
+            Some(ward_store::Outcome::Purged { rows }) => *rows,
+            _ => 0,
+        };
+        if rows > 0 {
+            let event = Event::new(
+                DEFAULT_ORG,
+                now,
+                &Actor::Cli,
+                "maintenance.purge",
+                "-",
+                "ok",
+            )
+            .detail("rows", rows)
+            .detail("expired_before_ms", before_ms);
+            self.store
+                .commit(ChangeSet::new().with(event.into_change()))
+                .await?;
+        }
+        Ok(rows)
+    }
+}
+
 fn check_email(email: &str) -> CoreResult<()> {
     check_text("email", email, 254)?;
     let valid = email.split_once('@').is_some_and(|(local, domain)| {

@@ -545,3 +545,51 @@ async fn an_integration_can_override_the_server_push_mode() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn expired_records_are_purged_and_the_purge_is_audited() {
+    let f = fixture(PushPolicy {
+        auth_api_mode: ApiPushMode::Plain,
+        ..PushPolicy::default()
+    })
+    .await;
+    let phone = activate(&f, 1).await;
+    let started = push(&f, true).await;
+    let event = shown(&f, &phone).await;
+    f.ward
+        .answer_push(
+            &phone.answer(&event, Decision::Deny, None, f.now.timestamp()),
+            f.now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.ward.purge_expired(f.now).await.unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+    let later = f.now + TimeDelta::hours(2);
+    assert!(f.ward.purge_expired(later).await.unwrap() >= 2);
+    assert!(
+        f.store
+            .push(ward_store::DEFAULT_ORG, &started.txid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut out = Vec::new();
+    crate::audit::export(f.store.as_ref(), &mut out)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("maintenance.purge")
+    );
+    assert!(
+        crate::audit::verify(f.store.as_ref())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}

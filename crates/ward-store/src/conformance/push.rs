@@ -294,3 +294,93 @@ pub async fn signals(store: &dyn Store) -> Check {
     }
     Ok(())
 }
+
+/// `PurgeExpired` deletes expired transactions, decided pushes, nonces and activation codes,
+/// and keeps everything still useful: unexpired rows and pending pushes.
+pub async fn purge_expired(store: &dyn Store) -> Check {
+    let org = "conf-purge";
+    let before = 1_000_000_000;
+    let fresh_ms = 9_000_000_000;
+    let mut old_tx = super::auth_tx_row(org, "CGT1", "CGU1");
+    old_tx.expires_ms = 5_000;
+    let mut new_tx = super::auth_tx_row(org, "CGT2", "CGU1");
+    new_tx.expires_ms = fresh_ms;
+    let mut decided = push_row(org, "CGX1", "CGU1", "CGD1", 1_000);
+    decided.state = "approved".into();
+    let pending = push_row(org, "CGX2", "CGU1", "CGD1", 1_000);
+    let mut live = push_row(org, "CGX3", "CGU1", "CGD1", 1_000);
+    live.state = "denied".into();
+    live.expires_ms = fresh_ms;
+    let setup = vec![
+        Change::InsertUser(user(org, "CGU1", "purge-user")),
+        Change::InsertDevice(super::device_row(org, "CGD1", "CGU1", 1_000)),
+        Change::InsertAuthTx(old_tx),
+        Change::InsertAuthTx(new_tx),
+        Change::InsertPush(decided),
+        Change::InsertPush(pending),
+        Change::InsertPush(live),
+        Change::InsertNonce {
+            nonce_hash: "CGN-old".into(),
+            device_id: "CGD1".into(),
+            expires_ms: 5_000,
+        },
+        Change::InsertNonce {
+            nonce_hash: "CGN-new".into(),
+            device_id: "CGD1".into(),
+            expires_ms: fresh_ms,
+        },
+    ];
+    commit(store, setup).await.ctx("insert")?;
+    let receipt = commit(store, vec![Change::PurgeExpired { before_ms: before }])
+        .await
+        .ctx("purge")?;
+    check!(
+        matches!(receipt.outcomes[..], [Outcome::Purged { rows }] if rows >= 3),
+        "purged rows: {:?}",
+        receipt.outcomes
+    );
+    check!(
+        store.auth_tx(org, "CGT1").await.ctx("auth_tx")?.is_none(),
+        "expired transaction kept"
+    );
+    check!(
+        store.auth_tx(org, "CGT2").await.ctx("auth_tx")?.is_some(),
+        "fresh transaction purged"
+    );
+    check!(
+        store.push(org, "CGX1").await.ctx("push")?.is_none(),
+        "expired decided push kept"
+    );
+    check!(
+        store.push(org, "CGX2").await.ctx("push")?.is_some(),
+        "pending push purged"
+    );
+    check!(
+        store.push(org, "CGX3").await.ctx("push")?.is_some(),
+        "unexpired push purged"
+    );
+    let old_nonce = commit(
+        store,
+        vec![Change::ConsumeNonce {
+            nonce_hash: "CGN-old".into(),
+            device_id: "CGD1".into(),
+            now_ms: 1,
+        }],
+    )
+    .await;
+    check!(
+        matches!(old_nonce, Err(StoreError::ConditionFailed(_))),
+        "expired nonce kept: {old_nonce:?}"
+    );
+    commit(
+        store,
+        vec![Change::ConsumeNonce {
+            nonce_hash: "CGN-new".into(),
+            device_id: "CGD1".into(),
+            now_ms: 1,
+        }],
+    )
+    .await
+    .ctx("fresh nonce purged")?;
+    Ok(())
+}
