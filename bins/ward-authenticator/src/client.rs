@@ -3,8 +3,6 @@
 //! One TCP + TLS connection per request, HTTP/1.1 through hyper's low-level client: a device
 //! makes a handful of requests an hour, and the event stream holds its own connection.
 
-mod sse;
-
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -23,7 +21,7 @@ use ward_proto::device::{DeviceError, PushEvent};
 
 use crate::tls::{SpkiPin, Trust};
 
-pub use sse::{SseError, SseParser};
+pub use ward_proto::sse::{SseError, SseParser};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -6,6 +6,9 @@
 //! (`duo::envelope`), and the Auth API v2 response shapes (`duo::auth`). The reference for all of
 //! it is `specs/duo-protocol.md`.
 //!
+//! It also holds Ward's own device-channel protocol (`device`: activation, signed stream access
+//! and signed answers) and the incremental `text/event-stream` parser its clients use (`sse`).
+//!
 //! It is deliberately free of I/O: no HTTP framework, no database, no async runtime, and no
 //! dependency on `ward-core`. The server extracts raw request parts and hands them in; domain
 //! types are converted to the `*Response` types here at the edge, never serialised directly.
@@ -13,3 +16,4 @@
 
 pub mod device;
 pub mod duo;
+pub mod sse;

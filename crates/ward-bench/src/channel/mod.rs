@@ -6,7 +6,6 @@
 //! harness keeps its JSON connections alive, so TLS handshakes stay out of what it measures.
 
 pub mod file;
-mod sse;
 pub mod stream;
 
 use std::time::Duration;

@@ -18,10 +18,10 @@ use ward_proto::device::{ChallengeRequest, ChallengeResponse, PushEvent, stream_
 use ward_proto::duo::params::Params;
 
 use super::file::BenchDevice;
-use super::sse::SseParser;
 use super::{CallError, Conn};
 use crate::duo::BENCH_USER_AGENT;
 use crate::load::target::{Sender, Target};
+use ward_proto::sse::SseParser;
 
 /// Events a stream buffers for its consumer (one login in flight per device needs one).
 const EVENT_BUFFER: usize = 16;
