@@ -286,18 +286,13 @@ impl Ward {
                 "deny",
             )
             .detail("factor", factor);
-        if let Err(e) = self
-            .store
-            .commit(ChangeSet::new().with(event.into_change()))
-            .await
-        {
-            return e.into();
-        }
-        CoreError::invalid(
+        self.audited_refusal(
+            event,
             "factor",
             "SMS and voice factors are disabled by design: Ward never sends codes by text \
              message or phone call. Use a passkey, Verified Push or a passcode.",
         )
+        .await
     }
 
     /// Verifies a passcode for a user (Duo `auth` with `factor=passcode`). Audited; counts

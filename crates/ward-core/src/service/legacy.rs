@@ -13,7 +13,6 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use ward_store::ChangeSet;
 
 use super::Ward;
 use super::auth::{AuthContext, AuthDecision, Capability, PreauthOutcome, user_ref_label};
@@ -162,19 +161,14 @@ impl Ward {
         let event = ctx
             .event(now, "auth.push", &user_ref_label(user_ref), "deny")
             .detail("reason", "verified_push_needs_a_screen");
-        if let Err(e) = self
-            .store
-            .commit(ChangeSet::new().with(event.into_change()))
-            .await
-        {
-            return e.into();
-        }
-        CoreError::invalid(
+        self.audited_refusal(
+            event,
             "auto",
             "Push is not available here: this integration uses Verified Push, which SSH and sudo \
              logins cannot display. Type a passcode instead (administrators: use --push-mode \
              plain for this integration).",
         )
+        .await
     }
 }
 

@@ -95,6 +95,26 @@ impl Ward {
     }
 }
 
+impl Ward {
+    /// Records a refusal's audit event and returns the error the caller shows (or the store's
+    /// error, if the event could not be recorded: a refusal is never silent).
+    pub(crate) async fn audited_refusal(
+        &self,
+        event: crate::audit::Event,
+        field: &'static str,
+        reason: &str,
+    ) -> CoreError {
+        match self
+            .store
+            .commit(ward_store::ChangeSet::new().with(event.into_change()))
+            .await
+        {
+            Ok(_) => CoreError::invalid(field, reason),
+            Err(e) => e.into(),
+        }
+    }
+}
+
 /// Checks a free-text field: trimmed, non-empty, bounded, no control characters.
 fn check_text(field: &'static str, value: &str, max: usize) -> CoreResult<()> {
     if value.trim().is_empty() {

@@ -147,10 +147,7 @@ impl Ward {
             let event = ctx
                 .event(now, "auth.push", &user_ref_label(user_ref), "deny")
                 .detail("reason", "policy_refuses_api_push");
-            self.store
-                .commit(ChangeSet::new().with(event.into_change()))
-                .await?;
-            return Err(CoreError::invalid("factor", reason));
+            return Err(self.audited_refusal(event, "factor", reason).await);
         }
         self.start_push(ctx, user_ref, &req, now).await
     }

@@ -11,8 +11,6 @@
 //! push's deadline (then with a final deny), and refusals after preauth are answered at HTTP 200
 //! as a `FAIL` envelope, which the clients count as a failed attempt.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -163,7 +161,7 @@ pub async fn auth(State(state): State<AppState>, call: Result<DuoCall, ApiError>
     if is_async {
         return ok(doc! { "txid": started.txid });
     }
-    let view = wait_decided(&state, &ctx, &started.txid, push_wait(&state)).await?;
+    let view = wait_decided(&state, &ctx, &started.txid, push::push_wait(&state)).await?;
     ok(render_view(&view))
 }
 
@@ -185,18 +183,6 @@ fn legacy_factor(call: &DuoCall) -> Result<LegacyFactor, Bsonic> {
     }
 }
 
-/// How long a request may wait on a push: its timeout, and a little for the timing-out.
-fn push_wait(state: &AppState) -> Duration {
-    let timeout = state
-        .ward
-        .policy()
-        .push
-        .timeout
-        .to_std()
-        .unwrap_or_default();
-    timeout + Duration::from_secs(5)
-}
-
 /// `GET /rest/v1/status.bson?txid=`: answers on a decision, or at the push's deadline with the
 /// final deny; never an early result-less reply.
 pub async fn status(
@@ -209,7 +195,7 @@ pub async fn status(
         .get("txid")
         .filter(|t| !t.is_empty() && t.len() <= 128)
         .ok_or_else(|| Bsonic::from(ApiError::detail(DuoErrorCode::MissingParameters, "txid")))?;
-    let view = wait_decided(&state, &call.context(), txid, push_wait(&state))
+    let view = wait_decided(&state, &call.context(), txid, push::push_wait(&state))
         .await
         .map_err(|e| match e {
             CoreError::NotFound(_) | CoreError::Expired(_) => {

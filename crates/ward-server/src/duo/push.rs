@@ -77,6 +77,12 @@ pub async fn auth_push(
         };
         return Ok(Json(DuoOk::new(body)).into_response());
     }
+    let view = wait_decided(state, &ctx, &started.txid, push_wait(state)).await?;
+    Ok(Json(DuoOk::new(render_view(view))).into_response())
+}
+
+/// How long a request may wait on a push: its timeout, and a little for the timing-out.
+pub fn push_wait(state: &AppState) -> Duration {
     let timeout = state
         .ward
         .policy()
@@ -84,8 +90,7 @@ pub async fn auth_push(
         .timeout
         .to_std()
         .unwrap_or(POLL_MAX);
-    let view = wait_decided(state, &ctx, &started.txid, timeout + Duration::from_secs(5)).await?;
-    Ok(Json(DuoOk::new(render_view(view))).into_response())
+    timeout + Duration::from_secs(5)
 }
 
 /// Duo's rendering of a transaction's state.
