@@ -671,3 +671,55 @@ def integration(ward_server) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def auth_client(ward_server, integration):
     return ward_server.auth_client(integration)
+
+
+# ---------------------------------------------------------------------------
+# Browser (tests/browser/driver.mjs) and mail (aiosmtpd) fixtures
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for the session, driven through tests/browser/driver.mjs.
+
+    Skipped (a failure under WARD_TEST_STRICT=1) when node, /usr/bin/chromium or
+    tests/browser/node_modules is missing."""
+    from browser import Browser, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        skip_or_fail(reason)
+    instance = Browser().start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh page (own browser context) for one test; a failing test leaves a screenshot in
+    target/test-artifacts/screenshots/<test name>.png."""
+    from browser import BrowserError, screenshot
+
+    failed_before = request.session.testsfailed
+    opened = browser.new_page()
+    try:
+        yield opened
+    finally:
+        try:
+            if request.session.testsfailed > failed_before:
+                screenshot(opened, f"FAILED-{request.node.name}")
+            opened.close()
+        except BrowserError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def smtp_server():
+    """A local SMTP server (aiosmtpd, plain, no auth) on 127.0.0.1:<free port> for one module;
+    `smtp_server.wait_for(to=..., subject_contains=...)` returns each received mail once."""
+    from mail import SmtpServer
+
+    with SmtpServer() as server:
+        yield server

@@ -71,6 +71,19 @@ pub enum UserCmd {
     Disable { username: String },
     /// Enables a disabled user.
     Enable { username: String },
+    /// Lifts the freeze a user's "this wasn't me" report put on their factor changes.
+    Unfreeze { username: String },
+    /// Puts a user in a factor-policy group (`[factor_policy.groups.NAME]`), or back in the
+    /// default group with `--default`.
+    Group {
+        username: String,
+        /// The group's name.
+        #[arg(required_unless_present = "default")]
+        group: Option<String>,
+        /// Use the default policy.
+        #[arg(long, conflicts_with = "group")]
+        default: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -253,6 +266,20 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
                 .await?;
             println!("enabled {username}");
         }
+        UserCmd::Unfreeze { username } => {
+            ward.unfreeze_user(&Actor::Cli, &username, now()).await?;
+            println!("unfroze factor changes of {username}");
+        }
+        UserCmd::Group {
+            username, group, ..
+        } => {
+            ward.set_policy_group(&Actor::Cli, &username, group.as_deref(), now())
+                .await?;
+            println!(
+                "{username} now follows the {} factor policy",
+                group.as_deref().unwrap_or("default")
+            );
+        }
     }
     ward.store().close().await;
     Ok(ExitCode::SUCCESS)
@@ -393,4 +420,52 @@ pub async fn audit(config: &Config, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
     };
     store.close().await;
     Ok(code)
+}
+
+/// Parses a duration like `24h`, `30m`, `7d` or `3600s` (a bare number is seconds).
+fn parse_ttl(text: &str) -> anyhow::Result<chrono::TimeDelta> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid duration {text:?}: use e.g. 24h, 30m or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => anyhow::bail!("invalid duration {text:?}: use e.g. 24h, 30m or 7d"),
+    };
+    Ok(chrono::TimeDelta::seconds(secs))
+}
+
+/// `ward enrol-link USERNAME`: a single-use link to the portal for a user's first sign-in.
+pub async fn enrol_link(
+    config: &Config,
+    username: &str,
+    ttl: &str,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let ttl = parse_ttl(ttl)?;
+    let ward = open(config).await?;
+    let link = ward
+        .create_enrol_link(&Actor::Cli, username, ttl, now())
+        .await?;
+    ward.store().close().await;
+    let expires = chrono::DateTime::from_timestamp_millis(link.expires_ms)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({ "url": link.url, "expires": expires, "username": username })
+        );
+    } else {
+        println!("{}", link.url);
+        eprintln!("single use; expires {expires}; send it to {username} over a channel you trust");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -51,6 +51,15 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(admin::AuditCmd),
+    /// Prints a single-use link to the self-service portal, for a user's first sign-in.
+    EnrolLink {
+        username: String,
+        /// How long the link stays valid: e.g. 30m, 24h, 7d (at most 30 days).
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 /// Output format shared by admin commands.
@@ -121,5 +130,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Totp(cmd) => admin::totp(&config, cmd).await,
         Command::Device(cmd) => admin::device(&config, cmd).await,
         Command::Audit(cmd) => admin::audit(&config, cmd).await,
+        Command::EnrolLink { username, ttl, out } => {
+            admin::enrol_link(&config, &username, &ttl, out).await
+        }
     }
 }

@@ -27,6 +27,12 @@ pub enum Purpose {
     TotpSeed,
     /// Integration secret keys (`skey`).
     IntegrationSecret,
+    /// WebAuthn credentials (public key, counter, flags).
+    WebauthnCredential,
+    /// Server-side state of a ceremony in progress.
+    Ceremony,
+    /// MACs binding a CSRF token to its session.
+    SessionCsrf,
 }
 
 impl Purpose {
@@ -34,6 +40,9 @@ impl Purpose {
         match self {
             Self::TotpSeed => "ward/v1/totp-seed",
             Self::IntegrationSecret => "ward/v1/integration-secret",
+            Self::WebauthnCredential => "ward/v1/webauthn-credential",
+            Self::Ceremony => "ward/v1/ceremony",
+            Self::SessionCsrf => "ward/v1/session-csrf",
         }
     }
 }
@@ -172,6 +181,20 @@ impl Keyring {
         ))
     }
 
+    /// HMAC-SHA-256 of `data` under the current key for `purpose`, base64url.
+    pub fn mac(&self, purpose: Purpose, data: &[u8]) -> String {
+        use hmac::{KeyInit as _, Mac as _};
+        let key = self.current.derive(purpose);
+        // HMAC accepts keys of any length, so this cannot fail.
+        match hmac::Hmac::<Sha256>::new_from_slice(key.as_ref()) {
+            Ok(mut mac) => {
+                mac.update(data);
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            }
+            Err(_) => String::new(),
+        }
+    }
+
     /// Opens a value sealed by [`Keyring::seal`] for the same purpose and record id.
     pub fn open(
         &self,
@@ -211,6 +234,19 @@ fn associated_data(purpose: Purpose, record_id: &str) -> Vec<u8> {
     aad.push(0);
     aad.extend_from_slice(record_id.as_bytes());
     aad
+}
+
+/// A new random bearer token: 32 bytes (256 bits), base64url without padding.
+pub fn new_token() -> String {
+    let mut b = [0u8; 32];
+    rand::fill(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Compares two strings in constant time (for tokens and MACs).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// SHA-256 of a one-time token, as stored (tokens themselves are never stored).

@@ -171,6 +171,10 @@ pub enum Actor {
     Integration(String),
     /// A push device, by device id (empty before it has one).
     Device(String),
+    /// A user acting on their own account in the portal, by user id.
+    User(String),
+    /// Someone not yet signed in (an enrolment link, a "this wasn't me" link).
+    Anonymous,
 }
 
 impl std::fmt::Display for Actor {
@@ -180,6 +184,8 @@ impl std::fmt::Display for Actor {
             Self::Integration(ikey) => write!(f, "integration:{ikey}"),
             Self::Device(id) if id.is_empty() => f.write_str("device"),
             Self::Device(id) => write!(f, "device:{id}"),
+            Self::User(id) => write!(f, "user:{id}"),
+            Self::Anonymous => f.write_str("anonymous"),
         }
     }
 }

@@ -62,6 +62,23 @@ pub enum Alert {
         ip: Option<String>,
         at_ms: i64,
     },
+    /// A user answered "this wasn't me" to a notification: their factor changes are frozen.
+    AccountFrozen {
+        org_id: String,
+        user_id: String,
+        /// The change the user disowned, e.g. `passkey.add`.
+        disowned: String,
+        at_ms: i64,
+    },
+    /// A WebAuthn credential's signature counter went backwards: it may have been cloned.
+    CredentialCloneSuspected {
+        org_id: String,
+        user_id: String,
+        cred_id: String,
+        stored_count: i64,
+        presented_count: i64,
+        at_ms: i64,
+    },
 }
 
 /// Receives alerts.
@@ -87,6 +104,67 @@ impl AlertSink for LogAlerts {
             } => {
                 tracing::warn!(%user_id, %txid, %integration, "ALERT: push reported as fraud");
             }
+            Alert::AccountFrozen {
+                user_id, disowned, ..
+            } => {
+                tracing::warn!(%user_id, %disowned, "ALERT: user disowned a change; factor changes frozen");
+            }
+            Alert::CredentialCloneSuspected {
+                user_id, cred_id, ..
+            } => {
+                tracing::warn!(%user_id, %cred_id, "ALERT: passkey counter went backwards; possible clone");
+            }
         }
+    }
+}
+
+/// A message to a user about their own account: a factor added or removed, a sign-in, and so
+/// on. It carries no secret; `report_url` is the single-use "this wasn't me" link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserNotice {
+    pub org_id: String,
+    pub user_id: String,
+    pub username: String,
+    /// The verified address, when the user has one.
+    pub email: Option<String>,
+    /// The audit action it reports, e.g. `passkey.add`.
+    pub action: String,
+    /// One line, e.g. "A passkey was added to your account".
+    pub subject: String,
+    /// A few sentences of plain text: what happened, when, and from where.
+    pub body: String,
+    /// Opens the page that freezes the account's factor changes and alerts the administrators.
+    pub report_url: Option<String>,
+    /// The organisation's name, for the greeting and signature.
+    pub organisation: String,
+}
+
+/// Delivers notices to users (e-mail, or the log when no mail server is configured).
+#[async_trait]
+pub trait UserNotifier: Send + Sync + std::fmt::Debug {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+    /// Sends one notice. Best effort: a failure is logged by the notifier, never returned,
+    /// because the change it reports has already been made and audited.
+    async fn notify(&self, notice: &UserNotice);
+}
+
+/// Notices to the server log: who and what, never the link (it is a bearer token).
+#[derive(Debug, Default)]
+pub struct LogNotifier;
+
+#[async_trait]
+impl UserNotifier for LogNotifier {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    async fn notify(&self, notice: &UserNotice) {
+        tracing::info!(
+            user_id = %notice.user_id,
+            action = %notice.action,
+            subject = %notice.subject,
+            "user notice (no mail server configured)"
+        );
     }
 }

@@ -125,3 +125,88 @@ impl Default for AuthPolicy {
         }
     }
 }
+
+/// Which factors a group of users may enrol and use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactorPolicy {
+    /// Passkeys that may be synced between devices (by a platform or a password manager) are
+    /// accepted. When `false`, only device-bound security keys whose attestation chains to one
+    /// of `attestation_ca_pems` and whose model is in `aaguids` can be registered.
+    pub synced_passkeys: bool,
+    /// Root certificates (PEM) of the security-key vendors whose attestation is accepted.
+    pub attestation_ca_pems: Vec<String>,
+    /// Authenticator models (AAGUIDs) accepted when attestation is required. Empty: none.
+    pub aaguids: Vec<webauthn_rs::prelude::Uuid>,
+    /// TOTP may be used to sign in to the portal (phishable; off by default).
+    pub totp_signin: bool,
+    /// The account must keep at least one phishing-resistant factor (passkey or security key):
+    /// removing the last one is refused.
+    pub require_phishing_resistant: bool,
+}
+
+impl Default for FactorPolicy {
+    fn default() -> Self {
+        Self {
+            synced_passkeys: true,
+            attestation_ca_pems: Vec::new(),
+            aaguids: Vec::new(),
+            totp_signin: false,
+            require_phishing_resistant: true,
+        }
+    }
+}
+
+/// Factor policies: a default and named groups (a user's `policy_group` picks one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FactorPolicies {
+    pub default: FactorPolicy,
+    pub groups: std::collections::BTreeMap<String, FactorPolicy>,
+}
+
+impl FactorPolicies {
+    /// The policy for a user in `group` (the default for no group or an unknown one).
+    pub fn for_group(&self, group: Option<&str>) -> &FactorPolicy {
+        group
+            .and_then(|g| self.groups.get(g))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// The portal: where it is served, who it belongs to, and how long its sessions last.
+#[derive(Clone, Debug)]
+pub struct PortalSettings {
+    /// The WebAuthn relying-party id: the host name of the public address.
+    pub rp_id: String,
+    /// The public origin, e.g. `https://mfa.example.com` (`https://localhost:8443` by default).
+    pub origin: url::Url,
+    /// The organisation's name, shown on every page and in notices.
+    pub organisation: String,
+    /// Absolute lifetime of a signed-in session.
+    pub session_ttl: TimeDelta,
+    /// A session unused for this long ends.
+    pub idle_ttl: TimeDelta,
+    /// How long a step-up (a fresh passkey check) allows sensitive changes.
+    pub step_up_ttl: TimeDelta,
+    /// How long a ceremony (passkey prompt, TOTP set-up) may take.
+    pub ceremony_ttl: TimeDelta,
+    /// How long a "this wasn't me" link in a notice stays valid.
+    pub report_link_ttl: TimeDelta,
+    pub factors: FactorPolicies,
+}
+
+impl PortalSettings {
+    /// Settings for `origin` with the default lifetimes and policies.
+    pub fn new(origin: url::Url, organisation: impl Into<String>) -> Self {
+        Self {
+            rp_id: origin.host_str().unwrap_or("localhost").to_owned(),
+            origin,
+            organisation: organisation.into(),
+            session_ttl: TimeDelta::hours(12),
+            idle_ttl: TimeDelta::minutes(30),
+            step_up_ttl: TimeDelta::minutes(5),
+            ceremony_ttl: TimeDelta::minutes(5),
+            report_link_ttl: TimeDelta::days(14),
+            factors: FactorPolicies::default(),
+        }
+    }
+}

@@ -30,6 +30,7 @@ pub struct AppState {
     pub settings: Arc<DuoSettings>,
     pub limits: Arc<Limits>,
     pub wakers: Arc<crate::device::DeviceWakers>,
+    pub web: Arc<crate::web::WebSettings>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,9 +55,30 @@ pub fn router(state: AppState) -> Router {
         // The path only: query strings can carry user names and transaction ids.
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
     });
+    let pages = Router::new()
+        .merge(crate::portal::router(&state))
+        .route("/static/{name}", axum::routing::get(crate::web::asset))
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/portal") }),
+        )
+        .route(
+            "/favicon.ico",
+            axum::routing::get(|| async { StatusCode::NO_CONTENT }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::same_origin,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::error_pages,
+        ))
+        .layer(axum::middleware::from_fn(crate::web::security_headers));
     Router::new()
         .merge(duo::router())
         .merge(crate::device::router(&state))
+        .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

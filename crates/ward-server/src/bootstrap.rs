@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use ward_core::crypto::{Keyring, MasterKey};
-use ward_core::policy::{AuthPolicy, PushPolicy};
+use ward_core::policy::{AuthPolicy, PortalSettings, PushPolicy};
 use ward_core::service::Ward;
 use ward_store::Store;
 
@@ -187,5 +187,28 @@ pub async fn open(config: &Config) -> Result<Arc<Ward>, BootError> {
     if let Some(hook) = crate::alerts::CommandAlerts::new(&config.alert_command) {
         ward = ward.with_alerts(Arc::new(hook));
     }
+    if let Some(smtp) = &config.smtp {
+        let mailer = crate::mail::SmtpNotifier::new(smtp.clone())
+            .map_err(|e| BootError::Io(format!("smtp: {e}")))?;
+        ward = ward.with_notifier(Arc::new(mailer));
+    }
+    let ward = ward.with_portal(portal_settings(config)?)?;
     Ok(Arc::new(ward))
+}
+
+/// The portal's settings: its public origin (the WebAuthn relying party), branding, session
+/// lifetimes and factor policies.
+pub fn portal_settings(config: &Config) -> Result<PortalSettings, BootError> {
+    let origin = url::Url::parse(&format!("https://{}", config.public_host)).map_err(|e| {
+        BootError::Io(format!(
+            "public_host {:?} does not make a valid https origin: {e}",
+            config.public_host
+        ))
+    })?;
+    let mut settings = PortalSettings::new(origin, config.branding.organisation.clone());
+    settings.session_ttl = config.portal.session_ttl;
+    settings.idle_ttl = config.portal.idle_ttl;
+    settings.step_up_ttl = config.portal.step_up_ttl;
+    settings.factors = config.factor_policies.clone();
+    Ok(settings)
 }

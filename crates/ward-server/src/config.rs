@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod portal;
+mod smtp;
+
+pub use portal::{Branding, PortalTimes};
+
 /// A configuration problem, reported as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,6 +65,14 @@ struct FileConfig {
     push: PushFile,
     #[serde(default)]
     alerts: AlertsFile,
+    #[serde(default)]
+    branding: portal::BrandingFile,
+    #[serde(default)]
+    portal: portal::PortalFile,
+    #[serde(default)]
+    factor_policy: portal::FactorPolicySection,
+    #[serde(default)]
+    smtp: smtp::SmtpFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +250,14 @@ pub struct Config {
     pub push: PushSettings,
     /// `[alerts] command`: run for each alert with the alert as JSON on standard input.
     pub alert_command: Vec<String>,
+    /// `[branding]`: organisation name, logo and accent colour on every page.
+    pub branding: Branding,
+    /// `[portal]`: session lifetimes.
+    pub portal: PortalTimes,
+    /// `[factor_policy]`: which factors each group of users may enrol.
+    pub factor_policies: ward_core::policy::FactorPolicies,
+    /// `[smtp]`: the mail server for user notices; `None`: notices go to the log.
+    pub smtp: Option<crate::mail::SmtpSettings>,
 }
 
 /// Reads one environment variable, or the file named by its `_FILE` twin.
@@ -344,13 +365,7 @@ impl Config {
         }
         let push = resolve_push(env, file.push)?;
         let limits = file.limits;
-        let max_body_bytes = limits.max_body_bytes.unwrap_or(64 * 1024);
-        if !(1024..=10 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(value_err(
-                "limits.max_body_bytes",
-                "must be between 1 KiB and 10 MiB",
-            ));
-        }
+        let max_body_bytes = resolve_max_body(limits.max_body_bytes)?;
         Ok(Self {
             issuer: file.issuer.unwrap_or_else(|| "Ward".into()),
             enroll_portal_url: auth.enroll_portal_url,
@@ -383,6 +398,10 @@ impl Config {
             max_body_bytes,
             push,
             alert_command: file.alerts.command.unwrap_or_default(),
+            branding: portal::resolve_branding(env, file.branding)?,
+            portal: portal::resolve_times(&file.portal)?,
+            factor_policies: portal::resolve_factor_policies(file.factor_policy)?,
+            smtp: smtp::resolve_smtp(env, file.smtp)?,
         })
     }
 
@@ -483,6 +502,18 @@ pub fn split_host_port(s: &str) -> (&str, Option<&str>) {
             (host, Some(port))
         }
         _ => (s, None),
+    }
+}
+
+fn resolve_max_body(configured: Option<usize>) -> Result<usize, ConfigError> {
+    let max_body_bytes = configured.unwrap_or(64 * 1024);
+    if (1024..=10 * 1024 * 1024).contains(&max_body_bytes) {
+        Ok(max_body_bytes)
+    } else {
+        Err(value_err(
+            "limits.max_body_bytes",
+            "must be between 1 KiB and 10 MiB",
+        ))
     }
 }
 

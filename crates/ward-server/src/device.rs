@@ -32,12 +32,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/device/v1/challenge", post(challenge))
         .route("/device/v1/stream", get(stream))
         .route("/device/v1/answer", post(answer))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_by_ip,
+        ))
 }
 
 /// Refuses addresses over their request rate or with too many recent failures, and counts
 /// this request's failure (a refused signature, code or answer) against its address.
-async fn limit(
+pub(crate) async fn limit_by_ip(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,

@@ -13,5 +13,8 @@ pub mod duo;
 pub mod error;
 pub mod limits;
 pub mod listener;
+pub mod mail;
+pub mod portal;
 pub mod serve;
 pub mod tls;
+pub mod web;

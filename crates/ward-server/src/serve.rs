@@ -17,9 +17,18 @@ use crate::tls;
 
 /// Runs the server until `shutdown` completes, then drains connections and closes the store.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BootError> {
+    let tcp = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| BootError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = tcp.local_addr().map_err(|e| BootError::Io(e.to_string()))?;
+    // `--listen …:0` picks a free port: the public address follows it unless configured.
+    let (host, port) = split_host_port(&config.public_host);
+    if port == Some("0") {
+        config.public_host = format!("{host}:{}", addr.port());
+    }
     let ward = bootstrap::open(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let limits = Arc::new(Limits::new(
@@ -37,6 +46,7 @@ pub async fn run(
         settings: DuoSettings::from_config(&config),
         limits,
         wakers: Arc::clone(&wakers),
+        web: crate::web::WebSettings::new(config.branding.clone(), &config.public_host),
     };
     // Device streams never end by themselves: end them when shutdown begins, so the graceful
     // shutdown does not wait for them.
@@ -45,10 +55,6 @@ pub async fn run(
         wakers.close();
     };
     let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
-    let tcp = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| BootError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = tcp.local_addr().map_err(|e| BootError::Io(e.to_string()))?;
     let served = match config.tls {
         TlsMode::Off => {
             tracing::info!(

@@ -12,6 +12,7 @@ use ward_store::{
 use crate::PostgresStore;
 use crate::error::store_err;
 
+mod portal;
 mod push;
 
 macro_rules! integration_columns {
@@ -22,7 +23,7 @@ macro_rules! integration_columns {
 macro_rules! user_columns {
     () => {
         "org_id, user_id, username, email, status, created_ms, failed_attempts, \
-         locked_until_ms, last_login_ms, push_muted_until_ms"
+         locked_until_ms, last_login_ms, push_muted_until_ms, factors_frozen_ms, policy_group"
     };
 }
 macro_rules! totp_columns {
@@ -47,6 +48,7 @@ macro_rules! user_with_totps_sql {
         concat!(
             "SELECT u.org_id, u.user_id, u.username, u.email, u.status, u.created_ms, \
              u.failed_attempts, u.locked_until_ms, u.last_login_ms, u.push_muted_until_ms, \
+             u.factors_frozen_ms, u.policy_group, \
              t.totp_id, t.name AS t_name, \
              t.seed_sealed, t.algorithm, t.digits, t.step_secs, t.last_step, \
              t.created_ms AS t_created_ms \
@@ -83,6 +85,8 @@ fn user(row: &PgRow) -> Result<UserRow, sqlx::Error> {
         locked_until_ms: row.try_get("locked_until_ms")?,
         last_login_ms: row.try_get("last_login_ms")?,
         push_muted_until_ms: row.try_get("push_muted_until_ms")?,
+        factors_frozen_ms: row.try_get("factors_frozen_ms")?,
+        policy_group: row.try_get("policy_group")?,
     })
 }
 

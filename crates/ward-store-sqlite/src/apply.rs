@@ -9,6 +9,7 @@ use ward_store::{
 
 use crate::error::{insert_err, store_err, user_insert_err};
 
+mod portal;
 mod push;
 
 pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
@@ -80,23 +81,7 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             result,
             status,
             status_msg,
-        } => {
-            let done = sqlx::query(
-                "UPDATE auth_transactions SET result = ?, status = ?, status_msg = ? \
-                 WHERE org_id = ? AND txid = ? AND result = 'waiting'",
-            )
-            .bind(result)
-            .bind(status)
-            .bind(status_msg)
-            .bind(org_id)
-            .bind(txid)
-            .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
-                StoreError::ConditionFailed("auth transaction is not waiting".into())
-            })
-        }
+        } => finish_auth_tx(conn, org_id, txid, result, status, status_msg).await,
         Change::InsertActivation(_)
         | Change::ConsumeActivation { .. }
         | Change::InsertDevice(_)
@@ -105,6 +90,22 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         | Change::InsertPush(_)
         | Change::DecidePush { .. }
         | Change::MutePush { .. } => push::apply(conn, change).await,
+        Change::InsertWebauthnCredential(_)
+        | Change::UseWebauthnCredential { .. }
+        | Change::RenameFactor { .. }
+        | Change::DeleteFactor { .. }
+        | Change::InsertCeremony(_)
+        | Change::ConsumeCeremony { .. }
+        | Change::InsertSession(_)
+        | Change::TouchSession { .. }
+        | Change::DeleteSession { .. }
+        | Change::DeleteUserSessions { .. }
+        | Change::InsertUserToken(_)
+        | Change::ConsumeUserToken { .. }
+        | Change::ReplaceRecoveryCodes { .. }
+        | Change::UseRecoveryCode { .. }
+        | Change::SetFactorsFrozen { .. }
+        | Change::SetPolicyGroup { .. } => portal::apply(conn, change).await,
         Change::PurgeExpired { before_ms } => purge_expired(conn, *before_ms).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(
@@ -120,6 +121,9 @@ async fn purge_expired(conn: &mut SqliteConnection, before_ms: i64) -> StoreResu
         "DELETE FROM push_requests WHERE expires_ms < ? AND state <> 'pending'",
         "DELETE FROM device_nonces WHERE expires_ms < ?",
         "DELETE FROM device_activations WHERE expires_ms < ?",
+        "DELETE FROM ceremonies WHERE expires_ms < ?",
+        "DELETE FROM portal_sessions WHERE expires_ms < ?",
+        "DELETE FROM user_tokens WHERE expires_ms < ?",
     ];
     let mut rows = 0;
     for sql in statements {
@@ -165,8 +169,9 @@ async fn insert_integration(
 async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<Outcome> {
     sqlx::query(
         "INSERT INTO users (org_id, user_id, username, email, status, created_ms, \
-         failed_attempts, locked_until_ms, last_login_ms, push_muted_until_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         failed_attempts, locked_until_ms, last_login_ms, push_muted_until_ms, \
+         factors_frozen_ms, policy_group) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.org_id)
     .bind(&row.user_id)
@@ -178,6 +183,8 @@ async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<
     .bind(row.locked_until_ms)
     .bind(row.last_login_ms)
     .bind(row.push_muted_until_ms)
+    .bind(row.factors_frozen_ms)
+    .bind(&row.policy_group)
     .execute(conn)
     .await
     .map_err(user_insert_err)?;
@@ -225,6 +232,32 @@ async fn insert_auth_tx(conn: &mut SqliteConnection, row: &AuthTxRow) -> StoreRe
     .await
     .map_err(|err| insert_err(err, "txid", "integration"))?;
     Ok(Outcome::Done)
+}
+
+/// Conditional: decides a transaction only while it is `waiting`.
+async fn finish_auth_tx(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    txid: &str,
+    result: &str,
+    status: &str,
+    status_msg: &str,
+) -> StoreResult<Outcome> {
+    let done = sqlx::query(
+        "UPDATE auth_transactions SET result = ?, status = ?, status_msg = ? \
+         WHERE org_id = ? AND txid = ? AND result = 'waiting'",
+    )
+    .bind(result)
+    .bind(status)
+    .bind(status_msg)
+    .bind(org_id)
+    .bind(txid)
+    .execute(conn)
+    .await
+    .map_err(store_err)?;
+    exactly_one(done.rows_affected(), || {
+        StoreError::ConditionFailed("auth transaction is not waiting".into())
+    })
 }
 
 async fn record_failure(

@@ -1,7 +1,8 @@
 //! Typed state changes, committed atomically as a [`ChangeSet`].
 
 use crate::rows::{
-    ActivationRow, AuthTxRow, DeviceRow, IntegrationRow, NewAudit, PushRow, TotpRow, UserRow,
+    ActivationRow, AuthTxRow, CeremonyRow, DeviceRow, IntegrationRow, NewAudit, PushRow,
+    RecoveryCodeRow, SessionRow, TotpRow, UserRow, UserTokenRow, WebauthnCredentialRow,
 };
 
 /// One state change. Conditional changes fail the whole set with
@@ -76,17 +77,105 @@ pub enum Change {
         state: String,
         decided_ms: i64,
     },
-    /// Refuses pushes to the user until `until_ms`.
     /// Deletes what has expired before `before_ms` and is no longer needed: authentication
-    /// transactions, decided push requests, stream nonces and activation codes. The audit log
-    /// keeps the record of every decision. Outcome: [`Outcome::Purged`].
+    /// transactions, decided push requests, stream nonces, activation codes, ceremonies,
+    /// portal sessions and user tokens. The audit log keeps the record of every decision.
+    /// Outcome: [`Outcome::Purged`].
     PurgeExpired {
         before_ms: i64,
     },
+    /// Refuses pushes to the user until `until_ms`.
     MutePush {
         org_id: String,
         user_id: String,
         until_ms: i64,
+    },
+    /// Fails with `Duplicate` when the credential id is already registered.
+    InsertWebauthnCredential(WebauthnCredentialRow),
+    /// Records a successful authentication: the new sealed credential (counter, backup state).
+    /// Conditional: applies only while the stored counter is `expected_sign_count`, so two
+    /// nodes cannot both accept the same counter value.
+    UseWebauthnCredential {
+        cred_id: String,
+        expected_sign_count: i64,
+        credential_sealed: String,
+        sign_count: i64,
+        backed_up: bool,
+        used_ms: i64,
+    },
+    /// Renames a user's factor (`kind`: `webauthn`, `totp` or `device`); fails with `NotFound`
+    /// when the user has no such factor.
+    RenameFactor {
+        org_id: String,
+        user_id: String,
+        kind: String,
+        id: String,
+        name: String,
+    },
+    /// Deletes a user's factor (`kind`: `webauthn`, `totp` or `device`); fails with `NotFound`
+    /// when the user has no such factor.
+    DeleteFactor {
+        org_id: String,
+        user_id: String,
+        kind: String,
+        id: String,
+    },
+    InsertCeremony(CeremonyRow),
+    /// Conditional: deletes an unexpired ceremony of that purpose and returns it
+    /// ([`Outcome::Ceremony`]); fails if absent, expired or of another purpose.
+    ConsumeCeremony {
+        ceremony_hash: String,
+        purpose: String,
+        now_ms: i64,
+    },
+    InsertSession(SessionRow),
+    /// Records activity and, when set, a step-up (fails with `NotFound` if the session is gone).
+    TouchSession {
+        session_hash: String,
+        last_seen_ms: i64,
+        step_up_until_ms: Option<i64>,
+    },
+    /// Ends one session (no error if it is already gone).
+    DeleteSession {
+        session_hash: String,
+    },
+    /// Ends every session of a user. Outcome: [`Outcome::Purged`] with the count.
+    DeleteUserSessions {
+        org_id: String,
+        user_id: String,
+    },
+    InsertUserToken(UserTokenRow),
+    /// Conditional: marks an unused, unexpired token of that purpose used.
+    /// Outcome: [`Outcome::TokenUsed`] with the user it belongs to.
+    ConsumeUserToken {
+        token_hash: String,
+        purpose: String,
+        now_ms: i64,
+    },
+    /// Replaces a user's recovery codes with a new set (all codes must belong to that user).
+    ReplaceRecoveryCodes {
+        org_id: String,
+        user_id: String,
+        codes: Vec<RecoveryCodeRow>,
+    },
+    /// Conditional: marks an unused recovery code of that user used.
+    UseRecoveryCode {
+        org_id: String,
+        user_id: String,
+        code_id: String,
+        used_ms: i64,
+    },
+    /// Freezes (`Some(when)`) or unfreezes (`None`) a user's factor changes.
+    SetFactorsFrozen {
+        org_id: String,
+        user_id: String,
+        frozen_ms: Option<i64>,
+    },
+    /// Sets a user's policy group (`None`: the default group).
+    SetPolicyGroup {
+        org_id: String,
+        user_id: String,
+        group: Option<String>,
     },
 }
 
@@ -129,8 +218,12 @@ pub enum Outcome {
     Audited { chain_id: String, seq: i64 },
     /// The activation code was valid: it belongs to this user.
     Activated { org_id: String, user_id: String },
-    /// How many rows a [`Change::PurgeExpired`] deleted.
+    /// How many rows a [`Change::PurgeExpired`] or [`Change::DeleteUserSessions`] deleted.
     Purged { rows: u64 },
+    /// The ceremony a [`Change::ConsumeCeremony`] consumed.
+    Ceremony(CeremonyRow),
+    /// The token was valid: it belongs to this user.
+    TokenUsed { org_id: String, user_id: String },
 }
 
 /// The outcomes of a committed set.

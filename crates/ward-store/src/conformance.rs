@@ -41,12 +41,18 @@ mod accounts;
 mod audit;
 mod decisions;
 mod devices;
+mod portal;
 mod push;
 
 pub use accounts::{duplicate_username, integrations, meta, org_scoping, user_status, users};
 pub use audit::{audit_chain, concurrent_commits, failed_set_in_batch, verify_chain};
 pub use decisions::{auth_failures, auth_tx, concurrent_totp_step, totp_factors, totp_step_once};
 pub use devices::{activation_once, devices, nonce_once};
+pub use portal::{
+    account_settings, ceremony_once, concurrent_ceremony, delete_factor, end_sessions,
+    purge_portal, recovery_codes, rename_factor, sessions, user_tokens_once, webauthn_counter,
+    webauthn_credentials,
+};
 pub use push::{
     concurrent_decide_push, decide_push_once, mute_push, purge_expired, push_requests,
     pushes_since, signals,
@@ -80,7 +86,19 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("mute_push", mute_push(store)).await?;
     named("pushes_since", pushes_since(store)).await?;
     named("signals", signals(store)).await?;
-    // Last: it deletes other checks' expired rows too.
+    named("webauthn_credentials", webauthn_credentials(store)).await?;
+    named("webauthn_counter", webauthn_counter(store)).await?;
+    named("rename_factor", rename_factor(store)).await?;
+    named("delete_factor", delete_factor(store)).await?;
+    named("ceremony_once", ceremony_once(store)).await?;
+    named("concurrent_ceremony", concurrent_ceremony(store)).await?;
+    named("sessions", sessions(store)).await?;
+    named("end_sessions", end_sessions(store)).await?;
+    named("user_tokens_once", user_tokens_once(store)).await?;
+    named("recovery_codes", recovery_codes(store)).await?;
+    named("account_settings", account_settings(store)).await?;
+    // Last, with the next: they delete other checks' expired rows too.
+    named("purge_portal", purge_portal(store)).await?;
     named("purge_expired", purge_expired(store)).await?;
     let events = verify_chain(store, store.chain_id()).await?;
     check!(
@@ -122,6 +140,8 @@ fn user(org_id: &str, user_id: &str, username: &str) -> UserRow {
         locked_until_ms: None,
         last_login_ms: None,
         push_muted_until_ms: None,
+        factors_frozen_ms: None,
+        policy_group: None,
     }
 }
 

@@ -21,8 +21,9 @@ pub use audit::{GENESIS_HASH, audit_hash};
 pub use change::{Change, ChangeSet, CommitReceipt, Outcome};
 pub use error::StoreError;
 pub use rows::{
-    ActivationRow, AuditRow, AuthTxRow, ChainHeadRow, DEFAULT_ORG, DeviceRow, IntegrationRow,
-    NewAudit, PushRow, TotpRow, UserRow,
+    ActivationRow, AuditRow, AuthTxRow, CeremonyRow, ChainHeadRow, DEFAULT_ORG, DeviceRow,
+    IntegrationRow, NewAudit, PushRow, RecoveryCodeRow, SessionRow, TotpRow, UserRow, UserTokenRow,
+    WebauthnCredentialRow,
 };
 pub use signals::{LocalSignals, Signal, Signals};
 
@@ -114,6 +115,32 @@ pub trait PushStore {
     async fn pushes_since(&self, org_id: &str, user_id: &str, since_ms: i64) -> StoreResult<i64>;
 }
 
+/// Reads of passkeys, portal sessions, user tokens and recovery codes.
+#[async_trait]
+pub trait PortalStore {
+    /// A user's WebAuthn credentials, oldest first.
+    async fn webauthn_credentials_for_user(
+        &self,
+        org_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<WebauthnCredentialRow>>;
+    /// A WebAuthn credential by id.
+    async fn webauthn_credential(
+        &self,
+        cred_id: &str,
+    ) -> StoreResult<Option<WebauthnCredentialRow>>;
+    /// A session by the hash of its cookie value (expired sessions too: the caller checks).
+    async fn session(&self, session_hash: &str) -> StoreResult<Option<SessionRow>>;
+    /// A user token by hash (used and expired ones too, so that the caller can say which).
+    async fn user_token(&self, token_hash: &str) -> StoreResult<Option<UserTokenRow>>;
+    /// A user's recovery codes (used ones too), oldest first.
+    async fn recovery_codes_for_user(
+        &self,
+        org_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<RecoveryCodeRow>>;
+}
+
 /// Small key/value settings that belong to the deployment (schema facts, key check values).
 #[async_trait]
 pub trait MetaStore {
@@ -129,7 +156,8 @@ pub trait MetaStore {
 /// A [`ChangeSet`] is applied atomically: either every change in it (including its audit
 /// events) is durable, or none is. Conditional changes ([`Change::UseTotpStep`],
 /// [`Change::FinishAuthTx`], [`Change::ConsumeActivation`], [`Change::ConsumeNonce`],
-/// [`Change::DecidePush`]) are single conditional statements, so that two nodes can never both
+/// [`Change::DecidePush`], [`Change::UseWebauthnCredential`], [`Change::ConsumeCeremony`],
+/// [`Change::ConsumeUserToken`], [`Change::UseRecoveryCode`]) are single conditional statements, so that two nodes can never both
 /// win the same decision.
 #[async_trait]
 pub trait Writer {
@@ -147,6 +175,7 @@ pub trait Store:
     + AuditStore
     + DeviceStore
     + PushStore
+    + PortalStore
     + MetaStore
     + Writer
     + Send

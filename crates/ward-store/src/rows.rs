@@ -49,6 +49,11 @@ pub struct UserRow {
     pub last_login_ms: Option<i64>,
     /// Push requests to this user are refused until then (set when the user reports fraud).
     pub push_muted_until_ms: Option<i64>,
+    /// When the user answered "this wasn't me": factor changes are refused until an
+    /// administrator unfreezes the account.
+    pub factors_frozen_ms: Option<i64>,
+    /// The policy group whose passkey rules apply (`None`: the default group).
+    pub policy_group: Option<String>,
 }
 
 /// A TOTP/HOTP authenticator bound to a user.
@@ -182,4 +187,154 @@ pub struct PushRow {
     pub created_ms: i64,
     pub expires_ms: i64,
     pub decided_ms: Option<i64>,
+}
+
+/// A WebAuthn credential: a passkey or a security key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebauthnCredentialRow {
+    /// The credential id, base64url without padding (unique for the relying party).
+    pub cred_id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub name: String,
+    /// `passkey` or `security-key` (attested, device-bound).
+    pub kind: String,
+    /// The credential as the WebAuthn library stores it (public key, counter, flags), sealed.
+    pub credential_sealed: String,
+    /// The authenticator model, when attestation named it.
+    pub aaguid: Option<String>,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+    pub sign_count: i64,
+    pub created_ms: i64,
+    pub last_used_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for WebauthnCredentialRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebauthnCredentialRow")
+            .field("cred_id", &self.cred_id)
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("aaguid", &self.aaguid)
+            .field("backup_eligible", &self.backup_eligible)
+            .field("backed_up", &self.backed_up)
+            .field("sign_count", &self.sign_count)
+            .field("created_ms", &self.created_ms)
+            .field("last_used_ms", &self.last_used_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Server-side state of a ceremony in progress, consumed once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CeremonyRow {
+    /// SHA-256 (hex) of the ceremony id the browser holds.
+    pub ceremony_hash: String,
+    pub org_id: String,
+    /// The user the ceremony is for; `None` for a usernameless sign-in.
+    pub user_id: Option<String>,
+    /// What the ceremony is for, e.g. `passkey-register`, `passkey-signin`, `totp-enrol`.
+    pub purpose: String,
+    /// The state, sealed.
+    pub state_sealed: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+impl std::fmt::Debug for CeremonyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CeremonyRow")
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .field("created_ms", &self.created_ms)
+            .field("expires_ms", &self.expires_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in browser session of the portal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// SHA-256 (hex) of the cookie value.
+    pub session_hash: String,
+    pub org_id: String,
+    pub user_id: String,
+    /// How the user signed in: `passkey`, `totp`, `enrol-link`, ...
+    pub auth_method: String,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    /// Absolute expiry.
+    pub expires_ms: i64,
+    /// Until then, the session may make sensitive changes (after a fresh phishing-resistant
+    /// authentication).
+    pub step_up_until_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("auth_method", &self.auth_method)
+            .field("created_ms", &self.created_ms)
+            .field("last_seen_ms", &self.last_seen_ms)
+            .field("expires_ms", &self.expires_ms)
+            .field("step_up_until_ms", &self.step_up_until_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A single-use token sent to a user (enrolment link, "this wasn't me" link).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserTokenRow {
+    /// SHA-256 (hex) of the token.
+    pub token_hash: String,
+    pub org_id: String,
+    pub user_id: String,
+    /// `enrol`, `report`, ...
+    pub purpose: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub used_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for UserTokenRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserTokenRow")
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .field("created_ms", &self.created_ms)
+            .field("expires_ms", &self.expires_ms)
+            .field("used_ms", &self.used_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One recovery code (its Argon2id hash).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryCodeRow {
+    pub code_id: String,
+    pub org_id: String,
+    pub user_id: String,
+    /// Argon2id PHC string.
+    pub code_hash: String,
+    pub created_ms: i64,
+    pub used_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for RecoveryCodeRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCodeRow")
+            .field("code_id", &self.code_id)
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("created_ms", &self.created_ms)
+            .field("used_ms", &self.used_ms)
+            .finish_non_exhaustive()
+    }
 }

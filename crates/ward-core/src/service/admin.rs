@@ -119,6 +119,8 @@ impl Ward {
             locked_until_ms: None,
             last_login_ms: None,
             push_muted_until_ms: None,
+            factors_frozen_ms: None,
+            policy_group: None,
         };
         let user = User::try_from(row.clone())?;
         let event = Event::new(DEFAULT_ORG, now, actor, "user.create", &user.id, "ok")

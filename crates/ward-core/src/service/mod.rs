@@ -5,6 +5,8 @@ mod auth;
 mod cache;
 mod device;
 mod legacy;
+mod passkeys;
+mod portal;
 mod push;
 
 use std::sync::Arc;
@@ -18,11 +20,18 @@ pub use auth::{
 pub use cache::IntegrationCredentials;
 pub use device::{ActivationCode, PushDevice};
 pub use legacy::{LegacyAuth, LegacyFactor, LegacyMenu, legacy_menu};
+pub use passkeys::{CeremonyStart, PasskeyCheck, PasskeyView, purpose as ceremony_purpose};
+pub use portal::{
+    EnrolLink, FactorKind, Factors, LinkState, MAX_ENROL_TTL, NewSession, RECOVERY_CODES,
+    RecoveryView, Session, TotpConfirm, TotpSetup, TotpView,
+};
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 
 use crate::crypto::Keyring;
 use crate::error::{CoreError, CoreResult};
-use crate::notify::{AlertSink, ChannelDelivery, LogAlerts, PushDelivery};
+use crate::notify::{
+    AlertSink, ChannelDelivery, LogAlerts, LogNotifier, PushDelivery, UserNotifier,
+};
 use crate::policy::AuthPolicy;
 
 /// Meta key holding the id of the master key the database's secrets are sealed under.
@@ -38,6 +47,8 @@ pub struct Ward {
     integrations: cache::IntegrationCache,
     deliveries: Vec<Arc<dyn PushDelivery>>,
     alerts: Vec<Arc<dyn AlertSink>>,
+    notifiers: Vec<Arc<dyn UserNotifier>>,
+    passkeys: Option<Arc<passkeys::Passkeys>>,
 }
 
 impl Ward {
@@ -62,6 +73,8 @@ impl Ward {
         Ok(Self {
             deliveries: vec![Arc::new(ChannelDelivery::new(Arc::clone(&store)))],
             alerts: vec![Arc::new(LogAlerts)],
+            notifiers: vec![Arc::new(LogNotifier)],
+            passkeys: None,
             store,
             keys,
             policy,
@@ -81,6 +94,13 @@ impl Ward {
     #[must_use]
     pub fn with_alerts(mut self, sink: Arc<dyn AlertSink>) -> Self {
         self.alerts.push(sink);
+        self
+    }
+
+    /// Sends user notices through `notifier` instead of the log.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<dyn UserNotifier>) -> Self {
+        self.notifiers = vec![notifier];
         self
     }
 
@@ -141,6 +161,10 @@ fn check_text(field: &'static str, value: &str, max: usize) -> CoreResult<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod passkey_tests;
+#[cfg(test)]
+mod portal_tests;
 #[cfg(test)]
 mod push_tests;
 #[cfg(test)]

@@ -73,6 +73,14 @@ async fn api() -> Api {
         settings,
         limits: Arc::new(Limits::new(1000, 1000, 1000)),
         wakers: Arc::default(),
+        web: ward_server::web::WebSettings::new(
+            ward_server::config::Branding {
+                organisation: "Example".into(),
+                logo: None,
+                accent_colour: "#2b59c3".into(),
+            },
+            "localhost:8443",
+        ),
     };
     Api {
         _dir: dir,

@@ -10,6 +10,7 @@
 mod conformance;
 mod migrations;
 mod nodes;
+mod portal;
 mod push;
 
 use std::panic::AssertUnwindSafe;

@@ -32,6 +32,8 @@ fn setup() -> ChangeSet {
         locked_until_ms: None,
         last_login_ms: None,
         push_muted_until_ms: None,
+        factors_frozen_ms: None,
+        policy_group: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),
@@ -113,6 +115,8 @@ async fn concurrent_load_on_two_nodes_keeps_both_chains_gap_free() {
                 locked_until_ms: None,
                 last_login_ms: None,
                 push_muted_until_ms: None,
+                factors_frozen_ms: None,
+                policy_group: None,
             };
             let set = ChangeSet::new()
                 .with(Change::InsertUser(user))

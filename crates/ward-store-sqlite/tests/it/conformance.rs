@@ -39,6 +39,19 @@ checks!(
     mute_push,
     pushes_since,
     signals,
+    webauthn_credentials,
+    webauthn_counter,
+    rename_factor,
+    delete_factor,
+    ceremony_once,
+    concurrent_ceremony,
+    sessions,
+    end_sessions,
+    user_tokens_once,
+    recovery_codes,
+    account_settings,
+    purge_portal,
+    purge_expired,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

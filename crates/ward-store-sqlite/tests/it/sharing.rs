@@ -50,6 +50,8 @@ async fn a_step_used_through_one_store_is_refused_through_the_other() {
         locked_until_ms: None,
         last_login_ms: None,
         push_muted_until_ms: None,
+        factors_frozen_ms: None,
+        policy_group: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),

@@ -1,0 +1,169 @@
+// Ward pages: the WebAuthn calls (passkey sign-in, registration, step-up) and small helpers.
+// Loaded from this origin only (no inline script is allowed by the page's CSP).
+'use strict';
+
+(function () {
+  const csrf = () => {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : '';
+  };
+
+  const b64uToBuf = (s) => Uint8Array.from(
+    atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)),
+    (c) => c.charCodeAt(0)).buffer;
+  const bufToB64u = (b) => btoa(String.fromCharCode(...new Uint8Array(b)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+
+  function creationOptions(json) {
+    if (PublicKeyCredential.parseCreationOptionsFromJSON) {
+      return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+    }
+    const o = structuredClone(json);
+    o.challenge = b64uToBuf(o.challenge);
+    o.user.id = b64uToBuf(o.user.id);
+    (o.excludeCredentials || []).forEach((c) => { c.id = b64uToBuf(c.id); });
+    return o;
+  }
+
+  function requestOptions(json) {
+    if (PublicKeyCredential.parseRequestOptionsFromJSON) {
+      return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+    }
+    const o = structuredClone(json);
+    o.challenge = b64uToBuf(o.challenge);
+    (o.allowCredentials || []).forEach((c) => { c.id = b64uToBuf(c.id); });
+    return o;
+  }
+
+  function credentialJSON(cred) {
+    if (cred.toJSON) return cred.toJSON();
+    const r = cred.response;
+    const out = { id: cred.id, rawId: bufToB64u(cred.rawId), type: cred.type,
+      extensions: cred.getClientExtensionResults(), response: {} };
+    out.response.clientDataJSON = bufToB64u(r.clientDataJSON);
+    if (r.attestationObject) {
+      out.response.attestationObject = bufToB64u(r.attestationObject);
+      out.response.transports = r.getTransports ? r.getTransports() : [];
+    } else {
+      out.response.authenticatorData = bufToB64u(r.authenticatorData);
+      out.response.signature = bufToB64u(r.signature);
+      if (r.userHandle) out.response.userHandle = bufToB64u(r.userHandle);
+    }
+    return out;
+  }
+
+  async function post(url, body) {
+    const response = await fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf() },
+      body: JSON.stringify(body || {}),
+    });
+    let data = {};
+    try { data = await response.json(); } catch (_) { /* not JSON */ }
+    if (!response.ok) {
+      throw new Error(data.error || 'Something went wrong (' + response.status + '). Try again.');
+    }
+    return data;
+  }
+
+  function statusOf(el) {
+    const scope = el.closest('section, form') || document;
+    return scope.querySelector('[data-status]');
+  }
+
+  function show(el, text, isError) {
+    const box = statusOf(el);
+    if (!box) return;
+    box.hidden = false;
+    box.textContent = text;
+    box.classList.toggle('error', !!isError);
+  }
+
+  function explain(err) {
+    if (err && err.name === 'NotAllowedError') {
+      return 'The request was cancelled or timed out. Try again when you are ready.';
+    }
+    if (err && err.name === 'InvalidStateError') {
+      return 'This authenticator is already registered to your account.';
+    }
+    if (err && err.name === 'SecurityError') {
+      return 'Passkeys only work on this site\'s own address. Check the address bar.';
+    }
+    return (err && err.message) || 'Something went wrong. Try again.';
+  }
+
+  async function withBusy(button, work) {
+    if (!window.PublicKeyCredential) {
+      show(button, 'This browser does not support passkeys. Use an up-to-date browser.', true);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await work();
+    } catch (err) {
+      show(button, explain(err), true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function signIn(button) {
+    show(button, 'Follow the prompt from your device…');
+    const start = await post('/portal/api/sign-in/start');
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options.publicKey) });
+    const done = await post('/portal/api/sign-in/finish', { ceremony: start.ceremony, credential: credentialJSON(cred) });
+    window.location.assign(done.redirect || '/portal');
+  }
+
+  async function register(form, button) {
+    show(button, 'Follow the prompt from your device…');
+    const name = (form.querySelector('[name="name"]') || {}).value || 'Passkey';
+    const start = await post('/portal/api/passkeys/start');
+    const cred = await navigator.credentials.create({ publicKey: creationOptions(start.options.publicKey) });
+    const done = await post('/portal/api/passkeys/finish',
+      { ceremony: start.ceremony, credential: credentialJSON(cred), name: name });
+    window.location.assign(done.redirect || '/portal');
+  }
+
+  async function stepUp(button) {
+    show(button, 'Confirm with your passkey…');
+    const start = await post('/portal/api/step-up/start');
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options.publicKey) });
+    await post('/portal/api/step-up/finish', { ceremony: start.ceremony, credential: credentialJSON(cred) });
+    window.location.reload();
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    document.querySelectorAll('[data-passkey-signin]').forEach((b) => {
+      b.addEventListener('click', () => withBusy(b, () => signIn(b)));
+    });
+    document.querySelectorAll('form[data-passkey-register]').forEach((f) => {
+      f.addEventListener('submit', (e) => {
+        e.preventDefault();
+        const b = f.querySelector('button[type="submit"]');
+        withBusy(b, () => register(f, b));
+      });
+    });
+    document.querySelectorAll('[data-step-up]').forEach((b) => {
+      b.addEventListener('click', () => withBusy(b, () => stepUp(b)));
+    });
+    document.querySelectorAll('form[data-confirm]').forEach((f) => {
+      f.addEventListener('submit', (e) => {
+        const question = f.getAttribute('data-confirm');
+        if (question && !window.confirm(question)) e.preventDefault();
+      });
+    });
+    document.querySelectorAll('[data-copy-codes]').forEach((b) => {
+      b.addEventListener('click', async () => {
+        const codes = Array.from(document.querySelectorAll('[data-codes] code')).map((c) => c.textContent);
+        try {
+          await navigator.clipboard.writeText(codes.join('\n'));
+          b.textContent = 'Copied';
+        } catch (_) {
+          b.textContent = 'Copy failed: select the codes instead';
+        }
+      });
+    });
+  });
+}());
