@@ -145,13 +145,18 @@ def test_enrol_passkey_sign_in_totp_recovery_remove_and_report(
     assert "Work laptop" in page.text("main")
     assert "last used never" not in page.text("main")
 
-    # 4. Add an authenticator app: a wrong code is refused and the set-up continues; then pyotp.
+    # 4. Add an authenticator app: a fresh passkey check first (a stolen session cannot add the
+    # thief's factor); a wrong code is refused and the set-up continues; then a code from pyotp.
     page.goto(f"{origin}/portal/totp/new")
+    assert "/portal/confirm?next=" in page.url, page.url
+    shot(page, backend, "06-confirm-first")
+    page.click("[data-step-up]")
+    page.wait_for_url(re.compile(r"/portal/totp/new$"))
     assert page.attr("img.qr", "src").startswith("data:image/svg+xml;base64,")
     page.click("details summary")  # "Can't scan? Enter the key by hand"
     secret = page.text("[data-secret]").replace(" ", "")
     totp = pyotp.TOTP(secret)
-    shot(page, backend, "06-add-totp")
+    shot(page, backend, "06b-add-totp")
     wrong = f"{(int(totp.now()) + 500_000) % 1_000_000:06d}"
     page.fill("#code", wrong)
     page.click("form[action='/portal/totp/new'] button[type=submit]")
@@ -180,7 +185,12 @@ def test_enrol_passkey_sign_in_totp_recovery_remove_and_report(
     assert "10 of 10" in page.text("main")
     smtp_server.wait_for(to=email, subject_contains="recovery codes")
 
-    # 6. Remove the authenticator app: a step-up with the passkey first.
+    # 6. Sign out everywhere, sign in again, and remove the authenticator app: the new session
+    # must confirm with the passkey first.
+    page.click("form[action='/portal/sign-out-everywhere'] button")
+    page.wait_for_url(re.compile(r"/portal/sign-in$"))
+    page.click("[data-passkey-signin]")
+    page.wait_for_url(re.compile(r"/portal$"))
     totp_link = page.attr("a[aria-label='Manage Phone app']", "href")
     page.goto(origin + totp_link)
     assert page.count("button.danger") == 0

@@ -37,6 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/portal/api/sign-in/finish", post(sign_in_finish))
         .route("/portal/enrol/{token}", get(enrol_page).post(enrol_redeem))
         .route("/portal/passkeys/new", get(passkey_new_page))
+        .route("/portal/confirm", get(confirm_page))
         .route("/portal/api/passkeys/start", post(passkey_start))
         .route("/portal/api/passkeys/finish", post(passkey_finish))
         .route("/portal/api/step-up/start", post(step_up_start))
@@ -402,10 +403,60 @@ struct PasskeyNewPage {
     frozen: bool,
 }
 
-async fn passkey_new_page(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
-    render(&PasskeyNewPage {
+async fn passkey_new_page(
+    State(state): State<AppState>,
+    SignedIn(session): SignedIn,
+) -> Result<Response, WebError> {
+    let frozen = session.user.factors_frozen_ms.is_some();
+    if !frozen
+        && state
+            .ward
+            .needs_step_up(&session, state.clock.now())
+            .await?
+    {
+        return Ok(confirm_first("/portal/passkeys/new"));
+    }
+    Ok(render(&PasskeyNewPage {
         layout: Layout::new(&state, "Add a passkey", Some(&session)),
-        frozen: session.user.factors_frozen_ms.is_some(),
+        frozen,
+    }))
+}
+
+/// Sends the user to confirm with a passkey, then on to `next`.
+fn confirm_first(next: &str) -> Response {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    Redirect::to(&format!("/portal/confirm?{query}")).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "portal/confirm.html")]
+struct ConfirmPage {
+    layout: Layout,
+    next: String,
+    repeat: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfirmQuery {
+    next: Option<String>,
+}
+
+async fn confirm_page(
+    State(state): State<AppState>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<ConfirmQuery>,
+) -> Response {
+    // Only pages of the portal itself: never an open redirect.
+    let next = q
+        .next
+        .filter(|n| n.starts_with("/portal") && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or_else(|| "/portal".into());
+    render(&ConfirmPage {
+        layout: Layout::new(&state, "Confirm it's you", Some(&session)),
+        repeat: next == "/portal",
+        next,
     })
 }
 
@@ -417,7 +468,7 @@ async fn passkey_start(
     check_csrf_header(&state, &session, &headers)?;
     let start = state
         .ward
-        .passkey_register_start(&session.user.user_id, state.clock.now())
+        .passkey_register_start_for(&session, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
 }
@@ -534,6 +585,14 @@ async fn totp_new_page(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
 ) -> Result<Response, WebError> {
+    if session.user.factors_frozen_ms.is_none()
+        && state
+            .ward
+            .needs_step_up(&session, state.clock.now())
+            .await?
+    {
+        return Ok(confirm_first("/portal/totp/new"));
+    }
     let setup = state
         .ward
         .totp_setup_start(&session, state.clock.now())
@@ -620,6 +679,14 @@ async fn recovery_codes(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_csrf(&state, &session, &form.csrf)?;
+    if session.user.factors_frozen_ms.is_none()
+        && state
+            .ward
+            .needs_step_up(&session, state.clock.now())
+            .await?
+    {
+        return Ok(confirm_first("/portal"));
+    }
     let codes = state
         .ward
         .regenerate_recovery_codes(&session, state.clock.now())

@@ -131,7 +131,12 @@
     const start = await post('/portal/api/step-up/start');
     const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options.publicKey) });
     await post('/portal/api/step-up/finish', { ceremony: start.ceremony, credential: credentialJSON(cred) });
-    window.location.reload();
+    const next = button.getAttribute('data-next');
+    if (next && next.startsWith('/portal')) {
+      window.location.assign(next);
+    } else {
+      window.location.reload();
+    }
   }
 
   document.addEventListener('DOMContentLoaded', () => {

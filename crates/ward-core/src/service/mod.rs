@@ -23,7 +23,7 @@ pub use legacy::{LegacyAuth, LegacyFactor, LegacyMenu, legacy_menu};
 pub use passkeys::{CeremonyStart, PasskeyCheck, PasskeyView, purpose as ceremony_purpose};
 pub use portal::{
     EnrolLink, FactorKind, Factors, LinkState, MAX_ENROL_TTL, NewSession, RECOVERY_CODES,
-    RecoveryView, Session, TotpConfirm, TotpSetup, TotpView,
+    RecoveryView, STEP_UP_NEEDED, Session, TotpConfirm, TotpSetup, TotpView,
 };
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 

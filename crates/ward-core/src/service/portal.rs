@@ -38,6 +38,8 @@ pub const RECOVERY_CODES: usize = 10;
 const RECOVERY_CODE_BYTES: usize = 10;
 /// Sessions are touched at most this often (each touch is a write).
 const TOUCH_EVERY: TimeDelta = TimeDelta::seconds(60);
+/// What a change that needs a fresh passkey check answers without one.
+pub const STEP_UP_NEEDED: &str = "confirm it is you with a passkey first";
 /// Longest enrolment link an administrator may create.
 pub const MAX_ENROL_TTL: TimeDelta = TimeDelta::days(30);
 
@@ -464,6 +466,38 @@ impl Ward {
         })
     }
 
+    /// Whether a sensitive change needs a fresh passkey check first: adding a factor, new
+    /// recovery codes or removing a factor, for a user who has a passkey to check with.
+    pub async fn needs_step_up(&self, session: &Session, now: DateTime<Utc>) -> CoreResult<bool> {
+        if session.stepped_up(now) {
+            return Ok(false);
+        }
+        let passkeys = self
+            .store
+            .webauthn_credentials_for_user(DEFAULT_ORG, &session.user.user_id)
+            .await?;
+        Ok(!passkeys.is_empty())
+    }
+
+    async fn require_fresh_check(&self, session: &Session, now: DateTime<Utc>) -> CoreResult<()> {
+        if self.needs_step_up(session, now).await? {
+            return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
+        }
+        Ok(())
+    }
+
+    /// Starts adding a passkey to the signed-in user (after a fresh check, when they already
+    /// have a passkey: a stolen session must not add the thief's authenticator).
+    pub async fn passkey_register_start_for(
+        &self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> CoreResult<super::CeremonyStart> {
+        self.require_fresh_check(session, now).await?;
+        self.passkey_register_start(&session.user.user_id, now)
+            .await
+    }
+
     /// Starts a step-up: a fresh check with one of the signed-in user's passkeys.
     pub async fn step_up_start(
         &self,
@@ -683,6 +717,7 @@ impl Ward {
     ) -> CoreResult<TotpSetup> {
         let user = self.active_user(&session.user.user_id).await?;
         refuse_if_frozen(&user)?;
+        self.require_fresh_check(session, now).await?;
         let secret = totp::generate_secret();
         let generator = Totp::new(secret, Algorithm::Sha1, 6, 30)?;
         let secret_base32 = Zeroizing::new(totp::base32_encode(generator.secret()));
@@ -825,9 +860,7 @@ impl Ward {
         refuse_if_frozen(&user)?;
         let actor = Actor::User(user.user_id.clone());
         if !session.stepped_up(now) {
-            return Err(CoreError::Forbidden(
-                "confirm it is you with a passkey first".into(),
-            ));
+            return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
         }
         let factors = self.factors(&user.user_id).await?;
         let policy = self.factor_policy(&user)?;
@@ -899,6 +932,7 @@ impl Ward {
     ) -> CoreResult<Vec<Zeroizing<String>>> {
         let user = self.active_user(&session.user.user_id).await?;
         refuse_if_frozen(&user)?;
+        self.require_fresh_check(session, now).await?;
         let codes: Vec<Zeroizing<String>> =
             (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let plain: Vec<Zeroizing<String>> = codes.clone();

@@ -748,12 +748,17 @@ async fn every_factor_change_is_notified_with_a_report_link() {
         "{report_url}"
     );
 
-    let (app, _, _) = add_app(&f, &session, "App").await;
+    // With a passkey on the account, adding a factor needs a fresh check.
+    assert!(matches!(
+        f.ward.totp_setup_start(&session, f.now()).await,
+        Err(CoreError::Forbidden(_))
+    ));
+    let stepped = f.step_up(&cookie, &mut laptop).await;
+    let (app, _, _) = add_app(&f, &stepped, "App").await;
     let totp_added = f.notice().await;
     assert_eq!(totp_added.action, "factor.totp.add");
     assert!(totp_added.body.contains("App"), "{}", totp_added.body);
 
-    let stepped = f.step_up(&cookie, &mut laptop).await;
     f.ward
         .remove_factor(&stepped, FactorKind::Totp, &app.id, f.now())
         .await
@@ -873,9 +878,7 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
     let mut phone = passkey();
     f.register(&alice, &mut phone, "Phone").await;
     assert_eq!(f.notice().await.action, "passkey.add");
-    f.ward
-        .totp_setup_start(&fresh.session, f.now())
-        .await
-        .unwrap();
+    let stepped = f.step_up(&fresh.token, &mut phone).await;
+    f.ward.totp_setup_start(&stepped, f.now()).await.unwrap();
     assert_eq!(events(&f.audit().await, "account.unfreeze", "ok").len(), 1);
 }
