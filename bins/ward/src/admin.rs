@@ -8,7 +8,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use ward_core::clock::{Clock, SystemClock};
 use ward_core::model::{Actor, IntegrationKind, User, UserStatus};
-use ward_core::policy::ApiPushMode;
+use ward_core::policy::{ApiPushMode, NewUsers, PromptPolicy};
 use ward_core::service::Ward;
 use ward_core::totp::Algorithm;
 use ward_server::config::Config;
@@ -19,6 +19,16 @@ use crate::Output;
 pub enum KindArg {
     /// Duo Auth API v2.
     AuthApi,
+    /// Duo Web SDK v4: the hosted prompt (prints a client ID and client secret).
+    WebSdk,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NewUsersArg {
+    /// Users without a factor set up a passkey inside the prompt.
+    Enrol,
+    /// Users without a factor are denied.
+    Deny,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -42,6 +52,21 @@ pub enum IntegrationCmd {
         /// Push for this integration's Auth API calls (default: the server's [push] setting).
         #[arg(long, value_enum)]
         push_mode: Option<PushModeArg>,
+        /// Web SDK: accept only passkeys and security keys.
+        #[arg(long)]
+        require_phishing_resistant: bool,
+        /// Web SDK: do not offer push.
+        #[arg(long)]
+        no_push: bool,
+        /// Web SDK: do not accept codes from authenticator apps.
+        #[arg(long)]
+        no_passcodes: bool,
+        /// Web SDK: what happens to users who have no factor yet.
+        #[arg(long, value_enum, default_value = "enrol")]
+        new_users: NewUsersArg,
+        /// Web SDK: an allowed redirect URI (repeat for several; none: any https URL).
+        #[arg(long = "redirect-uri", value_name = "URL")]
+        redirect_uris: Vec<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -148,9 +173,33 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
     match cmd {
         IntegrationCmd::Create {
             name,
+            kind: KindArg::WebSdk,
+            require_phishing_resistant,
+            no_push,
+            no_passcodes,
+            new_users,
+            redirect_uris,
+            out,
+            ..
+        } => {
+            let policy = PromptPolicy {
+                require_phishing_resistant,
+                push: !no_push,
+                passcodes: !no_passcodes,
+                new_users: match new_users {
+                    NewUsersArg::Enrol => NewUsers::Enrol,
+                    NewUsersArg::Deny => NewUsers::Deny,
+                },
+                redirect_uris,
+            };
+            create_web_sdk(config, &ward, &name, policy, out).await?;
+        }
+        IntegrationCmd::Create {
+            name,
             kind: KindArg::AuthApi,
             push_mode,
             out,
+            ..
         } => {
             let push_mode = push_mode.map(|m| match m {
                 PushModeArg::Verified => ApiPushMode::Verified,
@@ -202,6 +251,38 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
     }
     ward.store().close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ward integration create --kind web-sdk`: prints the client ID and secret (shown once).
+async fn create_web_sdk(
+    config: &Config,
+    ward: &Ward,
+    name: &str,
+    policy: PromptPolicy,
+    out: Output,
+) -> anyhow::Result<()> {
+    let (integration, secret) = ward
+        .create_web_sdk_integration(&Actor::Cli, name, &policy, now())
+        .await?;
+    let doc = json!({
+        "client_id": integration.ikey,
+        "client_secret": secret.as_str(),
+        "api_host": config.public_host,
+        "name": integration.name,
+        "kind": integration.kind.as_str(),
+        "prompt_policy": policy,
+    });
+    if out.json {
+        println!("{doc}");
+    } else {
+        println!("client ID:     {}", integration.ikey);
+        println!("client secret: {}", secret.as_str());
+        println!("API host:      {}", config.public_host);
+        println!(
+            "The client secret is shown only now; store it in the application's configuration."
+        );
+    }
+    Ok(())
 }
 
 fn user_json(u: &User) -> serde_json::Value {

@@ -33,6 +33,8 @@ pub enum Purpose {
     Ceremony,
     /// MACs binding a CSRF token to its session.
     SessionCsrf,
+    /// The hosted prompt's state, carried by the browser.
+    Prompt,
 }
 
 impl Purpose {
@@ -43,6 +45,7 @@ impl Purpose {
             Self::WebauthnCredential => "ward/v1/webauthn-credential",
             Self::Ceremony => "ward/v1/ceremony",
             Self::SessionCsrf => "ward/v1/session-csrf",
+            Self::Prompt => "ward/v1/prompt",
         }
     }
 }

@@ -77,12 +77,15 @@ impl TryFrom<UserRow> for User {
 pub enum IntegrationKind {
     /// Duo Auth API v2 (and its legacy forms).
     AuthApi,
+    /// Duo Web SDK v4: the hosted prompt (OIDC authorization code flow).
+    WebSdk,
 }
 
 impl IntegrationKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthApi => "auth-api",
+            Self::WebSdk => "web-sdk",
         }
     }
 }
@@ -93,7 +96,8 @@ impl std::str::FromStr for IntegrationKind {
     fn from_str(s: &str) -> CoreResult<Self> {
         match s {
             "auth-api" => Ok(Self::AuthApi),
-            _ => Err(CoreError::invalid("kind", "must be auth-api")),
+            "web-sdk" => Ok(Self::WebSdk),
+            _ => Err(CoreError::invalid("kind", "must be auth-api or web-sdk")),
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct Integration {
     pub created_ms: i64,
     /// This integration's push policy for Auth API clients; `None`: the server default.
     pub push_mode: Option<crate::policy::ApiPushMode>,
+    /// What the hosted prompt offers (`web-sdk` integrations).
+    pub prompt_policy: crate::policy::PromptPolicy,
 }
 
 impl TryFrom<&IntegrationRow> for Integration {
@@ -121,6 +127,12 @@ impl TryFrom<&IntegrationRow> for Integration {
             kind: r.kind.parse()?,
             created_ms: r.created_ms,
             push_mode: r.push_mode.as_deref().map(str::parse).transpose()?,
+            prompt_policy: r
+                .prompt_policy
+                .as_deref()
+                .map(crate::policy::PromptPolicy::from_json)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }

@@ -210,3 +210,66 @@ impl PortalSettings {
         }
     }
 }
+
+/// What the hosted prompt does for a user who has no factor yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NewUsers {
+    /// Set up a passkey inside the prompt (the application has already checked the password).
+    #[default]
+    Enrol,
+    /// Deny the login.
+    Deny,
+}
+
+/// What the hosted prompt of one `web-sdk` integration offers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptPolicy {
+    /// Only passkeys and security keys are accepted; push and codes are not offered.
+    pub require_phishing_resistant: bool,
+    /// Verified Push (number matching, signed answers) is offered.
+    pub push: bool,
+    /// Codes from authenticator apps are offered.
+    pub passcodes: bool,
+    /// What happens to users without any factor.
+    pub new_users: NewUsers,
+    /// Where the prompt may send users back to (exact URLs). Empty: any `https` URL, or
+    /// `http` on localhost (Duo registers none for Web SDK applications).
+    pub redirect_uris: Vec<String>,
+}
+
+impl Default for PromptPolicy {
+    fn default() -> Self {
+        Self {
+            require_phishing_resistant: false,
+            push: true,
+            passcodes: true,
+            new_users: NewUsers::Enrol,
+            redirect_uris: Vec::new(),
+        }
+    }
+}
+
+impl PromptPolicy {
+    /// Reads a stored policy.
+    pub fn from_json(text: &str) -> crate::CoreResult<Self> {
+        serde_json::from_str(text)
+            .map_err(|e| crate::CoreError::Internal(format!("stored prompt policy: {e}")))
+    }
+
+    /// The policy as stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Whether push may be offered.
+    pub fn offers_push(&self) -> bool {
+        self.push && !self.require_phishing_resistant
+    }
+
+    /// Whether codes may be offered.
+    pub fn offers_passcodes(&self) -> bool {
+        self.passcodes && !self.require_phishing_resistant
+    }
+}

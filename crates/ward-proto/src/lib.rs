@@ -6,6 +6,9 @@
 //! (`duo::envelope`), and the Auth API v2 response shapes (`duo::auth`). The reference for all of
 //! it is `specs/duo-protocol.md`.
 //!
+//! `jws` is the HS512 compact JWS of Duo's Web SDK v4 (request objects, client assertions and
+//! `id_token`s).
+//!
 //! It also holds Ward's own device-channel protocol (`device`: activation, signed stream access
 //! and signed answers) and the incremental `text/event-stream` parser its clients use (`sse`).
 //!
@@ -16,4 +19,5 @@
 
 pub mod device;
 pub mod duo;
+pub mod jws;
 pub mod sse;

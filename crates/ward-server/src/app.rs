@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     });
     let pages = Router::new()
         .merge(crate::portal::router(&state))
+        .merge(crate::prompt::router(&state))
         .route("/static/{name}", axum::routing::get(crate::web::asset))
         .route(
             "/",
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(duo::router())
         .merge(crate::device::router(&state))
+        .merge(crate::oauth::router(&state))
         .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

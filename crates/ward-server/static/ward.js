@@ -139,7 +139,71 @@
     }
   }
 
+  // The hosted prompt: the sealed context travels with every call.
+  const promptContext = () => {
+    const section = document.querySelector('[data-prompt]');
+    return section ? section.dataset.context : '';
+  };
+
+  async function promptPasskey(button) {
+    show(button, 'Follow the prompt from your device…');
+    const context = promptContext();
+    const start = await post('/prompt/api/passkey/start', { context });
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options.publicKey) });
+    const done = await post('/prompt/api/passkey/finish',
+      { context, ceremony: start.ceremony, credential: credentialJSON(cred) });
+    window.location.assign(done.redirect);
+  }
+
+  async function promptEnrol(button) {
+    show(button, 'Follow the prompt from your device…');
+    const context = promptContext();
+    const start = await post('/prompt/api/enrol/start', { context });
+    const cred = await navigator.credentials.create({ publicKey: creationOptions(start.options.publicKey) });
+    const done = await post('/prompt/api/enrol/finish',
+      { context, ceremony: start.ceremony, credential: credentialJSON(cred) });
+    window.location.assign(done.redirect);
+  }
+
+  const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+  async function promptPush(button) {
+    button.disabled = true;
+    try {
+      const context = promptContext();
+      const started = await post('/prompt/api/push/start', { context });
+      if (started.redirect) {
+        window.location.assign(started.redirect);
+        return;
+      }
+      const panel = document.querySelector('[data-push-panel]');
+      document.querySelector('[data-push-number]').textContent = started.number;
+      panel.hidden = false;
+      show(button, 'Waiting for your answer in the Ward app…');
+      for (;;) {
+        await sleep(1000);
+        const status = await post('/prompt/api/push/status', { context, txid: started.txid });
+        if (status.redirect) {
+          window.location.assign(status.redirect);
+          return;
+        }
+      }
+    } catch (err) {
+      show(button, explain(err), true);
+      button.disabled = false;
+    }
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
+    document.querySelectorAll('[data-prompt-passkey]').forEach((b) => {
+      b.addEventListener('click', () => withBusy(b, () => promptPasskey(b)));
+    });
+    document.querySelectorAll('[data-prompt-enrol]').forEach((b) => {
+      b.addEventListener('click', () => withBusy(b, () => promptEnrol(b)));
+    });
+    document.querySelectorAll('[data-prompt-push]').forEach((b) => {
+      b.addEventListener('click', () => promptPush(b));
+    });
     document.querySelectorAll('[data-passkey-signin]').forEach((b) => {
       b.addEventListener('click', () => withBusy(b, () => signIn(b)));
     });

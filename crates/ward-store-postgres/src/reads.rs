@@ -17,13 +17,14 @@ mod push;
 
 macro_rules! integration_columns {
     () => {
-        "ikey, org_id, name, kind, skey_sealed, created_ms, push_mode"
+        "ikey, org_id, name, kind, skey_sealed, created_ms, push_mode, prompt_policy"
     };
 }
 macro_rules! user_columns {
     () => {
         "org_id, user_id, username, email, status, created_ms, failed_attempts, \
-         locked_until_ms, last_login_ms, push_muted_until_ms, factors_frozen_ms, policy_group"
+         locked_until_ms, last_login_ms, push_muted_until_ms, factors_frozen_ms, policy_group, \
+         last_prompt_method"
     };
 }
 macro_rules! totp_columns {
@@ -48,7 +49,7 @@ macro_rules! user_with_totps_sql {
         concat!(
             "SELECT u.org_id, u.user_id, u.username, u.email, u.status, u.created_ms, \
              u.failed_attempts, u.locked_until_ms, u.last_login_ms, u.push_muted_until_ms, \
-             u.factors_frozen_ms, u.policy_group, \
+             u.factors_frozen_ms, u.policy_group, u.last_prompt_method, \
              t.totp_id, t.name AS t_name, \
              t.seed_sealed, t.algorithm, t.digits, t.step_secs, t.last_step, \
              t.created_ms AS t_created_ms \
@@ -69,6 +70,7 @@ fn integration(row: &PgRow) -> Result<IntegrationRow, sqlx::Error> {
         kind: row.try_get("kind")?,
         skey_sealed: row.try_get("skey_sealed")?,
         push_mode: row.try_get("push_mode")?,
+        prompt_policy: row.try_get("prompt_policy")?,
         created_ms: row.try_get("created_ms")?,
     })
 }
@@ -87,6 +89,7 @@ fn user(row: &PgRow) -> Result<UserRow, sqlx::Error> {
         push_muted_until_ms: row.try_get("push_muted_until_ms")?,
         factors_frozen_ms: row.try_get("factors_frozen_ms")?,
         policy_group: row.try_get("policy_group")?,
+        last_prompt_method: row.try_get("last_prompt_method")?,
     })
 }
 

@@ -11,25 +11,16 @@ use crate::error::{insert_err, store_err, user_insert_err};
 
 mod portal;
 mod push;
+mod users;
 
 pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::InsertIntegration(row) => insert_integration(conn, row).await,
         Change::InsertUser(row) => insert_user(conn, row).await,
-        Change::SetUserStatus {
-            org_id,
-            user_id,
-            status,
-        } => {
-            let done = sqlx::query("UPDATE users SET status = ? WHERE org_id = ? AND user_id = ?")
-                .bind(status)
-                .bind(org_id)
-                .bind(user_id)
-                .execute(conn)
-                .await
-                .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
-        }
+        Change::SetUserStatus { .. }
+        | Change::SetFactorsFrozen { .. }
+        | Change::SetPolicyGroup { .. }
+        | Change::SetLastPromptMethod { .. } => users::apply(conn, change).await,
         Change::InsertTotp(row) => insert_totp(conn, row).await,
         Change::UseTotpStep {
             org_id,
@@ -103,9 +94,7 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         | Change::InsertUserToken(_)
         | Change::ConsumeUserToken { .. }
         | Change::ReplaceRecoveryCodes { .. }
-        | Change::UseRecoveryCode { .. }
-        | Change::SetFactorsFrozen { .. }
-        | Change::SetPolicyGroup { .. } => portal::apply(conn, change).await,
+        | Change::UseRecoveryCode { .. } => portal::apply(conn, change).await,
         Change::PurgeExpired { before_ms } => purge_expired(conn, *before_ms).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(
@@ -150,8 +139,9 @@ async fn insert_integration(
     row: &IntegrationRow,
 ) -> StoreResult<Outcome> {
     sqlx::query(
-        "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms, push_mode) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms, push_mode, \
+         prompt_policy) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.ikey)
     .bind(&row.org_id)
@@ -160,6 +150,7 @@ async fn insert_integration(
     .bind(&row.skey_sealed)
     .bind(row.created_ms)
     .bind(&row.push_mode)
+    .bind(&row.prompt_policy)
     .execute(conn)
     .await
     .map_err(|err| insert_err(err, "ikey", "organisation"))?;
@@ -170,8 +161,8 @@ async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<
     sqlx::query(
         "INSERT INTO users (org_id, user_id, username, email, status, created_ms, \
          failed_attempts, locked_until_ms, last_login_ms, push_muted_until_ms, \
-         factors_frozen_ms, policy_group) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         factors_frozen_ms, policy_group, last_prompt_method) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.org_id)
     .bind(&row.user_id)
@@ -185,6 +176,7 @@ async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<
     .bind(row.push_muted_until_ms)
     .bind(row.factors_frozen_ms)
     .bind(&row.policy_group)
+    .bind(&row.last_prompt_method)
     .execute(conn)
     .await
     .map_err(user_insert_err)?;

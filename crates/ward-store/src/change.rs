@@ -171,6 +171,12 @@ pub enum Change {
         user_id: String,
         frozen_ms: Option<i64>,
     },
+    /// Remembers the method a user completed the hosted prompt with.
+    SetLastPromptMethod {
+        org_id: String,
+        user_id: String,
+        method: String,
+    },
     /// Sets a user's policy group (`None`: the default group).
     SetPolicyGroup {
         org_id: String,

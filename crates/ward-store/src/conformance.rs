@@ -44,7 +44,9 @@ mod devices;
 mod portal;
 mod push;
 
-pub use accounts::{duplicate_username, integrations, meta, org_scoping, user_status, users};
+pub use accounts::{
+    duplicate_username, integrations, last_prompt_method, meta, org_scoping, user_status, users,
+};
 pub use audit::{audit_chain, concurrent_commits, failed_set_in_batch, verify_chain};
 pub use decisions::{auth_failures, auth_tx, concurrent_totp_step, totp_factors, totp_step_once};
 pub use devices::{activation_once, devices, nonce_once};
@@ -66,6 +68,7 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("users", users(store)).await?;
     named("duplicate_username", duplicate_username(store)).await?;
     named("user_status", user_status(store)).await?;
+    named("last_prompt_method", last_prompt_method(store)).await?;
     named("org_scoping", org_scoping(store)).await?;
     named("integrations", integrations(store)).await?;
     named("meta", meta(store)).await?;
@@ -142,6 +145,7 @@ fn user(org_id: &str, user_id: &str, username: &str) -> UserRow {
         push_muted_until_ms: None,
         factors_frozen_ms: None,
         policy_group: None,
+        last_prompt_method: None,
     }
 }
 
@@ -168,6 +172,7 @@ fn integration(org_id: &str, ikey: &str, created_ms: i64) -> IntegrationRow {
         kind: "auth-api".into(),
         skey_sealed: format!("k1:sealed-skey-of-{ikey}"),
         push_mode: Some("plain".into()),
+        prompt_policy: Some("{\"passcode\":false}".into()),
         created_ms,
     }
 }

@@ -17,6 +17,8 @@ pub struct IntegrationRow {
     pub created_ms: i64,
     /// Push for Auth API clients: `verified`, `plain` or `refuse`; `None`: the server default.
     pub push_mode: Option<String>,
+    /// What the hosted prompt offers (`web-sdk` integrations), as JSON; `None`: the defaults.
+    pub prompt_policy: Option<String>,
 }
 
 impl std::fmt::Debug for IntegrationRow {
@@ -28,6 +30,7 @@ impl std::fmt::Debug for IntegrationRow {
             .field("kind", &self.kind)
             .field("created_ms", &self.created_ms)
             .field("push_mode", &self.push_mode)
+            .field("prompt_policy", &self.prompt_policy)
             .finish_non_exhaustive()
     }
 }
@@ -54,6 +57,8 @@ pub struct UserRow {
     pub factors_frozen_ms: Option<i64>,
     /// The policy group whose passkey rules apply (`None`: the default group).
     pub policy_group: Option<String>,
+    /// The method the user last completed the hosted prompt with (offered first next time).
+    pub last_prompt_method: Option<String>,
 }
 
 /// A TOTP/HOTP authenticator bound to a user.

@@ -48,12 +48,59 @@ impl Ward {
                 .seal(Purpose::IntegrationSecret, &ikey, skey.as_bytes())?,
             created_ms: now.timestamp_millis(),
             push_mode: push_mode.map(|m| m.as_str().to_owned()),
+            prompt_policy: None,
         };
         let integration = Integration::try_from(&row)?;
         let event = Event::new(DEFAULT_ORG, now, actor, "integration.create", &ikey, "ok")
             .detail("name", name)
             .detail("kind", kind.as_str())
             .detail_opt("push_mode", push_mode.map(ApiPushMode::as_str));
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::InsertIntegration(row))
+                    .with(event.into_change()),
+            )
+            .await?;
+        Ok((integration, skey))
+    }
+
+    /// Creates a `web-sdk` integration (the hosted prompt) with its prompt policy. Returns the
+    /// integration and its client secret (shown once).
+    pub async fn create_web_sdk_integration(
+        &self,
+        actor: &Actor,
+        name: &str,
+        policy: &crate::policy::PromptPolicy,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(Integration, Zeroizing<String>)> {
+        check_text("name", name, 100)?;
+        for uri in &policy.redirect_uris {
+            super::prompt::check_redirect_uri(uri, &[])
+                .map_err(|reason| CoreError::invalid("redirect_uri", reason))?;
+        }
+        let ikey = ids::integration_key();
+        let skey = Zeroizing::new(ids::integration_secret());
+        let row = IntegrationRow {
+            org_id: DEFAULT_ORG.into(),
+            ikey: ikey.clone(),
+            name: name.into(),
+            kind: IntegrationKind::WebSdk.as_str().into(),
+            skey_sealed: self
+                .keys
+                .seal(Purpose::IntegrationSecret, &ikey, skey.as_bytes())?,
+            created_ms: now.timestamp_millis(),
+            push_mode: None,
+            prompt_policy: Some(policy.to_json()),
+        };
+        let integration = Integration::try_from(&row)?;
+        let event = Event::new(DEFAULT_ORG, now, actor, "integration.create", &ikey, "ok")
+            .detail("name", name)
+            .detail("kind", IntegrationKind::WebSdk.as_str())
+            .detail(
+                "prompt_policy",
+                serde_json::to_value(policy).unwrap_or_default(),
+            );
         self.store
             .commit(
                 ChangeSet::new()
@@ -121,6 +168,7 @@ impl Ward {
             push_muted_until_ms: None,
             factors_frozen_ms: None,
             policy_group: None,
+            last_prompt_method: None,
         };
         let user = User::try_from(row.clone())?;
         let event = Event::new(DEFAULT_ORG, now, actor, "user.create", &user.id, "ok")

@@ -7,6 +7,7 @@ mod device;
 mod legacy;
 mod passkeys;
 mod portal;
+mod prompt;
 mod push;
 
 use std::sync::Arc;
@@ -24,6 +25,10 @@ pub use passkeys::{CeremonyStart, PasskeyCheck, PasskeyView, purpose as ceremony
 pub use portal::{
     EnrolLink, FactorKind, Factors, LinkState, MAX_ENROL_TTL, NewSession, RECOVERY_CODES,
     RecoveryView, STEP_UP_NEEDED, Session, TotpConfirm, TotpSetup, TotpView,
+};
+pub use prompt::{
+    AuthorizeParams, Completion, OAuthError, PromptMethod, PromptNext, PromptPasscode, PromptPush,
+    PromptRequest, PromptView, TokenParams, TokenResponse,
 };
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 

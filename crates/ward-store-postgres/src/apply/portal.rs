@@ -80,36 +80,6 @@ pub(super) async fn apply(conn: &mut PgConnection, change: &Change) -> StoreResu
                 StoreError::NotFound("factor".into())
             })
         }
-        Change::SetFactorsFrozen {
-            org_id,
-            user_id,
-            frozen_ms,
-        } => {
-            let sql = "UPDATE users SET factors_frozen_ms = $1 WHERE org_id = $2 AND user_id = $3";
-            let done = sqlx::query(sql)
-                .bind(frozen_ms)
-                .bind(org_id)
-                .bind(user_id)
-                .execute(conn)
-                .await
-                .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
-        }
-        Change::SetPolicyGroup {
-            org_id,
-            user_id,
-            group,
-        } => {
-            let sql = "UPDATE users SET policy_group = $1 WHERE org_id = $2 AND user_id = $3";
-            let done = sqlx::query(sql)
-                .bind(group)
-                .bind(org_id)
-                .bind(user_id)
-                .execute(conn)
-                .await
-                .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
-        }
         _ => apply_single_use(conn, change).await,
     }
 }

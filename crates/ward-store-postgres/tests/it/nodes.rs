@@ -34,6 +34,7 @@ fn setup() -> ChangeSet {
         push_muted_until_ms: None,
         factors_frozen_ms: None,
         policy_group: None,
+        last_prompt_method: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),
@@ -117,6 +118,7 @@ async fn concurrent_load_on_two_nodes_keeps_both_chains_gap_free() {
                 push_muted_until_ms: None,
                 factors_frozen_ms: None,
                 policy_group: None,
+                last_prompt_method: None,
             };
             let set = ChangeSet::new()
                 .with(Change::InsertUser(user))

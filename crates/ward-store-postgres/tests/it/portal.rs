@@ -23,6 +23,7 @@ fn setup() -> ChangeSet {
         push_muted_until_ms: None,
         factors_frozen_ms: None,
         policy_group: None,
+        last_prompt_method: None,
     };
     let credential = WebauthnCredentialRow {
         cred_id: "CRED1".into(),

@@ -19,6 +19,7 @@ checks!(
     users,
     duplicate_username,
     user_status,
+    last_prompt_method,
     org_scoping,
     integrations,
     meta,

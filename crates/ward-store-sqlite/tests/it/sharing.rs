@@ -52,6 +52,7 @@ async fn a_step_used_through_one_store_is_refused_through_the_other() {
         push_muted_until_ms: None,
         factors_frozen_ms: None,
         policy_group: None,
+        last_prompt_method: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),

@@ -54,6 +54,7 @@ pub async fn users(store: &dyn Store) -> Check {
     full.locked_until_ms = Some(9_000);
     full.last_login_ms = Some(8_000);
     full.push_muted_until_ms = Some(10_000);
+    full.last_prompt_method = Some("passkey".into());
     commit(store, vec![Change::InsertUser(full.clone())])
         .await
         .ctx("insert full user")?;
@@ -322,6 +323,52 @@ pub async fn meta(store: &dyn Store) -> Check {
         store.meta("conformance.absent").await.ctx("meta")?,
         None,
         "absent key"
+    );
+    Ok(())
+}
+
+/// The hosted prompt remembers each user's last method; other users are untouched.
+pub async fn last_prompt_method(store: &dyn Store) -> Check {
+    let org = "conf-prompt";
+    for (id, name) in [("CP1", "alice"), ("CP2", "bob")] {
+        commit(store, vec![Change::InsertUser(user(org, id, name))])
+            .await
+            .ctx("insert user")?;
+    }
+    commit(
+        store,
+        vec![Change::SetLastPromptMethod {
+            org_id: org.into(),
+            user_id: "CP1".into(),
+            method: "push".into(),
+        }],
+    )
+    .await
+    .ctx("set last method")?;
+    let alice = store.user_by_id(org, "CP1").await.ctx("user_by_id")?;
+    check_eq!(
+        alice.and_then(|u| u.last_prompt_method),
+        Some("push".to_owned()),
+        "the method is stored"
+    );
+    let bob = store.user_by_name(org, "bob").await.ctx("user_by_name")?;
+    check_eq!(
+        bob.and_then(|u| u.last_prompt_method),
+        None,
+        "another user is untouched"
+    );
+    let unknown = commit(
+        store,
+        vec![Change::SetLastPromptMethod {
+            org_id: org.into(),
+            user_id: "CP9".into(),
+            method: "push".into(),
+        }],
+    )
+    .await;
+    check!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "an unknown user is NotFound, got {unknown:?}"
     );
     Ok(())
 }

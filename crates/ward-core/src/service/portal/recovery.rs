@@ -1,0 +1,157 @@
+//! Recovery codes: a new set, and using one up.
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use chrono::{DateTime, Utc};
+use ward_store::{Change, ChangeSet, DEFAULT_ORG, RecoveryCodeRow, StoreError};
+use zeroize::Zeroizing;
+
+use super::{RECOVERY_CODE_BYTES, RECOVERY_CODES, Session, refuse_if_frozen};
+use crate::audit::Event;
+use crate::error::{CoreError, CoreResult};
+use crate::model::Actor;
+use crate::service::Ward;
+use crate::totp;
+
+impl Ward {
+    /// Generates a new set of recovery codes, replacing the old set. The codes are returned
+    /// once; only their Argon2id hashes are kept.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Vec<Zeroizing<String>>> {
+        let user = self.active_user(&session.user.user_id).await?;
+        refuse_if_frozen(&user)?;
+        self.require_fresh_check(session, now).await?;
+        let codes: Vec<Zeroizing<String>> =
+            (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+        let plain: Vec<Zeroizing<String>> = codes.clone();
+        let hashes = tokio::task::spawn_blocking(move || {
+            plain
+                .iter()
+                .map(|c| hash_recovery_code(c))
+                .collect::<CoreResult<Vec<String>>>()
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("hashing recovery codes: {e}")))??;
+        let rows = hashes
+            .into_iter()
+            .map(|code_hash| RecoveryCodeRow {
+                code_id: format!("DR{}", &crate::ids::totp_id()[2..]),
+                org_id: DEFAULT_ORG.into(),
+                user_id: user.user_id.clone(),
+                code_hash,
+                created_ms: now.timestamp_millis(),
+                used_ms: None,
+            })
+            .collect::<Vec<_>>();
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &Actor::User(user.user_id.clone()),
+            "recovery_codes.generate",
+            &user.user_id,
+            "ok",
+        )
+        .detail("count", rows.len());
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::ReplaceRecoveryCodes {
+                        org_id: DEFAULT_ORG.into(),
+                        user_id: user.user_id.clone(),
+                        codes: rows,
+                    })
+                    .with(event.into_change()),
+            )
+            .await?;
+        self.notify_user(
+            &user,
+            "recovery_codes.generate",
+            "New recovery codes were created for your account",
+            "A new set of recovery codes was created for your account; any older codes no \
+             longer work.",
+            now,
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// Checks a recovery code against the user's unused codes and, if it matches, uses it up.
+    /// Returns whether it matched.
+    pub async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<bool> {
+        let normalised = normalise_recovery_code(code);
+        if normalised.len() != RECOVERY_CODE_BYTES * 8 / 5 {
+            return Ok(false);
+        }
+        let rows = self
+            .store
+            .recovery_codes_for_user(DEFAULT_ORG, user_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.used_ms.is_none())
+            .collect::<Vec<_>>();
+        let candidate = Zeroizing::new(normalised);
+        let found = tokio::task::spawn_blocking(move || {
+            let argon = argon2::Argon2::default();
+            rows.into_iter().find(|r| {
+                argon2::password_hash::phc::PasswordHash::new(&r.code_hash)
+                    .is_ok_and(|h| argon.verify_password(candidate.as_bytes(), &h).is_ok())
+            })
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("checking a recovery code: {e}")))?;
+        let Some(row) = found else {
+            return Ok(false);
+        };
+        match self
+            .store
+            .commit(ChangeSet::new().with(Change::UseRecoveryCode {
+                org_id: DEFAULT_ORG.into(),
+                user_id: user_id.into(),
+                code_id: row.code_id,
+                used_ms: now.timestamp_millis(),
+            }))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A new recovery code: 80 random bits as 16 Base32 characters in groups of four.
+fn new_recovery_code() -> Zeroizing<String> {
+    let mut bytes = Zeroizing::new([0u8; RECOVERY_CODE_BYTES]);
+    rand::fill(bytes.as_mut_slice());
+    let text = Zeroizing::new(totp::base32_encode(bytes.as_slice()));
+    let grouped = text
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-");
+    Zeroizing::new(grouped)
+}
+
+/// Upper case, without separators or spaces.
+fn normalise_recovery_code(code: &str) -> String {
+    code.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn hash_recovery_code(code: &str) -> CoreResult<String> {
+    let normalised = Zeroizing::new(normalise_recovery_code(code));
+    argon2::Argon2::default()
+        .hash_password(normalised.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| CoreError::Internal(format!("hashing a recovery code: {e}")))
+}

@@ -1,0 +1,385 @@
+//! Sessions: opening, checking and ending them, CSRF, step-up, and signing in with a passkey
+//! or a TOTP code.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ward_store::{
+    Change, ChangeSet, DEFAULT_ORG, Outcome, SessionRow, StoreError, TotpRow, UserKey, UserRow,
+};
+use zeroize::Zeroizing;
+
+use super::{NewSession, STEP_UP_NEEDED, Session, TOUCH_EVERY};
+use crate::audit::Event;
+use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
+use crate::error::{CoreError, CoreResult};
+use crate::model::{Actor, TotpAuthenticator};
+use crate::service::passkeys::purpose;
+use crate::service::{CeremonyStart, Ward};
+use crate::totp::Totp;
+
+impl Ward {
+    /// Opens a session for a user who has just authenticated by `method`.
+    pub async fn open_session(
+        &self,
+        user: &UserRow,
+        method: &str,
+        ttl: Option<TimeDelta>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<NewSession> {
+        let settings = &self.passkeys()?.settings;
+        let token = Zeroizing::new(new_token());
+        let hash = token_hash(&token);
+        let ttl = ttl
+            .unwrap_or(settings.session_ttl)
+            .min(settings.session_ttl);
+        // Sensitive changes always ask for a fresh check, even right after a passkey sign-in.
+        let step_up = None;
+        let row = SessionRow {
+            session_hash: hash.clone(),
+            org_id: DEFAULT_ORG.into(),
+            user_id: user.user_id.clone(),
+            auth_method: method.into(),
+            created_ms: now.timestamp_millis(),
+            last_seen_ms: now.timestamp_millis(),
+            expires_ms: (now + ttl).timestamp_millis(),
+            step_up_until_ms: step_up,
+        };
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &Actor::User(user.user_id.clone()),
+            "session.open",
+            &user.user_id,
+            "ok",
+        )
+        .detail("method", method)
+        .detail("expires_ms", row.expires_ms);
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::InsertSession(row.clone()))
+                    .with(event.into_change()),
+            )
+            .await?;
+        Ok(NewSession {
+            session: Session {
+                csrf: self.keys.mac(Purpose::SessionCsrf, hash.as_bytes()),
+                session_hash: hash,
+                user: user.clone(),
+                auth_method: row.auth_method,
+                expires_ms: row.expires_ms,
+                step_up_until_ms: row.step_up_until_ms,
+            },
+            token,
+        })
+    }
+
+    /// The session a cookie value names, if it is still valid (expired, idle, disabled-user
+    /// and frozen-and-ended sessions are not).
+    pub async fn session(&self, token: &str, now: DateTime<Utc>) -> CoreResult<Option<Session>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let settings = &self.passkeys()?.settings;
+        let hash = token_hash(token);
+        let Some(row) = self.store.session(&hash).await? else {
+            return Ok(None);
+        };
+        let now_ms = now.timestamp_millis();
+        let idle_limit = row.last_seen_ms + settings.idle_ttl.num_milliseconds();
+        if row.expires_ms <= now_ms || idle_limit <= now_ms {
+            return Ok(None);
+        }
+        let Some(user) = self.store.user_by_id(&row.org_id, &row.user_id).await? else {
+            return Ok(None);
+        };
+        if user.status != "active" {
+            return Ok(None);
+        }
+        if now_ms - row.last_seen_ms >= TOUCH_EVERY.num_milliseconds() {
+            self.store
+                .commit(ChangeSet::new().with(Change::TouchSession {
+                    session_hash: hash.clone(),
+                    last_seen_ms: now_ms,
+                    step_up_until_ms: None,
+                }))
+                .await?;
+        }
+        Ok(Some(Session {
+            csrf: self.keys.mac(Purpose::SessionCsrf, hash.as_bytes()),
+            session_hash: hash,
+            user,
+            auth_method: row.auth_method,
+            expires_ms: row.expires_ms,
+            step_up_until_ms: row.step_up_until_ms,
+        }))
+    }
+
+    /// Whether `token` is this session's CSRF token (constant time).
+    pub fn csrf_ok(&self, session: &Session, token: &str) -> bool {
+        constant_time_eq(&session.csrf, token)
+    }
+
+    /// Ends one session.
+    pub async fn sign_out(&self, session: &Session, now: DateTime<Utc>) -> CoreResult<()> {
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &Actor::User(session.user.user_id.clone()),
+            "session.close",
+            &session.user.user_id,
+            "ok",
+        );
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::DeleteSession {
+                        session_hash: session.session_hash.clone(),
+                    })
+                    .with(event.into_change()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user (sign out everywhere). Returns how many ended.
+    pub async fn sign_out_everywhere(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<u64> {
+        let receipt = self
+            .store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::DeleteUserSessions {
+                        org_id: DEFAULT_ORG.into(),
+                        user_id: user_id.into(),
+                    })
+                    .with(
+                        Event::new(DEFAULT_ORG, now, actor, "session.close_all", user_id, "ok")
+                            .into_change(),
+                    ),
+            )
+            .await?;
+        Ok(match receipt.outcomes.first() {
+            Some(Outcome::Purged { rows }) => *rows,
+            _ => 0,
+        })
+    }
+
+    /// Whether a sensitive change needs a fresh passkey check first: adding a factor, new
+    /// recovery codes or removing a factor, for a user who has a passkey to check with.
+    pub async fn needs_step_up(&self, session: &Session, now: DateTime<Utc>) -> CoreResult<bool> {
+        if session.stepped_up(now) {
+            return Ok(false);
+        }
+        let passkeys = self
+            .store
+            .webauthn_credentials_for_user(DEFAULT_ORG, &session.user.user_id)
+            .await?;
+        Ok(!passkeys.is_empty())
+    }
+
+    pub(super) async fn require_fresh_check(
+        &self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        if self.needs_step_up(session, now).await? {
+            return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
+        }
+        Ok(())
+    }
+
+    /// Starts adding a passkey to the signed-in user (after a fresh check, when they already
+    /// have a passkey: a stolen session must not add the thief's authenticator).
+    pub async fn passkey_register_start_for(
+        &self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> CoreResult<CeremonyStart> {
+        self.require_fresh_check(session, now).await?;
+        self.passkey_register_start(&session.user.user_id, now)
+            .await
+    }
+
+    /// Starts a step-up: a fresh check with one of the signed-in user's passkeys.
+    pub async fn step_up_start(
+        &self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> CoreResult<CeremonyStart> {
+        self.passkey_auth_start(purpose::STEP_UP, Some(&session.user.user_id), now)
+            .await
+    }
+
+    /// Finishes a step-up: the session may make sensitive changes for a few minutes.
+    pub async fn step_up_finish(
+        &self,
+        session: &Session,
+        ceremony: &str,
+        response: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> CoreResult<i64> {
+        let check = self
+            .passkey_auth_finish(purpose::STEP_UP, ceremony, response, now)
+            .await?;
+        if check.user.user_id != session.user.user_id {
+            return Err(CoreError::Forbidden(
+                "this passkey belongs to another account".into(),
+            ));
+        }
+        let until = (now + self.passkeys()?.settings.step_up_ttl).timestamp_millis();
+        self.store
+            .commit(ChangeSet::new().with(Change::TouchSession {
+                session_hash: session.session_hash.clone(),
+                last_seen_ms: now.timestamp_millis(),
+                step_up_until_ms: Some(until),
+            }))
+            .await?;
+        Ok(until)
+    }
+
+    /// Signs in with a passkey (usernameless): returns the new session.
+    pub async fn passkey_sign_in(
+        &self,
+        ceremony: &str,
+        response: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> CoreResult<NewSession> {
+        let check = self
+            .passkey_auth_finish(purpose::SIGN_IN, ceremony, response, now)
+            .await?;
+        self.open_session(&check.user, "passkey", None, now).await
+    }
+
+    /// Signs in with a TOTP code, where the user's policy allows it. Every refusal looks the
+    /// same to the caller; the reason is audited.
+    pub async fn totp_sign_in(
+        &self,
+        username: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<NewSession> {
+        let generic = || CoreError::Unauthenticated;
+        if username.is_empty() || username.len() > 100 || code.len() > 10 {
+            return Err(generic());
+        }
+        let found = self
+            .store
+            .user_with_totps(DEFAULT_ORG, UserKey::Name(username))
+            .await?;
+        let refuse = |target: &str, reason: &str| {
+            Event::new(
+                DEFAULT_ORG,
+                now,
+                &Actor::Anonymous,
+                "portal.signin.totp",
+                target,
+                "deny",
+            )
+            .detail("reason", reason)
+            .into_change()
+        };
+        let Some((user, totps)) = found else {
+            self.store
+                .commit(ChangeSet::new().with(refuse("-", "unknown_user")))
+                .await?;
+            return Err(generic());
+        };
+        let policy = self.factor_policy(&user)?;
+        let reason = if !policy.totp_signin {
+            Some("totp sign-in not allowed by policy")
+        } else if user.status != "active" {
+            Some("disabled")
+        } else if user
+            .locked_until_ms
+            .is_some_and(|until| until > now.timestamp_millis())
+        {
+            Some("locked_out")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.store
+                .commit(ChangeSet::new().with(refuse(&user.user_id, reason)))
+                .await?;
+            return Err(generic());
+        }
+        let matched = self.match_totp_rows(&totps, code, now)?;
+        let Some((totp_id, step)) = matched else {
+            let threshold = i64::from(self.policy.lockout_threshold);
+            let mut set = ChangeSet::new().with(refuse(&user.user_id, "wrong_passcode"));
+            if threshold > 0 {
+                set.push(Change::RecordAuthFailure {
+                    org_id: DEFAULT_ORG.into(),
+                    user_id: user.user_id.clone(),
+                    threshold,
+                    lock_until_ms: (now + self.policy.lockout_duration).timestamp_millis(),
+                });
+            }
+            self.store.commit(set).await?;
+            return Err(generic());
+        };
+        let set = ChangeSet::new()
+            .with(Change::UseTotpStep {
+                org_id: DEFAULT_ORG.into(),
+                totp_id: totp_id.clone(),
+                step,
+            })
+            .with(Change::RecordAuthSuccess {
+                org_id: DEFAULT_ORG.into(),
+                user_id: user.user_id.clone(),
+                at_ms: now.timestamp_millis(),
+            })
+            .with(
+                Event::new(
+                    DEFAULT_ORG,
+                    now,
+                    &Actor::User(user.user_id.clone()),
+                    "portal.signin.totp",
+                    &user.user_id,
+                    "allow",
+                )
+                .detail("totp_id", totp_id.as_str())
+                .into_change(),
+            );
+        match self.store.commit(set).await {
+            Ok(_) => {}
+            Err(StoreError::ConditionFailed(_)) => {
+                self.store
+                    .commit(ChangeSet::new().with(refuse(&user.user_id, "replayed_passcode")))
+                    .await?;
+                return Err(generic());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.open_session(&user, "totp", None, now).await
+    }
+
+    /// The first TOTP authenticator `code` is valid for, and the step it matched.
+    fn match_totp_rows(
+        &self,
+        totps: &[TotpRow],
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Option<(String, i64)>> {
+        for row in totps {
+            let meta = TotpAuthenticator::try_from(row)?;
+            let seed = self
+                .keys
+                .open(Purpose::TotpSeed, &row.totp_id, &row.seed_sealed)?;
+            let generator = Totp::new(seed, meta.algorithm, meta.digits, meta.step_secs)?;
+            if let Some(step) = generator.verify(
+                code,
+                now.timestamp(),
+                row.last_step,
+                self.policy.totp_window,
+            ) {
+                return Ok(Some((row.totp_id.clone(), step)));
+            }
+        }
+        Ok(None)
+    }
+}

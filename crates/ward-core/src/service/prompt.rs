@@ -1,0 +1,833 @@
+//! The hosted prompt: Duo Web SDK v4 (Universal Prompt), an OIDC authorization-code flow.
+//!
+//! An application sends the user to `/oauth/v1/authorize` with a request object signed with
+//! its client secret; Ward checks it, lets the user authenticate with what policy allows
+//! (passkey first, then Verified Push, then a code), and sends the browser back with a
+//! single-use code. The application trades the code at `/oauth/v1/token`, authenticating with a
+//! client assertion, for an HS512 `id_token` that carries the result.
+//!
+//! # Security
+//! The prompt's state travels with the browser sealed (AES-GCM) and expires; nothing in it is
+//! trusted unless it opens. Codes are 256-bit, stored hashed with their result sealed, bound to
+//! the client, redirect URI, user and nonce, valid five minutes and consumed once (any node).
+//! Client assertions are checked for signature, issuer, audience, expiry and a fresh `jti`.
+//! A request object that fails any check is never redirected: the user gets an error page.
+
+mod token;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use ward_proto::jws;
+use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, StoreError, UserRow};
+
+pub use token::{OAuthError, TokenParams, TokenResponse};
+
+use super::{AuthContext, AuthStatus, CeremonyStart, PushOutcome, PushRequest, Ward};
+use crate::audit::Event;
+use crate::crypto::{Purpose, new_token, token_hash};
+use crate::error::{CoreError, CoreResult};
+use crate::model::{Actor, IntegrationKind, UserRef};
+
+/// How long a user may take in the prompt.
+const PROMPT_TTL: TimeDelta = TimeDelta::minutes(15);
+/// How long the code handed back to the application is valid.
+const CODE_TTL: TimeDelta = TimeDelta::minutes(5);
+/// Clock skew tolerated on `exp` of request objects and client assertions.
+const LEEWAY_SECS: f64 = 60.0;
+const CODE_PURPOSE: &str = "oidc-code";
+const PASSKEY_PURPOSE: &str = "prompt-passkey";
+const PUSH_DONE_PURPOSE: &str = "prompt-push-done";
+
+/// The query of `GET /oauth/v1/authorize`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub request: Option<String>,
+    pub nonce: Option<String>,
+}
+
+/// A checked authorization request, carried sealed through the prompt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PromptRequest {
+    pub client_id: String,
+    pub app_name: String,
+    pub redirect_uri: String,
+    pub state: String,
+    pub nonce: Option<String>,
+    pub username: String,
+    /// `duo_code=` (true, the default) or `code=` in the redirect.
+    pub duo_code_attribute: bool,
+    pub user_ip: Option<String>,
+    pub expires_ms: i64,
+}
+
+/// A factor the prompt offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptMethod {
+    Passkey,
+    Push,
+    Passcode,
+}
+
+impl PromptMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passkey => "passkey",
+            Self::Push => "push",
+            Self::Passcode => "passcode",
+        }
+    }
+
+    /// The factor's name in `auth_context`, as Duo's authentication log names it.
+    fn duo_factor(self) -> &'static str {
+        match self {
+            Self::Passkey => "WebAuthn Credential",
+            Self::Push => "Verified Duo Push",
+            Self::Passcode => "Passcode",
+        }
+    }
+}
+
+/// Where the browser goes when the prompt is done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub redirect: String,
+    pub allowed: bool,
+}
+
+/// What the prompt shows next.
+#[derive(Clone, Debug)]
+pub enum PromptNext {
+    /// Offer these methods, in this order (the user's last method first).
+    Choose(Vec<PromptMethod>),
+    /// The user has no factor: set up a passkey here.
+    Enrol,
+    /// Nothing to ask: the user is denied (the application learns why from the result).
+    Done(Completion),
+}
+
+/// A prompt ready to show.
+#[derive(Clone, Debug)]
+pub struct PromptView {
+    pub request: PromptRequest,
+    /// The sealed request, for the page's forms and calls.
+    pub context: String,
+    pub next: PromptNext,
+}
+
+/// A push started from the prompt.
+#[derive(Clone, Debug)]
+pub enum PromptPush {
+    Started { txid: String, number: String },
+    Done(Completion),
+}
+
+/// The result of a code typed into the prompt.
+#[derive(Clone, Debug)]
+pub enum PromptPasscode {
+    Done(Completion),
+    Wrong,
+}
+
+/// The result of a decision, as the application receives it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Decision {
+    allowed: bool,
+    status: String,
+    status_msg: String,
+    factor: Option<String>,
+    reason: String,
+    device: Option<String>,
+    txid: String,
+}
+
+/// What a code stands for (sealed in the database until the application trades it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CodeGrant {
+    request: PromptRequest,
+    user_id: Option<String>,
+    email: Option<String>,
+    decision: Decision,
+    auth_time: i64,
+}
+
+fn invalid(reason: impl Into<String>) -> CoreError {
+    CoreError::invalid("request", reason)
+}
+
+fn str_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims.get(name).and_then(Value::as_str)
+}
+
+/// Checks a redirect URI: absolute `https` (or `http` on localhost), no fragment, and on the
+/// allow-list when there is one.
+pub(crate) fn check_redirect_uri(uri: &str, allowed: &[String]) -> Result<(), String> {
+    let url = url::Url::parse(uri).map_err(|_| "redirect_uri is not an absolute URL".to_owned())?;
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if local => {}
+        _ => return Err("redirect_uri must be https (http only on localhost)".into()),
+    }
+    if url.fragment().is_some() || uri.len() > 2048 {
+        return Err("redirect_uri must not have a fragment and must be under 2 KiB".into());
+    }
+    if !allowed.is_empty() && !allowed.iter().any(|a| a == uri) {
+        return Err("redirect_uri is not registered for this application".into());
+    }
+    Ok(())
+}
+
+impl Ward {
+    fn origin(&self) -> CoreResult<String> {
+        Ok(self
+            .passkeys()?
+            .settings
+            .origin
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned())
+    }
+
+    async fn web_sdk_client(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Option<std::sync::Arc<super::IntegrationCredentials>>> {
+        if client_id.len() != 20 {
+            return Ok(None);
+        }
+        Ok(self
+            .integration_credentials(client_id, now)
+            .await?
+            .filter(|c| c.integration.kind == IntegrationKind::WebSdk))
+    }
+
+    /// Checks an authorization request and prepares the prompt. An error here must be shown
+    /// to the user as a page, never redirected.
+    pub async fn prompt_authorize(
+        &self,
+        params: &AuthorizeParams,
+        user_ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PromptView> {
+        let request = self.check_authorize(params, user_ip, now).await?;
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &Actor::Integration(request.client_id.clone()),
+            "prompt.start",
+            &request.username,
+            "ok",
+        )
+        .detail_opt("ip", request.user_ip.clone());
+        self.store
+            .commit(ChangeSet::new().with(event.into_change()))
+            .await?;
+        self.prompt_view(request, now).await
+    }
+
+    async fn check_authorize(
+        &self,
+        params: &AuthorizeParams,
+        user_ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PromptRequest> {
+        if params.response_type.as_deref() != Some("code") {
+            return Err(invalid("response_type must be code"));
+        }
+        let client_id = params.client_id.as_deref().unwrap_or_default();
+        let creds = self
+            .web_sdk_client(client_id, now)
+            .await?
+            .ok_or_else(|| invalid("unknown client_id"))?;
+        let token = params.request.as_deref().unwrap_or_default();
+        let claims = jws::verify_hs512(token, creds.skey.as_bytes())
+            .map_err(|e| invalid(format!("request object: {e}")))?;
+        let expect = |name: &str, want: &str| -> CoreResult<()> {
+            if str_claim(&claims, name) == Some(want) {
+                Ok(())
+            } else {
+                Err(invalid(format!("request object: {name} is wrong")))
+            }
+        };
+        expect("iss", client_id)?;
+        expect("client_id", client_id)?;
+        expect("aud", &self.origin()?)?;
+        expect("response_type", "code")?;
+        check_exp(&claims, now).map_err(|e| invalid(format!("request object: {e}")))?;
+        if !str_claim(&claims, "scope").is_some_and(|s| s.split(' ').any(|x| x == "openid")) {
+            return Err(invalid("request object: scope must include openid"));
+        }
+        let redirect_uri = str_claim(&claims, "redirect_uri").unwrap_or_default();
+        check_redirect_uri(redirect_uri, &creds.integration.prompt_policy.redirect_uris)
+            .map_err(invalid)?;
+        let state = str_claim(&claims, "state").unwrap_or_default();
+        if !(16..=1024).contains(&state.len()) {
+            return Err(invalid("state must be 16 to 1024 characters"));
+        }
+        let username = str_claim(&claims, "duo_uname").unwrap_or_default();
+        if username.is_empty() || username.len() > 100 {
+            return Err(invalid("duo_uname is missing"));
+        }
+        let nonce = params
+            .nonce
+            .as_deref()
+            .or_else(|| str_claim(&claims, "nonce"))
+            .map(str::to_owned);
+        if nonce
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.len() > 1024)
+        {
+            return Err(invalid("nonce must be 1 to 1024 characters"));
+        }
+        Ok(PromptRequest {
+            client_id: client_id.to_owned(),
+            app_name: creds.integration.name.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            state: state.to_owned(),
+            nonce,
+            username: username.to_owned(),
+            duo_code_attribute: claims
+                .get("use_duo_code_attribute")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            user_ip: user_ip.map(str::to_owned),
+            expires_ms: (now + PROMPT_TTL).timestamp_millis(),
+        })
+    }
+
+    /// Seals a prompt request for the browser to carry.
+    fn seal_prompt(&self, request: &PromptRequest) -> CoreResult<String> {
+        let json = serde_json::to_vec(request)
+            .map_err(|e| CoreError::Internal(format!("prompt state: {e}")))?;
+        self.keys.seal(Purpose::Prompt, "prompt", &json)
+    }
+
+    /// Opens a prompt the browser carried.
+    pub fn open_prompt(&self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptRequest> {
+        if context.len() > 8192 {
+            return Err(invalid("prompt state is too long"));
+        }
+        let json = self
+            .keys
+            .open(Purpose::Prompt, "prompt", context)
+            .map_err(|_| {
+                invalid("this sign-in page is not valid; start again from the application")
+            })?;
+        let request: PromptRequest = serde_json::from_slice(&json)
+            .map_err(|e| CoreError::Internal(format!("prompt state: {e}")))?;
+        if request.expires_ms <= now.timestamp_millis() {
+            return Err(CoreError::Expired(
+                "this sign-in page (start again from the application)".into(),
+            ));
+        }
+        Ok(request)
+    }
+
+    /// What the prompt offers this user, or the decision when there is nothing to ask.
+    async fn prompt_view(
+        &self,
+        request: PromptRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PromptView> {
+        let context = self.seal_prompt(&request)?;
+        let creds = self
+            .web_sdk_client(&request.client_id, now)
+            .await?
+            .ok_or_else(|| invalid("unknown client_id"))?;
+        let policy = &creds.integration.prompt_policy;
+        let Some(user) = self
+            .store
+            .user_by_name(DEFAULT_ORG, &request.username)
+            .await?
+        else {
+            let done = self
+                .prompt_deny(&request, None, "deny", "unknown user", now)
+                .await?;
+            return Ok(PromptView {
+                request,
+                context,
+                next: PromptNext::Done(done),
+            });
+        };
+        if user.status != "active" {
+            let done = self
+                .prompt_deny(&request, Some(&user), "deny", "user disabled", now)
+                .await?;
+            return Ok(PromptView {
+                request,
+                context,
+                next: PromptNext::Done(done),
+            });
+        }
+        if user
+            .locked_until_ms
+            .is_some_and(|t| t > now.timestamp_millis())
+        {
+            let done = self
+                .prompt_deny(&request, Some(&user), "locked_out", "user locked out", now)
+                .await?;
+            return Ok(PromptView {
+                request,
+                context,
+                next: PromptNext::Done(done),
+            });
+        }
+        let factors = self.factors(&user.user_id).await?;
+        let mut methods = Vec::new();
+        if !factors.passkeys.is_empty() {
+            methods.push(PromptMethod::Passkey);
+        }
+        if policy.offers_push() && !factors.devices.is_empty() {
+            methods.push(PromptMethod::Push);
+        }
+        if policy.offers_passcodes() && !factors.totps.is_empty() {
+            methods.push(PromptMethod::Passcode);
+        }
+        if let Some(i) = user
+            .last_prompt_method
+            .as_deref()
+            .and_then(|last| methods.iter().position(|m| m.as_str() == last))
+        {
+            let m = methods.remove(i);
+            methods.insert(0, m);
+        }
+        let has_any = !factors.passkeys.is_empty()
+            || !factors.devices.is_empty()
+            || !factors.totps.is_empty();
+        let next = if !methods.is_empty() {
+            PromptNext::Choose(methods)
+        } else if !has_any && policy.new_users == crate::policy::NewUsers::Enrol {
+            PromptNext::Enrol
+        } else {
+            let reason = if has_any {
+                "no factor allowed by this application's policy"
+            } else {
+                "no factor enrolled"
+            };
+            PromptNext::Done(
+                self.prompt_deny(&request, Some(&user), "deny", reason, now)
+                    .await?,
+            )
+        };
+        Ok(PromptView {
+            request,
+            context,
+            next,
+        })
+    }
+
+    /// Shows the prompt again for a carried request (after an error, or a reload).
+    pub async fn prompt_resume(&self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptView> {
+        let request = self.open_prompt(context, now)?;
+        self.prompt_view(request, now).await
+    }
+
+    async fn prompt_user(&self, request: &PromptRequest) -> CoreResult<UserRow> {
+        self.store
+            .user_by_name(DEFAULT_ORG, &request.username)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("user".into()))
+    }
+
+    async fn prompt_ctx(
+        &self,
+        request: &PromptRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<AuthContext> {
+        let creds = self
+            .web_sdk_client(&request.client_id, now)
+            .await?
+            .ok_or_else(|| invalid("unknown client_id"))?;
+        Ok(AuthContext {
+            integration: creds.integration.clone(),
+            user_ip: request.user_ip.clone(),
+            client_ip: request.user_ip.clone(),
+        })
+    }
+
+    async fn prompt_deny(
+        &self,
+        request: &PromptRequest,
+        user: Option<&UserRow>,
+        status: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Completion> {
+        let decision = Decision {
+            allowed: false,
+            status: status.into(),
+            status_msg: "Login denied".into(),
+            factor: None,
+            reason: reason.into(),
+            device: None,
+            txid: crate::ids::txid(),
+        };
+        self.complete(request, user, decision, now).await
+    }
+
+    /// Records the decision, issues the code and builds the redirect back to the application.
+    async fn complete(
+        &self,
+        request: &PromptRequest,
+        user: Option<&UserRow>,
+        decision: Decision,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Completion> {
+        let code = new_token();
+        let hash = token_hash(&code);
+        let grant = CodeGrant {
+            request: request.clone(),
+            user_id: user.map(|u| u.user_id.clone()),
+            email: user.and_then(|u| u.email.clone()),
+            decision: decision.clone(),
+            auth_time: now.timestamp(),
+        };
+        let json = serde_json::to_vec(&grant)
+            .map_err(|e| CoreError::Internal(format!("code grant: {e}")))?;
+        let mut set = ChangeSet::new().with(Change::InsertCeremony(CeremonyRow {
+            state_sealed: self.keys.seal(Purpose::Ceremony, &hash, &json)?,
+            ceremony_hash: hash,
+            org_id: DEFAULT_ORG.into(),
+            user_id: grant.user_id.clone(),
+            purpose: CODE_PURPOSE.into(),
+            created_ms: now.timestamp_millis(),
+            expires_ms: (now + CODE_TTL).timestamp_millis(),
+        }));
+        if let (Some(user), true, Some(factor)) = (user, decision.allowed, &decision.factor) {
+            set.push(Change::SetLastPromptMethod {
+                org_id: DEFAULT_ORG.into(),
+                user_id: user.user_id.clone(),
+                method: factor.clone(),
+            });
+        }
+        let outcome = if decision.allowed { "allow" } else { "deny" };
+        let target = user.map_or(request.username.as_str(), |u| u.user_id.as_str());
+        set.push(
+            Event::new(
+                DEFAULT_ORG,
+                now,
+                &Actor::Integration(request.client_id.clone()),
+                "prompt.auth",
+                target,
+                outcome,
+            )
+            .detail("txid", decision.txid.as_str())
+            .detail_opt("factor", decision.factor.clone())
+            .detail("reason", decision.reason.as_str())
+            .detail_opt("device", decision.device.clone())
+            .detail_opt("ip", request.user_ip.clone())
+            .into_change(),
+        );
+        self.store.commit(set).await?;
+        let param = if request.duo_code_attribute {
+            "duo_code"
+        } else {
+            "code"
+        };
+        let mut url = url::Url::parse(&request.redirect_uri)
+            .map_err(|_| invalid("redirect_uri is not an absolute URL"))?;
+        url.query_pairs_mut()
+            .append_pair(param, &code)
+            .append_pair("state", &request.state);
+        Ok(Completion {
+            redirect: url.into(),
+            allowed: decision.allowed,
+        })
+    }
+
+    fn allowed(
+        method: PromptMethod,
+        reason: &str,
+        device: Option<String>,
+        txid: String,
+    ) -> Decision {
+        Decision {
+            allowed: true,
+            status: "allow".into(),
+            status_msg: "Login Successful".into(),
+            factor: Some(method.as_str().into()),
+            reason: reason.into(),
+            device,
+            txid,
+        }
+    }
+
+    /// The user cancelled: back to the application with `error=access_denied`.
+    pub fn prompt_cancel(&self, context: &str, now: DateTime<Utc>) -> CoreResult<String> {
+        let request = self.open_prompt(context, now)?;
+        let mut url = url::Url::parse(&request.redirect_uri)
+            .map_err(|_| invalid("redirect_uri is not an absolute URL"))?;
+        url.query_pairs_mut()
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", "The user cancelled the sign-in.")
+            .append_pair("state", &request.state);
+        Ok(url.into())
+    }
+
+    /// Starts a passkey check for the prompt's user.
+    pub async fn prompt_passkey_start(
+        &self,
+        context: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<CeremonyStart> {
+        let request = self.open_prompt(context, now)?;
+        let user = self.prompt_user(&request).await?;
+        self.passkey_auth_start(PASSKEY_PURPOSE, Some(&user.user_id), now)
+            .await
+    }
+
+    /// Finishes the passkey check and completes the prompt.
+    pub async fn prompt_passkey_finish(
+        &self,
+        context: &str,
+        ceremony: &str,
+        response: &Value,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Completion> {
+        let request = self.open_prompt(context, now)?;
+        let user = self.prompt_user(&request).await?;
+        let check = self
+            .passkey_auth_finish(PASSKEY_PURPOSE, ceremony, response, now)
+            .await?;
+        if check.user.user_id != user.user_id {
+            return Err(CoreError::Forbidden(
+                "this passkey belongs to another account".into(),
+            ));
+        }
+        let decision = Self::allowed(
+            PromptMethod::Passkey,
+            "user_approved",
+            Some(check.credential_name),
+            crate::ids::txid(),
+        );
+        self.complete(&request, Some(&user), decision, now).await
+    }
+
+    /// Sends a Verified Push to the prompt's user: the page shows the number.
+    pub async fn prompt_push_start(
+        &self,
+        context: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PromptPush> {
+        let request = self.open_prompt(context, now)?;
+        let ctx = self.prompt_ctx(&request, now).await?;
+        if !ctx.integration.prompt_policy.offers_push() {
+            return Err(CoreError::Forbidden(
+                "push is not offered by this application".into(),
+            ));
+        }
+        let push = PushRequest {
+            title: Some(request.app_name.clone()),
+            display_username: Some(request.username.clone()),
+            details: Vec::new(),
+            device: None,
+            device_index: None,
+            hostname: None,
+            number_required: true,
+            want_txid: true,
+        };
+        match self
+            .start_push(&ctx, &UserRef::Name(request.username.clone()), &push, now)
+            .await?
+        {
+            PushOutcome::Started(started) => Ok(PromptPush::Started {
+                txid: started.txid,
+                number: started.number.unwrap_or_default(),
+            }),
+            PushOutcome::Decided(decision) => {
+                let user = self
+                    .store
+                    .user_by_name(DEFAULT_ORG, &request.username)
+                    .await?;
+                let done = self
+                    .prompt_deny(
+                        &request,
+                        user.as_ref(),
+                        decision.status.as_str(),
+                        decision.status_msg,
+                        now,
+                    )
+                    .await?;
+                Ok(PromptPush::Done(done))
+            }
+        }
+    }
+
+    /// Polls a push started from the prompt; completes it once answered.
+    pub async fn prompt_push_status(
+        &self,
+        context: &str,
+        txid: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Option<Completion>> {
+        let request = self.open_prompt(context, now)?;
+        let ctx = self.prompt_ctx(&request, now).await?;
+        let user = self.prompt_user(&request).await?;
+        let tx = self
+            .store
+            .auth_tx(DEFAULT_ORG, txid)
+            .await?
+            .filter(|t| t.ikey == request.client_id && t.user_id.as_deref() == Some(&user.user_id))
+            .ok_or_else(|| CoreError::NotFound("push".into()))?;
+        let view = self.auth_status(&ctx, &tx.txid, now).await?;
+        if view.result == "waiting" {
+            return Ok(None);
+        }
+        // Each push completes its prompt once, whichever node is polled.
+        let marker = CeremonyRow {
+            ceremony_hash: token_hash(&format!("push-done:{txid}")),
+            org_id: DEFAULT_ORG.into(),
+            user_id: Some(user.user_id.clone()),
+            purpose: PUSH_DONE_PURPOSE.into(),
+            state_sealed: String::new(),
+            created_ms: now.timestamp_millis(),
+            expires_ms: (now + PROMPT_TTL).timestamp_millis(),
+        };
+        match self
+            .store
+            .commit(ChangeSet::new().with(Change::InsertCeremony(marker)))
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Duplicate(_)) => {
+                return Err(CoreError::Conflict(
+                    "this push already completed the sign-in".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let push = self.store.push(DEFAULT_ORG, txid).await?;
+        let device = push.map(|p| p.device_id);
+        let decision = if view.result == "allow" {
+            Self::allowed(PromptMethod::Push, "user_approved", device, txid.to_owned())
+        } else {
+            Decision {
+                allowed: false,
+                status: view.status.clone(),
+                status_msg: view.status_msg.clone(),
+                factor: Some(PromptMethod::Push.as_str().into()),
+                reason: view.status.clone(),
+                device,
+                txid: txid.to_owned(),
+            }
+        };
+        self.complete(&request, Some(&user), decision, now)
+            .await
+            .map(Some)
+    }
+
+    /// Checks a code from an authenticator app typed into the prompt.
+    pub async fn prompt_passcode(
+        &self,
+        context: &str,
+        passcode: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PromptPasscode> {
+        let request = self.open_prompt(context, now)?;
+        let ctx = self.prompt_ctx(&request, now).await?;
+        if !ctx.integration.prompt_policy.offers_passcodes() {
+            return Err(CoreError::Forbidden(
+                "codes are not accepted by this application".into(),
+            ));
+        }
+        let passcode = passcode.trim().replace(' ', "");
+        let decision = self
+            .auth_passcode(
+                &ctx,
+                &UserRef::Name(request.username.clone()),
+                &passcode,
+                false,
+                now,
+            )
+            .await?;
+        let user = self.prompt_user(&request).await?;
+        match decision.status {
+            AuthStatus::Allow => {
+                let d = Self::allowed(
+                    PromptMethod::Passcode,
+                    "valid_passcode",
+                    None,
+                    crate::ids::txid(),
+                );
+                Ok(PromptPasscode::Done(
+                    self.complete(&request, Some(&user), d, now).await?,
+                ))
+            }
+            AuthStatus::LockedOut => Ok(PromptPasscode::Done(
+                self.prompt_deny(&request, Some(&user), "locked_out", "user locked out", now)
+                    .await?,
+            )),
+            _ => Ok(PromptPasscode::Wrong),
+        }
+    }
+
+    /// Starts setting up a passkey inside the prompt, for a user with no factor at all where
+    /// the application's policy allows it.
+    pub async fn prompt_enrol_start(
+        &self,
+        context: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<CeremonyStart> {
+        let request = self.open_prompt(context, now)?;
+        let user = self.prompt_enrollable_user(&request, now).await?;
+        self.passkey_register_start(&user.user_id, now).await
+    }
+
+    /// Finishes the set-up and completes the prompt with the new passkey.
+    pub async fn prompt_enrol_finish(
+        &self,
+        context: &str,
+        ceremony: &str,
+        response: &Value,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Completion> {
+        let request = self.open_prompt(context, now)?;
+        let user = self.prompt_enrollable_user(&request, now).await?;
+        let view = self
+            .passkey_register_finish(&user.user_id, ceremony, response, "Passkey", now)
+            .await?;
+        let decision = Self::allowed(
+            PromptMethod::Passkey,
+            "new_enrollment",
+            Some(view.name),
+            crate::ids::txid(),
+        );
+        self.complete(&request, Some(&user), decision, now).await
+    }
+
+    async fn prompt_enrollable_user(
+        &self,
+        request: &PromptRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<UserRow> {
+        let view = self.prompt_view(request.clone(), now).await?;
+        if !matches!(view.next, PromptNext::Enrol) {
+            return Err(CoreError::Forbidden(
+                "this account already has a sign-in method, or may not enrol here".into(),
+            ));
+        }
+        self.prompt_user(request).await
+    }
+}
+
+/// Checks `exp` (a number, possibly fractional) with leeway.
+fn check_exp(claims: &Map<String, Value>, now: DateTime<Utc>) -> Result<(), &'static str> {
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .ok_or("exp is missing")?;
+    #[allow(clippy::cast_precision_loss)] // seconds since 1970 fit an f64 exactly
+    let now_secs = now.timestamp_millis() as f64 / 1000.0;
+    if exp + LEEWAY_SECS < now_secs {
+        return Err("it has expired");
+    }
+    if exp > now_secs + 3600.0 {
+        return Err("exp is too far in the future");
+    }
+    Ok(())
+}
