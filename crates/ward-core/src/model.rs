@@ -201,3 +201,45 @@ impl std::fmt::Display for Actor {
         }
     }
 }
+
+/// A role a user may hold besides being a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Administers Ward.
+    Admin,
+    /// Helpdesk agent: may look up users, open recovery cases and verify callers; never
+    /// approves, shortens cooling or issues tokens.
+    Helpdesk,
+    /// May be named in users' recovery approver sets.
+    Approver,
+    /// The security pool: approvals for privileged accounts and when the circuit breaker trips.
+    Security,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Helpdesk => "helpdesk",
+            Self::Approver => "approver",
+            Self::Security => "security",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> CoreResult<Self> {
+        match s {
+            "admin" => Ok(Self::Admin),
+            "helpdesk" => Ok(Self::Helpdesk),
+            "approver" => Ok(Self::Approver),
+            "security" => Ok(Self::Security),
+            _ => Err(CoreError::invalid(
+                "role",
+                "must be admin, helpdesk, approver or security",
+            )),
+        }
+    }
+}

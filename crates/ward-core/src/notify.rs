@@ -168,3 +168,10 @@ impl UserNotifier for LogNotifier {
         );
     }
 }
+
+/// Sends e-mail that must arrive for something to work (a one-time code), unlike notices.
+#[async_trait]
+pub trait Mailer: Send + Sync + std::fmt::Debug {
+    /// Sends one plain-text message; the error says why it could not be sent (never secrets).
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
+}

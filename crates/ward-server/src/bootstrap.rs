@@ -190,7 +190,10 @@ pub async fn open(config: &Config) -> Result<Arc<Ward>, BootError> {
     if let Some(smtp) = &config.smtp {
         let mailer = crate::mail::SmtpNotifier::new(smtp.clone())
             .map_err(|e| BootError::Io(format!("smtp: {e}")))?;
-        ward = ward.with_notifier(Arc::new(mailer));
+        let mailer = Arc::new(mailer);
+        ward = ward
+            .with_notifier(Arc::clone(&mailer) as Arc<dyn ward_core::notify::UserNotifier>)
+            .with_mailer(mailer);
     }
     let ward = ward.with_portal(portal_settings(config)?)?;
     Ok(Arc::new(ward))

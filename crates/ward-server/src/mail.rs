@@ -214,6 +214,15 @@ impl fmt::Debug for SmtpNotifier {
 }
 
 #[async_trait]
+impl ward_core::notify::Mailer for SmtpNotifier {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        self.send_mail(to, subject, body)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait]
 impl UserNotifier for SmtpNotifier {
     fn name(&self) -> &'static str {
         "smtp"

@@ -54,6 +54,19 @@ pub(crate) fn user_insert_err(err: sqlx::Error) -> StoreError {
     }
 }
 
+/// For an INSERT into `recovery_cases`: the user's one open case, or a case id or handle that
+/// exists.
+pub(crate) fn case_insert_err(err: sqlx::Error) -> StoreError {
+    // The partial unique index is named in migrations/0006_recovery.sql.
+    let open = matches!(&err, sqlx::Error::Database(db)
+        if db.is_unique_violation() && db.constraint() == Some("recovery_cases_one_open"));
+    if open {
+        StoreError::Duplicate("open recovery case".into())
+    } else {
+        insert_err(err, "recovery case", "user")
+    }
+}
+
 pub(crate) fn migrate_err(err: sqlx::migrate::MigrateError) -> StoreError {
     use sqlx::migrate::MigrateError;
     match err {

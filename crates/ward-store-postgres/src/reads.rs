@@ -14,6 +14,7 @@ use crate::error::store_err;
 
 mod portal;
 mod push;
+mod recovery;
 
 macro_rules! integration_columns {
     () => {
@@ -24,7 +25,7 @@ macro_rules! user_columns {
     () => {
         "org_id, user_id, username, email, status, created_ms, failed_attempts, \
          locked_until_ms, last_login_ms, push_muted_until_ms, factors_frozen_ms, policy_group, \
-         last_prompt_method"
+         last_prompt_method, recovery_blocked_until_ms, probation_until_ms, last_recovered_ms"
     };
 }
 macro_rules! totp_columns {
@@ -50,6 +51,7 @@ macro_rules! user_with_totps_sql {
             "SELECT u.org_id, u.user_id, u.username, u.email, u.status, u.created_ms, \
              u.failed_attempts, u.locked_until_ms, u.last_login_ms, u.push_muted_until_ms, \
              u.factors_frozen_ms, u.policy_group, u.last_prompt_method, \
+             u.recovery_blocked_until_ms, u.probation_until_ms, u.last_recovered_ms, \
              t.totp_id, t.name AS t_name, \
              t.seed_sealed, t.algorithm, t.digits, t.step_secs, t.last_step, \
              t.created_ms AS t_created_ms \
@@ -90,6 +92,9 @@ fn user(row: &PgRow) -> Result<UserRow, sqlx::Error> {
         factors_frozen_ms: row.try_get("factors_frozen_ms")?,
         policy_group: row.try_get("policy_group")?,
         last_prompt_method: row.try_get("last_prompt_method")?,
+        recovery_blocked_until_ms: row.try_get("recovery_blocked_until_ms")?,
+        probation_until_ms: row.try_get("probation_until_ms")?,
+        last_recovered_ms: row.try_get("last_recovered_ms")?,
     })
 }
 
@@ -166,6 +171,17 @@ fn chain_head(row: &PgRow) -> Result<ChainHeadRow, sqlx::Error> {
         head_seq: row.try_get("head_seq")?,
         head_hash: row.try_get("head_hash")?,
     })
+}
+
+/// A flag stored as BIGINT 0/1 (portable across both backends).
+fn flag(row: &PgRow, column: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<i64, _>(column)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(sqlx::Error::Decode(
+            format!("{column} is {other}, expected 0 or 1").into(),
+        )),
+    }
 }
 
 /// Maps an optional row.

@@ -11,6 +11,7 @@ use crate::error::{insert_err, store_err, user_insert_err};
 
 mod portal;
 mod push;
+mod recovery;
 mod users;
 
 pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
@@ -95,6 +96,15 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         | Change::ConsumeUserToken { .. }
         | Change::ReplaceRecoveryCodes { .. }
         | Change::UseRecoveryCode { .. } => portal::apply(conn, change).await,
+        Change::OpenRecoveryCase { .. }
+        | Change::AppendRecoveryEvents { .. }
+        | Change::GrantRole(_)
+        | Change::RevokeRole { .. }
+        | Change::AddRecoveryApprover(_)
+        | Change::RemoveRecoveryApprover { .. }
+        | Change::SetRecoveryBlock { .. }
+        | Change::SetRecovered { .. }
+        | Change::RevokeFactors { .. } => recovery::apply(conn, change).await,
         Change::PurgeExpired { before_ms } => purge_expired(conn, *before_ms).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(
@@ -161,8 +171,9 @@ async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<
     sqlx::query(
         "INSERT INTO users (org_id, user_id, username, email, status, created_ms, \
          failed_attempts, locked_until_ms, last_login_ms, push_muted_until_ms, \
-         factors_frozen_ms, policy_group, last_prompt_method) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         factors_frozen_ms, policy_group, last_prompt_method, recovery_blocked_until_ms, \
+         probation_until_ms, last_recovered_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&row.org_id)
     .bind(&row.user_id)
@@ -177,6 +188,9 @@ async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<
     .bind(row.factors_frozen_ms)
     .bind(&row.policy_group)
     .bind(&row.last_prompt_method)
+    .bind(row.recovery_blocked_until_ms)
+    .bind(row.probation_until_ms)
+    .bind(row.last_recovered_ms)
     .execute(conn)
     .await
     .map_err(user_insert_err)?;

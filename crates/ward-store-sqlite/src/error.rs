@@ -54,6 +54,20 @@ pub(crate) fn user_insert_err(err: sqlx::Error) -> StoreError {
     }
 }
 
+/// For an INSERT into `recovery_cases`: the user's one open case, or a case id or handle that
+/// exists.
+pub(crate) fn case_insert_err(err: sqlx::Error) -> StoreError {
+    // SQLite names the index's columns: "UNIQUE constraint failed: recovery_cases.org_id,
+    // recovery_cases.user_id" (the partial index `recovery_cases_one_open`).
+    let open = matches!(&err, sqlx::Error::Database(db)
+        if db.is_unique_violation() && db.message().contains("recovery_cases.user_id"));
+    if open {
+        StoreError::Duplicate("open recovery case".into())
+    } else {
+        insert_err(err, "recovery case", "user")
+    }
+}
+
 pub(crate) fn migrate_err(err: sqlx::migrate::MigrateError) -> StoreError {
     use sqlx::migrate::MigrateError;
     match err {

@@ -1,8 +1,9 @@
 //! Typed state changes, committed atomically as a [`ChangeSet`].
 
 use crate::rows::{
-    ActivationRow, AuthTxRow, CeremonyRow, DeviceRow, IntegrationRow, NewAudit, PushRow,
-    RecoveryCodeRow, SessionRow, TotpRow, UserRow, UserTokenRow, WebauthnCredentialRow,
+    ActivationRow, ApproverRow, AuthTxRow, CeremonyRow, DeviceRow, IntegrationRow, NewAudit,
+    PushRow, RecoveryCaseRow, RecoveryCodeRow, RecoveryEventRow, RoleRow, SessionRow, TotpRow,
+    UserRow, UserTokenRow, WebauthnCredentialRow,
 };
 
 /// One state change. Conditional changes fail the whole set with
@@ -176,6 +177,60 @@ pub enum Change {
         org_id: String,
         user_id: String,
         method: String,
+    },
+    /// Opens a recovery case with its first event. Fails with `Duplicate` when the user already
+    /// has an open case (one open case per account, on every node).
+    OpenRecoveryCase {
+        case: RecoveryCaseRow,
+        first_event: RecoveryEventRow,
+    },
+    /// Conditional: appends events to a case whose version is still `expected_version`, and
+    /// records the state they lead to. Fails with `ConditionFailed` when another request
+    /// appended first (the caller reads the case again and retries).
+    AppendRecoveryEvents {
+        case_id: String,
+        expected_version: i64,
+        events: Vec<RecoveryEventRow>,
+        state: String,
+        is_open: bool,
+        updated_ms: i64,
+        expires_ms: i64,
+    },
+    /// Fails with `Duplicate` when the user already holds the role.
+    GrantRole(RoleRow),
+    /// Fails with `NotFound` when the user does not hold the role.
+    RevokeRole {
+        org_id: String,
+        user_id: String,
+        role: String,
+    },
+    /// Fails with `Duplicate` when already an approver of that user.
+    AddRecoveryApprover(ApproverRow),
+    /// Fails with `NotFound` when not an approver of that user.
+    RemoveRecoveryApprover {
+        org_id: String,
+        user_id: String,
+        approver_id: String,
+    },
+    /// Sets (or clears) the time before which no new recovery case may be opened.
+    SetRecoveryBlock {
+        org_id: String,
+        user_id: String,
+        until_ms: Option<i64>,
+    },
+    /// Records a completed recovery: the time, and probation until `probation_until_ms`.
+    SetRecovered {
+        org_id: String,
+        user_id: String,
+        at_ms: i64,
+        probation_until_ms: i64,
+    },
+    /// Deletes every factor of a user (passkeys, authenticator apps, push devices, recovery
+    /// codes) except the passkey `keep_cred_id`. Outcome: [`Outcome::Purged`] with the count.
+    RevokeFactors {
+        org_id: String,
+        user_id: String,
+        keep_cred_id: Option<String>,
     },
     /// Sets a user's policy group (`None`: the default group).
     SetPolicyGroup {

@@ -43,6 +43,7 @@ mod decisions;
 mod devices;
 mod portal;
 mod push;
+mod recovery;
 
 pub use accounts::{
     duplicate_username, integrations, last_prompt_method, meta, org_scoping, user_status, users,
@@ -58,6 +59,10 @@ pub use portal::{
 pub use push::{
     concurrent_decide_push, decide_push_once, mute_push, purge_expired, push_requests,
     pushes_since, signals,
+};
+pub use recovery::{
+    approvers, concurrent_recovery_append, recovery_account_fields, recovery_append,
+    recovery_cases, recovery_close, recovery_queries, revoke_factors, roles,
 };
 
 /// What a check returns.
@@ -100,6 +105,19 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("user_tokens_once", user_tokens_once(store)).await?;
     named("recovery_codes", recovery_codes(store)).await?;
     named("account_settings", account_settings(store)).await?;
+    named("recovery_cases", recovery_cases(store)).await?;
+    named("recovery_append", recovery_append(store)).await?;
+    named("recovery_close", recovery_close(store)).await?;
+    named(
+        "concurrent_recovery_append",
+        concurrent_recovery_append(store),
+    )
+    .await?;
+    named("recovery_queries", recovery_queries(store)).await?;
+    named("roles", roles(store)).await?;
+    named("approvers", approvers(store)).await?;
+    named("recovery_account_fields", recovery_account_fields(store)).await?;
+    named("revoke_factors", revoke_factors(store)).await?;
     // Last, with the next: they delete other checks' expired rows too.
     named("purge_portal", purge_portal(store)).await?;
     named("purge_expired", purge_expired(store)).await?;
@@ -146,6 +164,9 @@ fn user(org_id: &str, user_id: &str, username: &str) -> UserRow {
         factors_frozen_ms: None,
         policy_group: None,
         last_prompt_method: None,
+        recovery_blocked_until_ms: None,
+        probation_until_ms: None,
+        last_recovered_ms: None,
     }
 }
 

@@ -21,9 +21,9 @@ pub use audit::{GENESIS_HASH, audit_hash};
 pub use change::{Change, ChangeSet, CommitReceipt, Outcome};
 pub use error::StoreError;
 pub use rows::{
-    ActivationRow, AuditRow, AuthTxRow, CeremonyRow, ChainHeadRow, DEFAULT_ORG, DeviceRow,
-    IntegrationRow, NewAudit, PushRow, RecoveryCodeRow, SessionRow, TotpRow, UserRow, UserTokenRow,
-    WebauthnCredentialRow,
+    ActivationRow, ApproverRow, AuditRow, AuthTxRow, CeremonyRow, ChainHeadRow, DEFAULT_ORG,
+    DeviceRow, IntegrationRow, NewAudit, PushRow, RecoveryCaseRow, RecoveryCodeRow,
+    RecoveryEventRow, RoleRow, SessionRow, TotpRow, UserRow, UserTokenRow, WebauthnCredentialRow,
 };
 pub use signals::{LocalSignals, Signal, Signals};
 
@@ -141,6 +141,51 @@ pub trait PortalStore {
     ) -> StoreResult<Vec<RecoveryCodeRow>>;
 }
 
+/// Reads of recovery cases, roles and approver sets.
+#[async_trait]
+pub trait RecoveryStore {
+    /// A case by id.
+    async fn recovery_case(&self, case_id: &str) -> StoreResult<Option<RecoveryCaseRow>>;
+    /// A case by the hash of the handle its browser holds.
+    async fn recovery_case_by_handle(
+        &self,
+        handle_hash: &str,
+    ) -> StoreResult<Option<RecoveryCaseRow>>;
+    /// The user's open case, if any.
+    async fn open_recovery_case(
+        &self,
+        org_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<RecoveryCaseRow>>;
+    /// A case's events in order.
+    async fn recovery_events(&self, case_id: &str) -> StoreResult<Vec<RecoveryEventRow>>;
+    /// A user's cases, newest first, at most `limit`.
+    async fn recovery_cases_for_user(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<RecoveryCaseRow>>;
+    /// How many cases (phantom ones included) were opened since `since_ms`.
+    async fn recovery_cases_opened_since(&self, org_id: &str, since_ms: i64) -> StoreResult<i64>;
+    /// Open cases of the users `approver_id` may approve for, oldest first.
+    async fn open_cases_for_approver(
+        &self,
+        org_id: &str,
+        approver_id: &str,
+    ) -> StoreResult<Vec<RecoveryCaseRow>>;
+    /// A user's roles, sorted.
+    async fn roles_for_user(&self, org_id: &str, user_id: &str) -> StoreResult<Vec<String>>;
+    /// The ids of the users holding a role, sorted.
+    async fn users_with_role(&self, org_id: &str, role: &str) -> StoreResult<Vec<String>>;
+    /// Who may approve a user's recovery, oldest first.
+    async fn recovery_approvers(
+        &self,
+        org_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<ApproverRow>>;
+}
+
 /// Small key/value settings that belong to the deployment (schema facts, key check values).
 #[async_trait]
 pub trait MetaStore {
@@ -157,7 +202,8 @@ pub trait MetaStore {
 /// events) is durable, or none is. Conditional changes ([`Change::UseTotpStep`],
 /// [`Change::FinishAuthTx`], [`Change::ConsumeActivation`], [`Change::ConsumeNonce`],
 /// [`Change::DecidePush`], [`Change::UseWebauthnCredential`], [`Change::ConsumeCeremony`],
-/// [`Change::ConsumeUserToken`], [`Change::UseRecoveryCode`]) are single conditional statements, so that two nodes can never both
+/// [`Change::ConsumeUserToken`], [`Change::UseRecoveryCode`], [`Change::AppendRecoveryEvents`])
+/// are single conditional statements, so that two nodes can never both
 /// win the same decision.
 #[async_trait]
 pub trait Writer {
@@ -176,6 +222,7 @@ pub trait Store:
     + DeviceStore
     + PushStore
     + PortalStore
+    + RecoveryStore
     + MetaStore
     + Writer
     + Send

@@ -59,6 +59,12 @@ pub struct UserRow {
     pub policy_group: Option<String>,
     /// The method the user last completed the hosted prompt with (offered first next time).
     pub last_prompt_method: Option<String>,
+    /// No new recovery case may be opened before then (after a denied case, or at the user's
+    /// request after suspicious contact).
+    pub recovery_blocked_until_ms: Option<i64>,
+    /// After a recovery: no new recovery methods or approvers without a fresh approval.
+    pub probation_until_ms: Option<i64>,
+    pub last_recovered_ms: Option<i64>,
 }
 
 /// A TOTP/HOTP authenticator bound to a user.
@@ -342,4 +348,70 @@ impl std::fmt::Debug for RecoveryCodeRow {
             .field("used_ms", &self.used_ms)
             .finish_non_exhaustive()
     }
+}
+
+/// A recovery case: what queries need; the case itself is the fold of its events.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryCaseRow {
+    pub case_id: String,
+    pub org_id: String,
+    /// `None` for a phantom case (a start for an unknown user walks the same screens).
+    pub user_id: Option<String>,
+    /// SHA-256 (hex) of the handle the browser that opened the case holds.
+    pub handle_hash: String,
+    /// The state after the last event, e.g. `collecting`, `cooling`, `completed`.
+    pub state: String,
+    pub is_open: bool,
+    /// `user` or `agent:DU…`.
+    pub opened_by: String,
+    pub opened_ms: i64,
+    pub updated_ms: i64,
+    pub expires_ms: i64,
+    /// How many events the case has; appends are conditional on it.
+    pub version: i64,
+}
+
+impl std::fmt::Debug for RecoveryCaseRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCaseRow")
+            .field("case_id", &self.case_id)
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("state", &self.state)
+            .field("is_open", &self.is_open)
+            .field("opened_by", &self.opened_by)
+            .field("opened_ms", &self.opened_ms)
+            .field("updated_ms", &self.updated_ms)
+            .field("expires_ms", &self.expires_ms)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One event of a recovery case (JSON), numbered from 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryEventRow {
+    pub case_id: String,
+    pub seq: i64,
+    pub at_ms: i64,
+    pub event: String,
+}
+
+/// A role held by a user: `admin`, `helpdesk`, `approver` or `security`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleRow {
+    pub org_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub granted_ms: i64,
+    pub granted_by: String,
+}
+
+/// Someone who may approve a user's recovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApproverRow {
+    pub org_id: String,
+    pub user_id: String,
+    pub approver_id: String,
+    pub added_ms: i64,
 }

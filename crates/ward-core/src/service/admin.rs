@@ -169,6 +169,9 @@ impl Ward {
             factors_frozen_ms: None,
             policy_group: None,
             last_prompt_method: None,
+            recovery_blocked_until_ms: None,
+            probation_until_ms: None,
+            last_recovered_ms: None,
         };
         let user = User::try_from(row.clone())?;
         let event = Event::new(DEFAULT_ORG, now, actor, "user.create", &user.id, "ok")

@@ -9,6 +9,7 @@ mod passkeys;
 mod portal;
 mod prompt;
 mod push;
+mod roles;
 
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 use crate::crypto::Keyring;
 use crate::error::{CoreError, CoreResult};
 use crate::notify::{
-    AlertSink, ChannelDelivery, LogAlerts, LogNotifier, PushDelivery, UserNotifier,
+    AlertSink, ChannelDelivery, LogAlerts, LogNotifier, Mailer, PushDelivery, UserNotifier,
 };
 use crate::policy::AuthPolicy;
 
@@ -53,6 +54,7 @@ pub struct Ward {
     deliveries: Vec<Arc<dyn PushDelivery>>,
     alerts: Vec<Arc<dyn AlertSink>>,
     notifiers: Vec<Arc<dyn UserNotifier>>,
+    mailer: Option<Arc<dyn Mailer>>,
     passkeys: Option<Arc<passkeys::Passkeys>>,
 }
 
@@ -79,6 +81,7 @@ impl Ward {
             deliveries: vec![Arc::new(ChannelDelivery::new(Arc::clone(&store)))],
             alerts: vec![Arc::new(LogAlerts)],
             notifiers: vec![Arc::new(LogNotifier)],
+            mailer: None,
             passkeys: None,
             store,
             keys,
@@ -106,6 +109,14 @@ impl Ward {
     #[must_use]
     pub fn with_notifier(mut self, notifier: Arc<dyn UserNotifier>) -> Self {
         self.notifiers = vec![notifier];
+        self
+    }
+
+    /// Sends e-mail that must arrive (one-time codes) through `mailer`; without one, evidence
+    /// that needs e-mail is unavailable.
+    #[must_use]
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
         self
     }
 

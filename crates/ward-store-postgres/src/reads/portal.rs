@@ -7,7 +7,7 @@ use ward_store::{
     PortalStore, RecoveryCodeRow, SessionRow, StoreResult, UserTokenRow, WebauthnCredentialRow,
 };
 
-use super::{all, one};
+use super::{all, flag, one};
 use crate::PostgresStore;
 use crate::error::store_err;
 
@@ -32,17 +32,6 @@ macro_rules! recovery_code_columns {
     () => {
         "code_id, org_id, user_id, code_hash, created_ms, used_ms"
     };
-}
-
-/// A flag stored as BIGINT 0/1 (portable across both backends).
-fn flag(row: &PgRow, column: &str) -> Result<bool, sqlx::Error> {
-    match row.try_get::<i64, _>(column)? {
-        0 => Ok(false),
-        1 => Ok(true),
-        other => Err(sqlx::Error::Decode(
-            format!("{column} is {other}, expected 0 or 1").into(),
-        )),
-    }
 }
 
 fn credential(row: &PgRow) -> Result<WebauthnCredentialRow, sqlx::Error> {

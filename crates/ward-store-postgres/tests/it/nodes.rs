@@ -35,6 +35,9 @@ fn setup() -> ChangeSet {
         factors_frozen_ms: None,
         policy_group: None,
         last_prompt_method: None,
+        recovery_blocked_until_ms: None,
+        probation_until_ms: None,
+        last_recovered_ms: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),
@@ -119,6 +122,9 @@ async fn concurrent_load_on_two_nodes_keeps_both_chains_gap_free() {
                 factors_frozen_ms: None,
                 policy_group: None,
                 last_prompt_method: None,
+                recovery_blocked_until_ms: None,
+                probation_until_ms: None,
+                last_recovered_ms: None,
             };
             let set = ChangeSet::new()
                 .with(Change::InsertUser(user))

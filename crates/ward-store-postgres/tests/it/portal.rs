@@ -24,6 +24,9 @@ fn setup() -> ChangeSet {
         factors_frozen_ms: None,
         policy_group: None,
         last_prompt_method: None,
+        recovery_blocked_until_ms: None,
+        probation_until_ms: None,
+        last_recovered_ms: None,
     };
     let credential = WebauthnCredentialRow {
         cred_id: "CRED1".into(),

@@ -53,6 +53,9 @@ async fn a_step_used_through_one_store_is_refused_through_the_other() {
         factors_frozen_ms: None,
         policy_group: None,
         last_prompt_method: None,
+        recovery_blocked_until_ms: None,
+        probation_until_ms: None,
+        last_recovered_ms: None,
     };
     let totp = TotpRow {
         org_id: "default".into(),

@@ -14,7 +14,7 @@ pub use single_use::{
     user_tokens_once,
 };
 
-fn credential(
+pub(super) fn credential(
     org_id: &str,
     cred_id: &str,
     user_id: &str,
@@ -385,7 +385,7 @@ pub async fn delete_factor(store: &dyn Store) -> Check {
 
 /// Every user read returns `expected` (found by name and by id, alone and with authenticators,
 /// and in the organisation's list).
-async fn reads_agree(store: &dyn Store, expected: &UserRow) -> Check {
+pub(super) async fn reads_agree(store: &dyn Store, expected: &UserRow) -> Check {
     let (org, id, name) = (&expected.org_id, &expected.user_id, &expected.username);
     let by_name = store.user_by_name(org, name).await.ctx("user_by_name")?;
     check_eq!(by_name.as_ref(), Some(expected), "user_by_name");

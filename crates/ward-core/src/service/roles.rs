@@ -1,0 +1,174 @@
+//! Roles (admin, helpdesk, approver, security) and recovery approver sets, granted by an
+//! administrator and audited.
+
+use chrono::{DateTime, Utc};
+use ward_store::{ApproverRow, Change, ChangeSet, DEFAULT_ORG, RoleRow, StoreError, UserRow};
+
+use super::Ward;
+use crate::audit::Event;
+use crate::error::{CoreError, CoreResult};
+use crate::model::{Actor, Role};
+
+impl Ward {
+    pub(super) async fn user_named(&self, username: &str) -> CoreResult<UserRow> {
+        self.store
+            .user_by_name(DEFAULT_ORG, username)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("user {username}")))
+    }
+
+    /// Grants a role.
+    pub async fn grant_role(
+        &self,
+        actor: &Actor,
+        username: &str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        let user = self.user_named(username).await?;
+        let row = RoleRow {
+            org_id: DEFAULT_ORG.into(),
+            user_id: user.user_id.clone(),
+            role: role.as_str().into(),
+            granted_ms: now.timestamp_millis(),
+            granted_by: actor.to_string(),
+        };
+        let event = Event::new(DEFAULT_ORG, now, actor, "role.grant", &user.user_id, "ok")
+            .detail("role", role.as_str());
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::GrantRole(row))
+                    .with(event.into_change()),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Duplicate(_) => CoreError::Conflict(format!(
+                    "{username} already has the role {}",
+                    role.as_str()
+                )),
+                other => other.into(),
+            })?;
+        Ok(())
+    }
+
+    /// Revokes a role.
+    pub async fn revoke_role(
+        &self,
+        actor: &Actor,
+        username: &str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        let user = self.user_named(username).await?;
+        let event = Event::new(DEFAULT_ORG, now, actor, "role.revoke", &user.user_id, "ok")
+            .detail("role", role.as_str());
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::RevokeRole {
+                        org_id: DEFAULT_ORG.into(),
+                        user_id: user.user_id.clone(),
+                        role: role.as_str().into(),
+                    })
+                    .with(event.into_change()),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => {
+                    CoreError::NotFound(format!("role {} of {username}", role.as_str()))
+                }
+                other => other.into(),
+            })?;
+        Ok(())
+    }
+
+    /// The roles a user holds.
+    pub async fn roles(&self, user_id: &str) -> CoreResult<Vec<Role>> {
+        self.store
+            .roles_for_user(DEFAULT_ORG, user_id)
+            .await?
+            .iter()
+            .map(|r| r.parse())
+            .collect()
+    }
+
+    /// Whether a user holds a role.
+    pub async fn has_role(&self, user_id: &str, role: Role) -> CoreResult<bool> {
+        Ok(self.roles(user_id).await?.contains(&role))
+    }
+
+    /// Names someone who may approve a user's recovery. The approver must hold the `approver`
+    /// or `security` role and be someone else; refused while the user is on probation after a
+    /// recovery (a takeover must not add its own approvers).
+    pub async fn add_recovery_approver(
+        &self,
+        actor: &Actor,
+        username: &str,
+        approver_name: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        let user = self.user_named(username).await?;
+        let approver = self.user_named(approver_name).await?;
+        if user.user_id == approver.user_id {
+            return Err(CoreError::invalid(
+                "approver",
+                "a user cannot approve their own recovery",
+            ));
+        }
+        if user
+            .probation_until_ms
+            .is_some_and(|until| until > now.timestamp_millis())
+        {
+            return Err(CoreError::Forbidden(format!(
+                "{username} is on probation after a recovery: approvers cannot change yet"
+            )));
+        }
+        let roles = self.roles(&approver.user_id).await?;
+        if !roles.contains(&Role::Approver) && !roles.contains(&Role::Security) {
+            return Err(CoreError::invalid(
+                "approver",
+                format!("{approver_name} does not hold the approver role (ward role grant)"),
+            ));
+        }
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            actor,
+            "recovery.approver.add",
+            &user.user_id,
+            "ok",
+        )
+        .detail("approver_id", approver.user_id.as_str());
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::AddRecoveryApprover(ApproverRow {
+                        org_id: DEFAULT_ORG.into(),
+                        user_id: user.user_id.clone(),
+                        approver_id: approver.user_id.clone(),
+                        added_ms: now.timestamp_millis(),
+                    }))
+                    .with(event.into_change()),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Duplicate(_) => {
+                    CoreError::Conflict(format!("{approver_name} already approves for {username}"))
+                }
+                other => other.into(),
+            })?;
+        self.notify_user(
+            &user,
+            "recovery.approver.add",
+            "A recovery approver was added to your account",
+            &format!(
+                "{approver_name} can now approve a recovery of your account if you lose every \
+                 sign-in method."
+            ),
+            now,
+        )
+        .await;
+        Ok(())
+    }
+}
