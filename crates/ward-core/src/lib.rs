@@ -18,6 +18,7 @@ pub mod ids;
 pub mod model;
 pub mod notify;
 pub mod policy;
+pub mod recovery;
 pub mod service;
 pub mod totp;
 
