@@ -70,6 +70,23 @@ pub enum Alert {
         disowned: String,
         at_ms: i64,
     },
+    /// Recovery starts exceed the circuit breaker's threshold: new cases need approvals.
+    RecoveryCircuitBreaker { org_id: String, at_ms: i64 },
+    /// A recovery case was frozen for review (an agent's fraud flag, "this wasn't me").
+    RecoveryFrozen {
+        org_id: String,
+        user_id: String,
+        reason: String,
+        at_ms: i64,
+    },
+    /// Someone reported a call, message or visit claiming to be IT or the helpdesk.
+    SuspiciousContact {
+        org_id: String,
+        /// The reporting user, when signed in.
+        user_id: Option<String>,
+        kind: String,
+        at_ms: i64,
+    },
     /// A WebAuthn credential's signature counter went backwards: it may have been cloned.
     CredentialCloneSuspected {
         org_id: String,
@@ -108,6 +125,19 @@ impl AlertSink for LogAlerts {
                 user_id, disowned, ..
             } => {
                 tracing::warn!(%user_id, %disowned, "ALERT: user disowned a change; factor changes frozen");
+            }
+            Alert::RecoveryCircuitBreaker { .. } => {
+                tracing::warn!(
+                    "ALERT: recovery starts exceed the circuit breaker; new cases need approvals"
+                );
+            }
+            Alert::RecoveryFrozen {
+                user_id, reason, ..
+            } => {
+                tracing::warn!(%user_id, %reason, "ALERT: recovery case frozen for review");
+            }
+            Alert::SuspiciousContact { user_id, kind, .. } => {
+                tracing::warn!(user_id = user_id.as_deref().unwrap_or("-"), %kind, "ALERT: suspicious contact reported");
             }
             Alert::CredentialCloneSuspected {
                 user_id, cred_id, ..

@@ -9,6 +9,7 @@ mod passkeys;
 mod portal;
 mod prompt;
 mod push;
+mod recovery;
 mod roles;
 
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub use prompt::{
     PromptRequest, PromptView, TokenParams, TokenResponse,
 };
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
+pub use recovery::{
+    CallerCheck, CaseStatus, CaseSummary, HelpdeskView, PendingApproval, RecoverySettings,
+    Submitted,
+};
 
 use crate::crypto::Keyring;
 use crate::error::{CoreError, CoreResult};
@@ -56,6 +61,7 @@ pub struct Ward {
     notifiers: Vec<Arc<dyn UserNotifier>>,
     mailer: Option<Arc<dyn Mailer>>,
     passkeys: Option<Arc<passkeys::Passkeys>>,
+    recovery: RecoverySettings,
 }
 
 impl Ward {
@@ -83,6 +89,7 @@ impl Ward {
             notifiers: vec![Arc::new(LogNotifier)],
             mailer: None,
             passkeys: None,
+            recovery: RecoverySettings::default(),
             store,
             keys,
             policy,

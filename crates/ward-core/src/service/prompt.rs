@@ -109,6 +109,27 @@ pub enum PromptNext {
     Done(Completion),
 }
 
+/// What policy lets the prompt's user do, before anything is recorded.
+enum Offer {
+    Choose(Vec<PromptMethod>),
+    Enrol(UserRow),
+    Deny {
+        user: Option<UserRow>,
+        status: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl Offer {
+    fn deny(user: Option<UserRow>, status: &'static str, reason: &'static str) -> Self {
+        Self::Deny {
+            user,
+            status,
+            reason,
+        }
+    }
+}
+
 /// A prompt ready to show.
 #[derive(Clone, Debug)]
 pub struct PromptView {
@@ -335,6 +356,28 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<PromptView> {
         let context = self.seal_prompt(&request)?;
+        let next = match self.prompt_offer(&request, now).await? {
+            Offer::Choose(methods) => PromptNext::Choose(methods),
+            Offer::Enrol(_) => PromptNext::Enrol,
+            Offer::Deny {
+                user,
+                status,
+                reason,
+            } => PromptNext::Done(
+                self.prompt_deny(&request, user.as_ref(), status, reason, now)
+                    .await?,
+            ),
+        };
+        Ok(PromptView {
+            request,
+            context,
+            next,
+        })
+    }
+
+    /// What policy lets this user do, without recording anything (the caller decides whether
+    /// a deny ends the prompt).
+    async fn prompt_offer(&self, request: &PromptRequest, now: DateTime<Utc>) -> CoreResult<Offer> {
         let creds = self
             .web_sdk_client(&request.client_id, now)
             .await?
@@ -345,37 +388,16 @@ impl Ward {
             .user_by_name(DEFAULT_ORG, &request.username)
             .await?
         else {
-            let done = self
-                .prompt_deny(&request, None, "deny", "unknown user", now)
-                .await?;
-            return Ok(PromptView {
-                request,
-                context,
-                next: PromptNext::Done(done),
-            });
+            return Ok(Offer::deny(None, "deny", "unknown user"));
         };
         if user.status != "active" {
-            let done = self
-                .prompt_deny(&request, Some(&user), "deny", "user disabled", now)
-                .await?;
-            return Ok(PromptView {
-                request,
-                context,
-                next: PromptNext::Done(done),
-            });
+            return Ok(Offer::deny(Some(user), "deny", "user disabled"));
         }
         if user
             .locked_until_ms
             .is_some_and(|t| t > now.timestamp_millis())
         {
-            let done = self
-                .prompt_deny(&request, Some(&user), "locked_out", "user locked out", now)
-                .await?;
-            return Ok(PromptView {
-                request,
-                context,
-                next: PromptNext::Done(done),
-            });
+            return Ok(Offer::deny(Some(user), "locked_out", "user locked out"));
         }
         let factors = self.factors(&user.user_id).await?;
         let mut methods = Vec::new();
@@ -399,25 +421,18 @@ impl Ward {
         let has_any = !factors.passkeys.is_empty()
             || !factors.devices.is_empty()
             || !factors.totps.is_empty();
-        let next = if !methods.is_empty() {
-            PromptNext::Choose(methods)
+        Ok(if !methods.is_empty() {
+            Offer::Choose(methods)
         } else if !has_any && policy.new_users == crate::policy::NewUsers::Enrol {
-            PromptNext::Enrol
-        } else {
-            let reason = if has_any {
-                "no factor allowed by this application's policy"
-            } else {
-                "no factor enrolled"
-            };
-            PromptNext::Done(
-                self.prompt_deny(&request, Some(&user), "deny", reason, now)
-                    .await?,
+            Offer::Enrol(user)
+        } else if has_any {
+            Offer::deny(
+                Some(user),
+                "deny",
+                "no factor allowed by this application's policy",
             )
-        };
-        Ok(PromptView {
-            request,
-            context,
-            next,
+        } else {
+            Offer::deny(Some(user), "deny", "no factor enrolled")
         })
     }
 
@@ -805,13 +820,12 @@ impl Ward {
         request: &PromptRequest,
         now: DateTime<Utc>,
     ) -> CoreResult<UserRow> {
-        let view = self.prompt_view(request.clone(), now).await?;
-        if !matches!(view.next, PromptNext::Enrol) {
-            return Err(CoreError::Forbidden(
+        match self.prompt_offer(request, now).await? {
+            Offer::Enrol(user) => Ok(user),
+            Offer::Choose(_) | Offer::Deny { .. } => Err(CoreError::Forbidden(
                 "this account already has a sign-in method, or may not enrol here".into(),
-            ));
+            )),
         }
-        self.prompt_user(request).await
     }
 }
 

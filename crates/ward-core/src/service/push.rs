@@ -397,7 +397,12 @@ impl Ward {
         }
         let (state, reason) = judge(&push, answer);
         match self.decide_push(&push, state, reason, &actor, now).await {
-            Ok(()) => Ok(state),
+            Ok(()) => {
+                if Self::is_recovery_push(&push.ikey) {
+                    self.recovery_answered(&push.user_id, state, now).await;
+                }
+                Ok(state)
+            }
             Err(CoreError::Conflict(_)) => {
                 refuse(
                     "already_decided",

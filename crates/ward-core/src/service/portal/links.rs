@@ -14,7 +14,7 @@ use crate::notify::{Alert, UserNotice};
 use crate::service::Ward;
 
 impl Ward {
-    fn portal_url(&self, path: &str) -> CoreResult<String> {
+    pub(in crate::service) fn portal_url(&self, path: &str) -> CoreResult<String> {
         let origin = &self.passkeys()?.settings.origin;
         Ok(format!("{}{path}", origin.as_str().trim_end_matches('/')))
     }
@@ -280,6 +280,20 @@ impl Ward {
                 }
                 other => other.into(),
             })?;
+        if disowned.starts_with("recovery.") {
+            // A recovery the user disowns is held for review, whatever its stage.
+            if let Err(e) = self
+                .recovery_freeze_for_user(
+                    &row.user_id,
+                    crate::recovery::Actor::User,
+                    "the user answered \"this wasn't me\" to a recovery notice",
+                    now,
+                )
+                .await
+            {
+                tracing::warn!(user_id = %row.user_id, error = %e, "could not freeze the recovery case");
+            }
+        }
         self.raise(Alert::AccountFrozen {
             org_id: row.org_id,
             user_id: row.user_id,

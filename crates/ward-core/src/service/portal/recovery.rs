@@ -23,6 +23,38 @@ impl Ward {
         let user = self.active_user(&session.user.user_id).await?;
         refuse_if_frozen(&user)?;
         self.require_fresh_check(session, now).await?;
+        let (codes, change) = self.new_recovery_code_set(&user.user_id, now).await?;
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &Actor::User(user.user_id.clone()),
+            "recovery_codes.generate",
+            &user.user_id,
+            "ok",
+        )
+        .detail("count", codes.len());
+        self.store
+            .commit(ChangeSet::new().with(change).with(event.into_change()))
+            .await?;
+        self.notify_user(
+            &user,
+            "recovery_codes.generate",
+            "New recovery codes were created for your account",
+            "A new set of recovery codes was created for your account; any older codes no \
+             longer work.",
+            now,
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// A new set of recovery codes for a user: the codes (shown once) and the change that
+    /// replaces the old set with their Argon2id hashes.
+    pub(in crate::service) async fn new_recovery_code_set(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(Vec<Zeroizing<String>>, Change)> {
         let codes: Vec<Zeroizing<String>> =
             (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let plain: Vec<Zeroizing<String>> = codes.clone();
@@ -39,42 +71,20 @@ impl Ward {
             .map(|code_hash| RecoveryCodeRow {
                 code_id: format!("DR{}", &crate::ids::totp_id()[2..]),
                 org_id: DEFAULT_ORG.into(),
-                user_id: user.user_id.clone(),
+                user_id: user_id.to_owned(),
                 code_hash,
                 created_ms: now.timestamp_millis(),
                 used_ms: None,
             })
             .collect::<Vec<_>>();
-        let event = Event::new(
-            DEFAULT_ORG,
-            now,
-            &Actor::User(user.user_id.clone()),
-            "recovery_codes.generate",
-            &user.user_id,
-            "ok",
-        )
-        .detail("count", rows.len());
-        self.store
-            .commit(
-                ChangeSet::new()
-                    .with(Change::ReplaceRecoveryCodes {
-                        org_id: DEFAULT_ORG.into(),
-                        user_id: user.user_id.clone(),
-                        codes: rows,
-                    })
-                    .with(event.into_change()),
-            )
-            .await?;
-        self.notify_user(
-            &user,
-            "recovery_codes.generate",
-            "New recovery codes were created for your account",
-            "A new set of recovery codes was created for your account; any older codes no \
-             longer work.",
-            now,
-        )
-        .await;
-        Ok(codes)
+        Ok((
+            codes,
+            Change::ReplaceRecoveryCodes {
+                org_id: DEFAULT_ORG.into(),
+                user_id: user_id.to_owned(),
+                codes: rows,
+            },
+        ))
     }
 
     /// Checks a recovery code against the user's unused codes and, if it matches, uses it up.

@@ -1,0 +1,758 @@
+//! Recovery cases as a service: persistence of the pure case machine ([`crate::recovery`]),
+//! evidence checks, approvals, notifications on every channel, completion, and the helpdesk.
+//!
+//! # Security
+//! Every command runs the pure `decide` over the case's events and appends what it returns
+//! with a write conditional on the case's version, so two nodes never interleave a case. A
+//! start for an unknown, disabled, blocked or rate-limited account opens a phantom case that
+//! walks the same screens and can never succeed, so the answer never reveals anything. The
+//! helpdesk can open a case and flag fraud; nothing in this service lets an agent approve,
+//! shorten cooling or receive a token.
+
+mod approvals;
+mod evidence;
+mod finish;
+mod helpdesk;
+mod notices;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ward_store::{
+    Change, ChangeSet, DEFAULT_ORG, RecoveryCaseRow, RecoveryEventRow, StoreError, UserRow,
+};
+use zeroize::Zeroizing;
+
+pub use approvals::PendingApproval;
+pub use evidence::Submitted;
+pub use helpdesk::{CallerCheck, CaseSummary, HelpdeskView};
+
+use super::Ward;
+use crate::audit::Event;
+use crate::crypto::{new_token, token_hash};
+use crate::error::{CoreError, CoreResult};
+use crate::model::{Actor as AuditActor, Role};
+use crate::recovery::{
+    AccountFacts, ApproverFacts, CaseEvent, CaseState, CaseView, Category, Command, Level,
+    OpenCase, Opener, RecoveryPolicy, Refusal, decide, evaluate, fold, open,
+};
+
+/// How recovery behaves in this deployment.
+#[derive(Clone, Debug)]
+pub struct RecoverySettings {
+    pub policy: RecoveryPolicy,
+    /// Starts per account per 24 h; more are answered the same way but open nothing.
+    pub starts_per_day: i64,
+    /// After a denied case, no new case for this long.
+    pub denied_cooloff: TimeDelta,
+    /// The circuit breaker trips when the last hour's starts exceed this many times the hourly
+    /// average of the last week (and at least `breaker_floor`); new cases then need approvals.
+    pub breaker_multiple: i64,
+    pub breaker_floor: i64,
+    /// Lifetime of an e-mailed code.
+    pub email_code_ttl: TimeDelta,
+    /// After a recovery: no new approvers or recovery methods without a fresh approval.
+    pub probation: TimeDelta,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        Self {
+            policy: RecoveryPolicy::default(),
+            starts_per_day: 3,
+            denied_cooloff: TimeDelta::hours(24),
+            breaker_multiple: 5,
+            breaker_floor: 20,
+            email_code_ttl: TimeDelta::minutes(30),
+            probation: TimeDelta::days(7),
+        }
+    }
+}
+
+/// What the person recovering sees: the same for real and phantom cases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseStatus {
+    /// `collecting`, `cooling`, `ready`, `enrolling`, `confirming`, `completed`, `closed`.
+    pub stage: &'static str,
+    /// The categories accepted so far (codes shown to the user, e.g. "recovery code").
+    pub accepted: Vec<&'static str>,
+    /// What else would complete the case (human-readable).
+    pub missing: Vec<String>,
+    pub cooling_until_ms: Option<i64>,
+    /// Approvals recorded so far.
+    pub approvals: usize,
+    /// Whether e-mail codes can be sent at all (a mail server is configured).
+    pub email_available: bool,
+}
+
+/// A case with its row and its folded events.
+#[derive(Clone, Debug)]
+pub(crate) struct Loaded {
+    pub(crate) row: RecoveryCaseRow,
+    pub(crate) view: CaseView,
+}
+
+pub(crate) fn state_name(state: CaseState) -> &'static str {
+    match state {
+        CaseState::Collecting => "collecting",
+        CaseState::Cooling { .. } => "cooling",
+        CaseState::ReadyToIssue => "ready",
+        CaseState::TokenIssued { .. } => "token_issued",
+        CaseState::Bound => "bound",
+        CaseState::Completed => "completed",
+        CaseState::Cancelled => "cancelled",
+        CaseState::Frozen => "frozen",
+        CaseState::Expired => "expired",
+        CaseState::Denied => "denied",
+    }
+}
+
+fn category_label(c: Category) -> &'static str {
+    match c {
+        Category::RecoveryCode => "recovery code",
+        Category::EmailCode => "e-mail code",
+        Category::Approvals => "approvals",
+        Category::Document => "identity document",
+        Category::PersonVerification => "verification of the person",
+        Category::SurvivingFactor => "remaining factor",
+    }
+}
+
+fn refusal_error(r: &Refusal) -> CoreError {
+    CoreError::Forbidden(format!("recovery: {r}"))
+}
+
+impl Ward {
+    /// Serves recovery with these settings.
+    #[must_use]
+    pub fn with_recovery(mut self, settings: RecoverySettings) -> Self {
+        self.recovery = settings;
+        self
+    }
+
+    /// The account facts the policy needs: level (privileged roles need R3) and approvers.
+    pub(crate) async fn account_facts(
+        &self,
+        user: &UserRow,
+        breaker: bool,
+    ) -> CoreResult<AccountFacts> {
+        let roles = self.roles(&user.user_id).await?;
+        let privileged = roles
+            .iter()
+            .any(|r| matches!(r, Role::Admin | Role::Helpdesk | Role::Security));
+        let level = if privileged {
+            Level::R3
+        } else if breaker {
+            Level::R2
+        } else {
+            Level::R1
+        };
+        let security = self
+            .store
+            .users_with_role(DEFAULT_ORG, Role::Security.as_str())
+            .await?;
+        let mut approvers = Vec::new();
+        for a in self
+            .store
+            .recovery_approvers(DEFAULT_ORG, &user.user_id)
+            .await?
+        {
+            let approver = self.store.user_by_id(DEFAULT_ORG, &a.approver_id).await?;
+            approvers.push(ApproverFacts {
+                security_pool: security.contains(&a.approver_id),
+                last_recovered_ms: approver.and_then(|u| u.last_recovered_ms),
+                approver_id: a.approver_id,
+            });
+        }
+        Ok(AccountFacts { level, approvers })
+    }
+
+    pub(crate) async fn load_case(&self, row: RecoveryCaseRow) -> CoreResult<Loaded> {
+        let events = self
+            .store
+            .recovery_events(&row.case_id)
+            .await?
+            .iter()
+            .map(|e| serde_json::from_str::<CaseEvent>(&e.event))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CoreError::Internal(format!("recovery event: {e}")))?;
+        let view =
+            fold(&events).map_err(|e| CoreError::Internal(format!("recovery case: {e:?}")))?;
+        Ok(Loaded { row, view })
+    }
+
+    pub(crate) async fn case_by_handle(&self, handle: &str) -> CoreResult<Loaded> {
+        let missing = || CoreError::NotFound("recovery case (start again)".into());
+        if handle.is_empty() || handle.len() > 128 {
+            return Err(missing());
+        }
+        let row = self
+            .store
+            .recovery_case_by_handle(&token_hash(handle))
+            .await?
+            .ok_or_else(missing)?;
+        self.load_case(row).await
+    }
+
+    async fn case_user(&self, loaded: &Loaded) -> CoreResult<Option<UserRow>> {
+        match &loaded.row.user_id {
+            Some(id) => self.store.user_by_id(DEFAULT_ORG, id).await,
+            None => Ok(None),
+        }
+        .map_err(Into::into)
+    }
+
+    /// Runs a command on a case (then lets time pass), appends the events conditionally on the
+    /// case's version, audits them, and sends the notices they call for. Returns the new view,
+    /// or the refusal (nothing recorded).
+    pub(crate) async fn run_case(
+        &self,
+        mut loaded: Loaded,
+        command: Command,
+        actor: &AuditActor,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Result<CaseView, Refusal>> {
+        for _ in 0..3 {
+            let user = self.case_user(&loaded).await?;
+            let facts = match &user {
+                Some(u) => {
+                    self.account_facts(u, loaded.view.level == Level::R2)
+                        .await?
+                }
+                None => AccountFacts {
+                    level: loaded.view.level,
+                    approvers: Vec::new(),
+                },
+            };
+            let policy = &self.recovery.policy;
+            let now_ms = now.timestamp_millis();
+            let mut events = match decide(&loaded.view, policy, &facts, command.clone(), now_ms) {
+                Ok(e) => e,
+                Err(r) => return Ok(Err(r)),
+            };
+            let mut view = loaded.view.clone();
+            for e in &events {
+                view.apply(e)
+                    .map_err(|e| CoreError::Internal(format!("recovery case: {e:?}")))?;
+            }
+            if !matches!(command, Command::Tick)
+                && let Ok(more) = decide(&view, policy, &facts, Command::Tick, now_ms)
+            {
+                for e in &more {
+                    view.apply(e)
+                        .map_err(|e| CoreError::Internal(format!("recovery case: {e:?}")))?;
+                }
+                events.extend(more);
+            }
+            if events.is_empty() {
+                return Ok(Ok(view));
+            }
+            match self.append(&loaded, &view, &events, actor, now).await {
+                Ok(()) => {
+                    self.case_notices(&loaded, user.as_ref(), &events, now)
+                        .await;
+                    return Ok(Ok(view));
+                }
+                Err(StoreError::ConditionFailed(_)) => {
+                    // Another request appended first: read the case again and retry.
+                    let row = self
+                        .store
+                        .recovery_case(&loaded.row.case_id)
+                        .await?
+                        .ok_or_else(|| CoreError::NotFound("recovery case".into()))?;
+                    loaded = self.load_case(row).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CoreError::Conflict(
+            "the recovery case is busy; try again".into(),
+        ))
+    }
+
+    async fn append(
+        &self,
+        loaded: &Loaded,
+        view: &CaseView,
+        events: &[CaseEvent],
+        actor: &AuditActor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut set = ChangeSet::new();
+        let mut rows = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            let json = serde_json::to_string(e)
+                .map_err(|err| StoreError::Corrupt(format!("recovery event: {err}")))?;
+            rows.push(RecoveryEventRow {
+                case_id: loaded.row.case_id.clone(),
+                seq: loaded.row.version + 1 + i as i64,
+                at_ms: e.at_ms(),
+                event: json,
+            });
+        }
+        set.push(Change::AppendRecoveryEvents {
+            case_id: loaded.row.case_id.clone(),
+            expected_version: loaded.row.version,
+            events: rows,
+            state: state_name(view.state).into(),
+            is_open: !view.state.is_terminal(),
+            updated_ms: now.timestamp_millis(),
+            expires_ms: crate::recovery::deadline(view, &self.recovery.policy)
+                .unwrap_or(loaded.row.expires_ms),
+        });
+        if view.state == CaseState::Denied
+            && let Some(user_id) = &loaded.row.user_id
+        {
+            set.push(Change::SetRecoveryBlock {
+                org_id: DEFAULT_ORG.into(),
+                user_id: user_id.clone(),
+                until_ms: Some((now + self.recovery.denied_cooloff).timestamp_millis()),
+            });
+        }
+        for e in events {
+            set.push(case_event_audit(&loaded.row, e, actor, now).into_change());
+        }
+        self.store.commit(set).await.map(|_| ())
+    }
+
+    /// Checks the circuit breaker, alerting when it is tripped.
+    async fn check_breaker(&self, now: DateTime<Utc>) -> CoreResult<bool> {
+        let tripped = self.breaker_tripped(now).await?;
+        if tripped {
+            self.raise(crate::notify::Alert::RecoveryCircuitBreaker {
+                org_id: DEFAULT_ORG.into(),
+                at_ms: now.timestamp_millis(),
+            })
+            .await;
+        }
+        Ok(tripped)
+    }
+
+    /// Whether recovery starts in the last hour exceed the circuit breaker's threshold.
+    async fn breaker_tripped(&self, now: DateTime<Utc>) -> CoreResult<bool> {
+        let s = &self.recovery;
+        let hour = self
+            .store
+            .recovery_cases_opened_since(
+                DEFAULT_ORG,
+                (now - TimeDelta::hours(1)).timestamp_millis(),
+            )
+            .await?;
+        let week = self
+            .store
+            .recovery_cases_opened_since(DEFAULT_ORG, (now - TimeDelta::days(7)).timestamp_millis())
+            .await?;
+        let baseline = (week / (7 * 24)).max(1);
+        Ok(hour >= (baseline * s.breaker_multiple).max(s.breaker_floor))
+    }
+
+    /// Starts a recovery (self-service, or a helpdesk agent for a caller). Always answers the
+    /// same way: a handle for the browser. Unknown, disabled, blocked or rate-limited accounts
+    /// and a second start while a case is open get a phantom case.
+    pub async fn recovery_start(
+        &self,
+        username: &str,
+        opener: Opener,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(Zeroizing<String>, String)> {
+        let username = username.trim();
+        let user = if username.is_empty() || username.len() > 100 {
+            None
+        } else {
+            self.store.user_by_name(DEFAULT_ORG, username).await?
+        };
+        let reason = self.phantom_reason(user.as_ref(), now).await?;
+        let breaker = self.check_breaker(now).await?;
+        let handle = Zeroizing::new(new_token());
+        let case_id = format!(
+            "RC{}",
+            &crate::ids::txid().replace('-', "")[..18].to_uppercase()
+        );
+        let real = user.as_ref().filter(|_| reason.is_none());
+        let level = match real {
+            Some(u) => self.account_facts(u, breaker).await?.level,
+            None => Level::R1,
+        };
+        let first = open(
+            &self.recovery.policy,
+            OpenCase {
+                case_id: case_id.clone(),
+                user_id: real.map_or_else(|| format!("phantom-{case_id}"), |u| u.user_id.clone()),
+                level,
+                opened_by: opener.clone(),
+                phantom: real.is_none(),
+            },
+            now.timestamp_millis(),
+        )
+        .map_err(|r| refusal_error(&r))?;
+        let row = RecoveryCaseRow {
+            case_id: case_id.clone(),
+            org_id: DEFAULT_ORG.into(),
+            user_id: real.map(|u| u.user_id.clone()),
+            handle_hash: token_hash(&handle),
+            state: "collecting".into(),
+            is_open: true,
+            opened_by: opener
+                .agent_id()
+                .map_or_else(|| "user".into(), |a| format!("agent:{a}")),
+            opened_ms: now.timestamp_millis(),
+            updated_ms: now.timestamp_millis(),
+            expires_ms: first.at_ms() + self.recovery.policy.collect_ttl_ms,
+            version: 1,
+        };
+        let actor = opener
+            .agent_id()
+            .map_or(AuditActor::Anonymous, |a| AuditActor::User(a.to_owned()));
+        let target = user.as_ref().map_or("-", |u| u.user_id.as_str());
+        let audit = Event::new(DEFAULT_ORG, now, &actor, "recovery.start", target, "ok")
+            .detail("case_id", case_id.as_str())
+            .detail("phantom", real.is_none())
+            .detail_opt("phantom_reason", reason)
+            .detail("breaker", breaker)
+            .detail_opt("ip", ip.map(str::to_owned));
+        let event_row = first_event_row(&case_id, &first)?;
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::OpenRecoveryCase {
+                        case: row.clone(),
+                        first_event: event_row,
+                    })
+                    .with(audit.into_change()),
+            )
+            .await?;
+        match (real, &user) {
+            (Some(u), _) => {
+                let loaded = Loaded {
+                    view: fold(&[first]).map_err(|e| CoreError::Internal(format!("{e:?}")))?,
+                    row,
+                };
+                self.case_opened_notices(&loaded, u, &opener, ip, &handle, now)
+                    .await;
+            }
+            (None, Some(u)) if reason == Some("case already open") => {
+                self.notify_user(
+                    u,
+                    "recovery.start_again",
+                    "Someone tried to start another recovery of your account",
+                    "A recovery of your account is already open, and someone tried to start \
+                     another one.",
+                    now,
+                )
+                .await;
+            }
+            _ => {}
+        }
+        Ok((handle, case_id))
+    }
+
+    /// Why a start for this account opens a phantom case instead (`None`: a real case).
+    async fn phantom_reason(
+        &self,
+        user: Option<&UserRow>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Option<&'static str>> {
+        let Some(user) = user else {
+            return Ok(Some("unknown user"));
+        };
+        if user.status != "active" {
+            return Ok(Some("disabled"));
+        }
+        if user
+            .recovery_blocked_until_ms
+            .is_some_and(|t| t > now.timestamp_millis())
+        {
+            return Ok(Some("recovery blocked"));
+        }
+        if self
+            .store
+            .open_recovery_case(DEFAULT_ORG, &user.user_id)
+            .await?
+            .is_some()
+        {
+            return Ok(Some("case already open"));
+        }
+        let day_ago = (now - TimeDelta::days(1)).timestamp_millis();
+        let recent = self
+            .store
+            .recovery_cases_for_user(DEFAULT_ORG, &user.user_id, 10)
+            .await?
+            .iter()
+            .filter(|c| c.opened_ms > day_ago)
+            .count();
+        if recent as i64 >= self.recovery.starts_per_day {
+            return Ok(Some("too many starts"));
+        }
+        Ok(None)
+    }
+
+    /// Where a case stands, as the person recovering sees it (time passes first).
+    pub async fn recovery_status(
+        &self,
+        handle: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<CaseStatus> {
+        let loaded = self.case_by_handle(handle).await?;
+        let view = match self
+            .run_case(loaded.clone(), Command::Tick, &AuditActor::Anonymous, now)
+            .await?
+        {
+            Ok(v) => v,
+            Err(_) => loaded.view.clone(),
+        };
+        self.midpoint_notice(&loaded, &view, now).await;
+        self.status_of(&loaded, &view, now).await
+    }
+
+    async fn status_of(
+        &self,
+        loaded: &Loaded,
+        view: &CaseView,
+        now: DateTime<Utc>,
+    ) -> CoreResult<CaseStatus> {
+        let user = self.case_user(loaded).await?;
+        let facts = match &user {
+            Some(u) => self.account_facts(u, view.level == Level::R2).await?,
+            None => AccountFacts {
+                level: view.level,
+                approvers: Vec::new(),
+            },
+        };
+        let decision = evaluate(
+            &self.recovery.policy,
+            &view.policy_input(&facts, now.timestamp_millis()),
+        );
+        let stage = match view.state {
+            CaseState::Collecting => "collecting",
+            CaseState::Cooling { .. } => "cooling",
+            CaseState::ReadyToIssue => "ready",
+            CaseState::TokenIssued { .. } => "enrolling",
+            CaseState::Bound => "confirming",
+            CaseState::Completed => "completed",
+            CaseState::Frozen | CaseState::Cancelled | CaseState::Expired | CaseState::Denied => {
+                "closed"
+            }
+        };
+        let mut missing: Vec<String> = decision.missing.iter().map(ToString::to_string).collect();
+        if view.phantom && missing.is_empty() {
+            missing = vec!["a recovery code".into(), "an e-mail code".into()];
+        }
+        Ok(CaseStatus {
+            stage,
+            accepted: view
+                .evidence
+                .iter()
+                .map(|e| category_label(e.category))
+                .collect(),
+            missing,
+            cooling_until_ms: view.cooling_until_ms,
+            approvals: view.approvals.len(),
+            email_available: self.mailer.is_some(),
+        })
+    }
+
+    /// The user's open case, for the portal banner.
+    pub async fn open_case_for(
+        &self,
+        user_id: &str,
+    ) -> CoreResult<Option<(String, &'static str, Option<i64>)>> {
+        let Some(row) = self.store.open_recovery_case(DEFAULT_ORG, user_id).await? else {
+            return Ok(None);
+        };
+        let loaded = self.load_case(row).await?;
+        Ok(Some((
+            loaded.row.case_id.clone(),
+            state_name(loaded.view.state),
+            loaded.view.cooling_until_ms,
+        )))
+    }
+
+    /// The user cancels their open case from any enrolled factor (a portal session, a push
+    /// device's deny). Returns whether a case was cancelled.
+    pub async fn recovery_cancel_by_user(
+        &self,
+        user_id: &str,
+        via: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<bool> {
+        let Some(row) = self.store.open_recovery_case(DEFAULT_ORG, user_id).await? else {
+            return Ok(false);
+        };
+        let loaded = self.load_case(row).await?;
+        let command = Command::Cancel {
+            by: crate::recovery::Actor::User,
+            via: via.into(),
+        };
+        match self
+            .run_case(loaded, command, &AuditActor::User(user_id.into()), now)
+            .await?
+        {
+            Ok(_) => Ok(true),
+            Err(r) => Err(refusal_error(&r)),
+        }
+    }
+
+    /// Freezes the user's open case for review ("this wasn't me" on a recovery notice, or a
+    /// fraud report on a recovery push). Returns whether a case was frozen.
+    pub async fn recovery_freeze_for_user(
+        &self,
+        user_id: &str,
+        by: crate::recovery::Actor,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<bool> {
+        let Some(row) = self.store.open_recovery_case(DEFAULT_ORG, user_id).await? else {
+            return Ok(false);
+        };
+        let loaded = self.load_case(row).await?;
+        let actor = match &by {
+            crate::recovery::Actor::Agent { agent_id } => AuditActor::User(agent_id.clone()),
+            _ => AuditActor::User(user_id.into()),
+        };
+        let command = Command::Freeze {
+            by,
+            reason: reason.into(),
+        };
+        match self.run_case(loaded, command, &actor, now).await? {
+            Ok(_) => {
+                self.raise(crate::notify::Alert::RecoveryFrozen {
+                    org_id: DEFAULT_ORG.into(),
+                    user_id: user_id.into(),
+                    reason: reason.into(),
+                    at_ms: now.timestamp_millis(),
+                })
+                .await;
+                Ok(true)
+            }
+            Err(r) => Err(refusal_error(&r)),
+        }
+    }
+}
+
+fn first_event_row(case_id: &str, first: &CaseEvent) -> CoreResult<RecoveryEventRow> {
+    Ok(RecoveryEventRow {
+        case_id: case_id.to_owned(),
+        seq: 1,
+        at_ms: first.at_ms(),
+        event: serde_json::to_string(first)
+            .map_err(|e| CoreError::Internal(format!("recovery event: {e}")))?,
+    })
+}
+
+fn case_event_audit(
+    row: &RecoveryCaseRow,
+    e: &CaseEvent,
+    actor: &AuditActor,
+    now: DateTime<Utc>,
+) -> Event {
+    let target = row.user_id.as_deref().unwrap_or("-");
+    let mut event = Event::new(
+        DEFAULT_ORG,
+        now,
+        actor,
+        &format!("recovery.{}", e.name()),
+        target,
+        "ok",
+    )
+    .detail("case_id", row.case_id.as_str());
+    match e {
+        CaseEvent::EvidenceAccepted { category, .. } => {
+            event = event.detail("category", category.code());
+        }
+        CaseEvent::EvidenceRejected {
+            category, reason, ..
+        } => {
+            event = event
+                .detail("category", category.code())
+                .detail("reason", reason.as_str());
+        }
+        CaseEvent::ApprovalRecorded(a) => {
+            event = event
+                .detail("approver_id", a.approver_id.as_str())
+                .detail("cred_id", a.cred_id.as_str())
+                .detail("security_pool", a.from_security_pool);
+        }
+        CaseEvent::CoolingStarted { row, until_ms, .. } => {
+            event = event
+                .detail("row", row.as_str())
+                .detail("until_ms", *until_ms);
+        }
+        CaseEvent::Cancelled { via, .. } => event = event.detail("via", via.as_str()),
+        CaseEvent::Frozen { reason, .. } | CaseEvent::Denied { reason, .. } => {
+            event = event.detail("reason", reason.as_str());
+        }
+        CaseEvent::AuthenticatorBound { cred_id, .. } => {
+            event = event.detail("cred_id", cred_id.as_str());
+        }
+        _ => {}
+    }
+    event
+}
+
+impl Ward {
+    /// "Someone claiming to be IT contacted me": alerts the security contacts and audits; a
+    /// signed-in user may also block recovery of their account for `block_days`.
+    pub async fn report_contact(
+        &self,
+        user_id: Option<&str>,
+        kind: &str,
+        description: &str,
+        block_days: Option<u32>,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        let kind = match kind {
+            "call" | "message" | "visit" | "other" => kind,
+            _ => {
+                return Err(CoreError::invalid(
+                    "kind",
+                    "must be call, message, visit or other",
+                ));
+            }
+        };
+        let description = description.trim();
+        if description.chars().count() > 2000 {
+            return Err(CoreError::invalid(
+                "description",
+                "must be at most 2000 characters",
+            ));
+        }
+        let actor = user_id.map_or(AuditActor::Anonymous, |u| AuditActor::User(u.into()));
+        let mut set = ChangeSet::new();
+        let block = match (user_id, block_days) {
+            (Some(user_id), Some(days)) if (1..=30).contains(&days) => {
+                let until = (now + TimeDelta::days(i64::from(days))).timestamp_millis();
+                set.push(Change::SetRecoveryBlock {
+                    org_id: DEFAULT_ORG.into(),
+                    user_id: user_id.into(),
+                    until_ms: Some(until),
+                });
+                Some(until)
+            }
+            _ => None,
+        };
+        set.push(
+            Event::new(
+                DEFAULT_ORG,
+                now,
+                &actor,
+                "security.contact_report",
+                user_id.unwrap_or("-"),
+                "ok",
+            )
+            .detail("kind", kind)
+            .detail("description", description)
+            .detail_opt("recovery_blocked_until_ms", block)
+            .detail_opt("ip", ip.map(str::to_owned))
+            .into_change(),
+        );
+        self.store.commit(set).await?;
+        self.raise(crate::notify::Alert::SuspiciousContact {
+            org_id: DEFAULT_ORG.into(),
+            user_id: user_id.map(str::to_owned),
+            kind: kind.into(),
+            at_ms: now.timestamp_millis(),
+        })
+        .await;
+        Ok(())
+    }
+}
