@@ -550,3 +550,72 @@ pub async fn enrol_link(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Administers Ward.
+    Admin,
+    /// Helpdesk agent: the console at /helpdesk (looks up, opens cases, verifies callers).
+    Helpdesk,
+    /// May be named in users' recovery approver sets.
+    Approver,
+    /// The security pool (privileged accounts, the circuit breaker).
+    Security,
+}
+
+impl RoleArg {
+    fn role(self) -> ward_core::model::Role {
+        use ward_core::model::Role;
+        match self {
+            Self::Admin => Role::Admin,
+            Self::Helpdesk => Role::Helpdesk,
+            Self::Approver => Role::Approver,
+            Self::Security => Role::Security,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// Grants a role (audited).
+    Grant { username: String, role: RoleArg },
+    /// Revokes a role (audited).
+    Revoke { username: String, role: RoleArg },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCmd {
+    /// Adds someone who may approve USERNAME's recovery (they need the approver role).
+    AddApprover { username: String, approver: String },
+}
+
+pub async fn role(config: &Config, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
+    let ward = open(config).await?;
+    match cmd {
+        RoleCmd::Grant { username, role } => {
+            ward.grant_role(&Actor::Cli, &username, role.role(), now())
+                .await?;
+            println!("granted {} to {username}", role.role().as_str());
+        }
+        RoleCmd::Revoke { username, role } => {
+            ward.revoke_role(&Actor::Cli, &username, role.role(), now())
+                .await?;
+            println!("revoked {} from {username}", role.role().as_str());
+        }
+    }
+    ward.store().close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn recovery(config: &Config, cmd: RecoveryCmd) -> anyhow::Result<ExitCode> {
+    let ward = open(config).await?;
+    match cmd {
+        RecoveryCmd::AddApprover { username, approver } => {
+            ward.add_recovery_approver(&Actor::Cli, &username, &approver, now())
+                .await?;
+            println!("{approver} may now approve a recovery of {username}");
+        }
+    }
+    ward.store().close().await;
+    Ok(ExitCode::SUCCESS)
+}

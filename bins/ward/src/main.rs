@@ -51,6 +51,12 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(admin::AuditCmd),
+    /// Roles: admin, helpdesk, approver, security.
+    #[command(subcommand)]
+    Role(admin::RoleCmd),
+    /// Account recovery: approver sets.
+    #[command(subcommand)]
+    Recovery(admin::RecoveryCmd),
     /// Prints a single-use link to the self-service portal, for a user's first sign-in.
     EnrolLink {
         username: String,
@@ -130,6 +136,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Totp(cmd) => admin::totp(&config, cmd).await,
         Command::Device(cmd) => admin::device(&config, cmd).await,
         Command::Audit(cmd) => admin::audit(&config, cmd).await,
+        Command::Role(cmd) => admin::role(&config, cmd).await,
+        Command::Recovery(cmd) => admin::recovery(&config, cmd).await,
         Command::EnrolLink { username, ttl, out } => {
             admin::enrol_link(&config, &username, &ttl, out).await
         }

@@ -195,7 +195,15 @@ pub async fn open(config: &Config) -> Result<Arc<Ward>, BootError> {
             .with_notifier(Arc::clone(&mailer) as Arc<dyn ward_core::notify::UserNotifier>)
             .with_mailer(mailer);
     }
-    let ward = ward.with_portal(portal_settings(config)?)?;
+    if config.recovery_test_timers {
+        tracing::warn!(
+            "[recovery] test_cooling_seconds is set: recovery cooling periods are shortened for \
+             testing; never use this in production"
+        );
+    }
+    let ward = ward
+        .with_recovery(config.recovery.clone())
+        .with_portal(portal_settings(config)?)?;
     Ok(Arc::new(ward))
 }
 

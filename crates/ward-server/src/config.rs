@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod portal;
+mod recovery;
 mod smtp;
 
 pub use portal::{Branding, PortalTimes};
@@ -73,6 +74,8 @@ struct FileConfig {
     factor_policy: portal::FactorPolicySection,
     #[serde(default)]
     smtp: smtp::SmtpFile,
+    #[serde(default)]
+    recovery: recovery::RecoveryFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,6 +261,10 @@ pub struct Config {
     pub factor_policies: ward_core::policy::FactorPolicies,
     /// `[smtp]`: the mail server for user notices; `None`: notices go to the log.
     pub smtp: Option<crate::mail::SmtpSettings>,
+    /// `[recovery]`: account recovery limits and cooling periods.
+    pub recovery: ward_core::service::RecoverySettings,
+    /// Whether `[recovery] test_cooling_seconds` shortened cooling (warned at start-up).
+    pub recovery_test_timers: bool,
 }
 
 /// Reads one environment variable, or the file named by its `_FILE` twin.
@@ -402,6 +409,8 @@ impl Config {
             portal: portal::resolve_times(&file.portal)?,
             factor_policies: portal::resolve_factor_policies(file.factor_policy)?,
             smtp: smtp::resolve_smtp(env, file.smtp)?,
+            recovery: recovery::resolve_recovery(&file.recovery)?,
+            recovery_test_timers: file.recovery.test_cooling_seconds.is_some(),
         })
     }
 
