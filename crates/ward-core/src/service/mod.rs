@@ -191,4 +191,6 @@ mod portal_tests;
 #[cfg(test)]
 mod push_tests;
 #[cfg(test)]
+mod recovery_tests;
+#[cfg(test)]
 mod tests;

@@ -235,7 +235,29 @@ impl Ward {
         user_ip: Option<&str>,
         now: DateTime<Utc>,
     ) -> CoreResult<PromptView> {
-        let request = self.check_authorize(params, user_ip, now).await?;
+        let request = match self.check_authorize(params, user_ip, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A refused request object is worth knowing about (forgery, a misconfigured
+                // application); it is recorded without its content.
+                let client = params.client_id.as_deref().unwrap_or("-");
+                let client: String = client.chars().take(40).collect();
+                let event = Event::new(
+                    DEFAULT_ORG,
+                    now,
+                    &Actor::Anonymous,
+                    "prompt.refused",
+                    &client,
+                    "deny",
+                )
+                .detail("reason", e.to_string())
+                .detail_opt("ip", user_ip.map(str::to_owned));
+                self.store
+                    .commit(ChangeSet::new().with(event.into_change()))
+                    .await?;
+                return Err(e);
+            }
+        };
         let event = Event::new(
             DEFAULT_ORG,
             now,
@@ -573,8 +595,20 @@ impl Ward {
     }
 
     /// The user cancelled: back to the application with `error=access_denied`.
-    pub fn prompt_cancel(&self, context: &str, now: DateTime<Utc>) -> CoreResult<String> {
+    pub async fn prompt_cancel(&self, context: &str, now: DateTime<Utc>) -> CoreResult<String> {
         let request = self.open_prompt(context, now)?;
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &Actor::Integration(request.client_id.clone()),
+            "prompt.cancel",
+            &request.username,
+            "deny",
+        )
+        .detail_opt("ip", request.user_ip.clone());
+        self.store
+            .commit(ChangeSet::new().with(event.into_change()))
+            .await?;
         let mut url = url::Url::parse(&request.redirect_uri)
             .map_err(|_| invalid("redirect_uri is not an absolute URL"))?;
         url.query_pairs_mut()

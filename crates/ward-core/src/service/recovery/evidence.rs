@@ -24,7 +24,10 @@ pub enum Submitted {
 impl Ward {
     async fn collecting(&self, handle: &str) -> CoreResult<Loaded> {
         let loaded = self.case_by_handle(handle).await?;
-        if loaded.view.state != CaseState::Collecting {
+        // A phantom past the failure limit answers like the real case the limit denies.
+        let exhausted =
+            loaded.view.phantom && loaded.view.rejections > self.recovery.policy.max_rejections;
+        if loaded.view.state != CaseState::Collecting || exhausted {
             return Err(CoreError::Conflict(
                 "this recovery is not collecting evidence".into(),
             ));

@@ -370,6 +370,9 @@ impl Ward {
         let real = user.as_ref().filter(|_| reason.is_none());
         let level = match real {
             Some(u) => self.account_facts(u, breaker).await?.level,
+            // A phantom asks for what a real case opened now would: more while the breaker is
+            // tripped, or its status would tell a real account from an unknown one.
+            None if breaker => Level::R2,
             None => Level::R1,
         };
         let first = open(
@@ -429,18 +432,19 @@ impl Ward {
                 self.case_opened_notices(&loaded, u, &opener, ip, &handle, now)
                     .await;
             }
-            (None, Some(u)) if reason == Some("case already open") => {
-                self.notify_user(
-                    u,
-                    "recovery.start_again",
-                    "Someone tried to start another recovery of your account",
-                    "A recovery of your account is already open, and someone tried to start \
-                     another one.",
-                    now,
-                )
-                .await;
+            (None, Some(u)) => {
+                if let Some(body) = start_again_notice(reason) {
+                    self.notify_user(
+                        u,
+                        "recovery.start_again",
+                        "Someone tried to start another recovery of your account",
+                        body,
+                        now,
+                    )
+                    .await;
+                }
             }
-            _ => {}
+            (None, None) => {}
         }
         Ok((handle, case_id))
     }
@@ -521,7 +525,11 @@ impl Ward {
             &self.recovery.policy,
             &view.policy_input(&facts, now.timestamp_millis()),
         );
+        // A phantom past the failure limit stays collecting (it can never be denied), but must
+        // look like the real case the limit denies.
+        let exhausted = view.phantom && view.rejections > self.recovery.policy.max_rejections;
         let stage = match view.state {
+            CaseState::Collecting if exhausted => "closed",
             CaseState::Collecting => "collecting",
             CaseState::Cooling { .. } => "cooling",
             CaseState::ReadyToIssue => "ready",
@@ -625,6 +633,21 @@ impl Ward {
             }
             Err(r) => Err(refusal_error(&r)),
         }
+    }
+}
+
+/// What the user is told when a start for their account opened a phantom (spec §5.8: a start
+/// over the limit is silent to the requester but still notifies the user); `None`: nothing.
+fn start_again_notice(reason: Option<&str>) -> Option<&'static str> {
+    match reason? {
+        "case already open" => Some(
+            "A recovery of your account is already open, and someone tried to start another one.",
+        ),
+        "too many starts" => Some(
+            "Someone tried to start a recovery of your account again. Too many recoveries were \
+             started today, so nothing was opened.",
+        ),
+        _ => None,
     }
 }
 

@@ -1,0 +1,437 @@
+//! Recovery as a service, end to end (spec recovery-and-identity-evidence §5): a case from start
+//! to a new passkey, the helpdesk, approvals, anti-enumeration and the abuse controls, driven
+//! through `Ward` over a real store with a test clock, soft passkeys, signed device answers, a
+//! capturing mailer and a capturing notifier.
+//!
+//! The helpers here (the [`Rig`], phones, passkey sign-ins) are shared by the modules below.
+
+mod abuse;
+mod approvals;
+mod completion;
+mod enumeration;
+mod helpdesk;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeDelta, Utc};
+use ed25519_dalek::{Signer as _, SigningKey};
+use serde_json::Value;
+use ward_proto::device::{
+    ActivateRequest, AnswerRequest, Decision, KeyAlgorithm, PushEvent, answer_signing_bytes,
+};
+use ward_store::Store;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use zeroize::Zeroizing;
+
+use super::passkey_tests::{Authr, Fixture, audit_of, fixture, fixture_on, settings};
+use super::*;
+use crate::model::{Actor, Role};
+use crate::notify::UserNotice;
+use crate::recovery::RecoveryPolicy;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Recovery with short cooling periods, so that tests can tell them apart: P-code + P-mail cools
+/// 3 h, a row with an approval 1 h, R2 6 h. Everything else is the default.
+fn short_cooling() -> RecoverySettings {
+    RecoverySettings {
+        policy: RecoveryPolicy {
+            r1_cooling_ms: HOUR_MS,
+            r1_cooling_without_approval_or_document_ms: 3 * HOUR_MS,
+            r2_cooling_ms: 6 * HOUR_MS,
+            ..RecoveryPolicy::default()
+        },
+        ..RecoverySettings::default()
+    }
+}
+
+/// One e-mail the mailer was asked to send.
+#[derive(Clone, Debug)]
+struct Mail {
+    to: String,
+    subject: String,
+    body: String,
+}
+
+/// A mailer that keeps what it is given.
+#[derive(Debug, Default)]
+struct Mailbox(Mutex<Vec<Mail>>);
+
+#[async_trait]
+impl crate::notify::Mailer for Mailbox {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        self.0.lock().unwrap().push(Mail {
+            to: to.into(),
+            subject: subject.into(),
+            body: body.into(),
+        });
+        Ok(())
+    }
+}
+
+impl Mailbox {
+    fn all(&self) -> Vec<Mail> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A service with a portal, recovery settings, a mailbox and a notice collector.
+struct Rig {
+    f: Fixture,
+    mail: Arc<Mailbox>,
+    /// Every notice received so far (they arrive from spawned tasks).
+    seen: Vec<UserNotice>,
+}
+
+/// A rig over a fresh SQLite database.
+async fn rig(recovery: RecoverySettings) -> Rig {
+    equip(fixture(settings()).await, recovery)
+}
+
+/// A rig over `store`.
+async fn rig_on(store: Arc<dyn Store>, recovery: RecoverySettings) -> Rig {
+    equip(fixture_on(store, settings()).await, recovery)
+}
+
+fn equip(mut f: Fixture, recovery: RecoverySettings) -> Rig {
+    let mail = Arc::new(Mailbox::default());
+    f.ward = f
+        .ward
+        .with_recovery(recovery)
+        .with_mailer(Arc::clone(&mail) as Arc<dyn crate::notify::Mailer>);
+    Rig {
+        f,
+        mail,
+        seen: Vec::new(),
+    }
+}
+
+/// The token at the end of a portal link.
+fn token_of(url: &str) -> String {
+    url.rsplit('/').next().unwrap().to_owned()
+}
+
+/// The eight-digit code in a recovery e-mail.
+fn code_in(body: &str) -> String {
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 8)
+        .unwrap_or_else(|| panic!("no code in {body:?}"))
+        .to_owned()
+}
+
+impl Rig {
+    fn ward(&self) -> &Ward {
+        &self.f.ward
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.f.now()
+    }
+
+    fn advance(&self, by: TimeDelta) {
+        self.f.clock.advance(by);
+    }
+
+    /// Collects the notices sent so far (the notifier runs in spawned tasks).
+    async fn collect(&mut self) {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+            while let Ok(n) = self.f.notices.try_recv() {
+                self.seen.push(n);
+            }
+        }
+    }
+
+    /// The notices of `action` to `user_id` so far.
+    async fn notices(&mut self, user_id: &str, action: &str) -> Vec<UserNotice> {
+        self.collect().await;
+        self.seen
+            .iter()
+            .filter(|n| n.user_id == user_id && n.action == action)
+            .cloned()
+            .collect()
+    }
+
+    /// The one notice of `action` to `user_id`, waiting for it if need be.
+    async fn notice(&mut self, user_id: &str, action: &str) -> UserNotice {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.notices(user_id, action).await;
+            if let [n] = found.as_slice() {
+                return n.clone();
+            }
+            assert!(
+                found.is_empty(),
+                "{} notices {action}: {found:?}",
+                found.len()
+            );
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let n = tokio::time::timeout(left, self.f.notices.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no notice {action} to {user_id}"))
+                .expect("the notifier is alive");
+            self.seen.push(n);
+        }
+    }
+
+    /// The actions of the `recovery.*` notices to `user_id`, sorted.
+    async fn recovery_notices(&mut self, user_id: &str) -> Vec<String> {
+        self.collect().await;
+        let mut actions: Vec<String> = self
+            .seen
+            .iter()
+            .filter(|n| n.user_id == user_id && n.action.starts_with("recovery."))
+            .map(|n| n.action.clone())
+            .collect();
+        actions.sort();
+        actions
+    }
+
+    async fn audit(&self) -> Vec<Value> {
+        audit_of(self.f.store.as_ref()).await
+    }
+
+    /// The `type`s of a case's stored events, in order.
+    async fn case_events(&self, case_id: &str) -> Vec<String> {
+        self.f
+            .store
+            .recovery_events(case_id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_str(&e.event).unwrap();
+                v["type"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    async fn status(&self, handle: &str) -> CaseStatus {
+        self.ward()
+            .recovery_status(handle, self.now())
+            .await
+            .unwrap()
+    }
+
+    async fn start(&self, username: &str) -> (Zeroizing<String>, String) {
+        self.ward()
+            .recovery_start(username, crate::recovery::Opener::User, None, self.now())
+            .await
+            .unwrap()
+    }
+
+    /// Whether the case is a phantom (no user on its row).
+    async fn is_phantom(&self, case_id: &str) -> bool {
+        let row = self.f.store.recovery_case(case_id).await.unwrap().unwrap();
+        row.user_id.is_none()
+    }
+
+    /// A user with a role.
+    async fn user_with(&self, name: &str, roles: &[Role]) -> String {
+        let id = self.f.user(name).await;
+        for role in roles {
+            self.ward()
+                .grant_role(&Actor::Cli, name, *role, self.now())
+                .await
+                .unwrap();
+        }
+        id
+    }
+
+    /// Registers a new passkey for the user.
+    async fn passkey_for(&self, user_id: &str) -> Authr<SoftPasskey> {
+        let mut key = super::passkey_tests::passkey();
+        self.f.register(user_id, &mut key, "Laptop").await;
+        key
+    }
+
+    /// Signs in with `key` (usernameless), as the portal's sign-in page does.
+    async fn sign_in(&self, key: &mut Authr<SoftPasskey>) -> NewSession {
+        let start = self
+            .ward()
+            .passkey_auth_start(ceremony_purpose::SIGN_IN, None, self.now())
+            .await
+            .unwrap();
+        let answer = key.authenticate(&start.options).unwrap();
+        self.ward()
+            .passkey_sign_in(&start.ceremony, &answer, self.now())
+            .await
+            .unwrap()
+    }
+
+    /// A fresh set of recovery codes, made in a signed-in, stepped-up session; returns the
+    /// session's cookie too.
+    async fn recovery_codes(
+        &self,
+        key: &mut Authr<SoftPasskey>,
+    ) -> (Zeroizing<String>, Vec<Zeroizing<String>>) {
+        let signed_in = self.sign_in(key).await;
+        let start = self
+            .ward()
+            .step_up_start(&signed_in.session, self.now())
+            .await
+            .unwrap();
+        let answer = key.authenticate(&start.options).unwrap();
+        self.ward()
+            .step_up_finish(&signed_in.session, &start.ceremony, &answer, self.now())
+            .await
+            .unwrap();
+        let session = self
+            .ward()
+            .session(&signed_in.token, self.now())
+            .await
+            .unwrap()
+            .unwrap();
+        let codes = self
+            .ward()
+            .regenerate_recovery_codes(&session, self.now())
+            .await
+            .unwrap();
+        (signed_in.token, codes)
+    }
+
+    /// A user with the approver role, a passkey and a portal session.
+    async fn approver(&self, name: &str) -> Approver {
+        let id = self.user_with(name, &[Role::Approver]).await;
+        let mut key = self.passkey_for(&id).await;
+        let session = self.sign_in(&mut key).await.session;
+        Approver { id, key, session }
+    }
+
+    /// Names `approver` in `username`'s approver set.
+    async fn add_approver(&self, username: &str, approver: &str) {
+        self.ward()
+            .add_recovery_approver(&Actor::Cli, username, approver, self.now())
+            .await
+            .unwrap();
+    }
+
+    /// An approval of `case_id` by the session's user with `key`, start to finish.
+    async fn approve(
+        &self,
+        session: &Session,
+        key: &mut Authr<SoftPasskey>,
+        case_id: &str,
+    ) -> CoreResult<()> {
+        let start = self
+            .ward()
+            .approval_start(session, case_id, self.now())
+            .await?;
+        let answer = key.authenticate(&start.options).unwrap();
+        self.ward()
+            .approval_finish(session, case_id, &start.ceremony, &answer, self.now())
+            .await
+    }
+
+    /// Activates a push device for `username`.
+    async fn phone(&self, username: &str, seed: u8) -> Phone {
+        let code = self
+            .ward()
+            .device_activation_code(&Actor::Cli, username, self.now())
+            .await
+            .unwrap();
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let req = ActivateRequest {
+            code: code.code.to_string(),
+            algorithm: KeyAlgorithm::Ed25519,
+            public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            name: format!("phone {seed}"),
+            platform: "android".into(),
+        };
+        let (device, _) = self.ward().activate_device(&req, self.now()).await.unwrap();
+        Phone { key, id: device.id }
+    }
+
+    /// The requests the phone shows now.
+    async fn shown(&self, phone: &Phone) -> Vec<PushEvent> {
+        self.ward()
+            .pending_push_events(&phone.id, self.now())
+            .await
+            .unwrap()
+    }
+
+    /// The recovery request titled `title` about `case_id` the phone shows now.
+    async fn recovery_push(&self, phone: &Phone, case_id: &str, title: &str) -> PushEvent {
+        let found: Vec<PushEvent> = self
+            .shown(phone)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e.title == title && e.details.contains(&("Case".to_owned(), case_id.to_owned()))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.into_iter().next().unwrap()
+    }
+
+    /// The phone answers `event`.
+    async fn answer(
+        &self,
+        phone: &Phone,
+        event: &PushEvent,
+        decision: Decision,
+    ) -> CoreResult<PushState> {
+        self.ward()
+            .answer_push(&phone.answer(event, decision, self.now()), self.now())
+            .await
+    }
+}
+
+/// Someone who may approve recoveries, signed in to the portal.
+struct Approver {
+    id: String,
+    key: Authr<SoftPasskey>,
+    session: Session,
+}
+
+/// A push device with its signing key.
+struct Phone {
+    key: SigningKey,
+    id: String,
+}
+
+impl Phone {
+    fn answer(&self, event: &PushEvent, decision: Decision, now: DateTime<Utc>) -> AnswerRequest {
+        let time = now.timestamp();
+        let msg = answer_signing_bytes(
+            &self.id,
+            &event.txid,
+            decision,
+            None,
+            &event.context_hash,
+            time,
+        );
+        AnswerRequest {
+            device_id: self.id.clone(),
+            txid: event.txid.clone(),
+            decision,
+            number: None,
+            context_hash: event.context_hash.clone(),
+            time,
+            signature: URL_SAFE_NO_PAD.encode(self.key.sign(&msg).to_bytes()),
+        }
+    }
+}
+
+/// The PostgreSQL server to test against: `None` (after saying so) when the test is skipped.
+fn postgres_url() -> Option<String> {
+    match std::env::var("WARD_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let strict = std::env::var("WARD_TEST_STRICT").is_ok_and(|v| v == "1");
+            assert!(
+                !strict,
+                "WARD_TEST_STRICT=1 but WARD_TEST_DATABASE_URL is not set"
+            );
+            eprintln!(
+                "SKIPPED: the PostgreSQL recovery test needs WARD_TEST_DATABASE_URL \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Anti-enumeration (spec §5.8): a start for an unknown account, or a second start while a
+//! case is open, opens a phantom case that answers exactly like a real one and never succeeds.
+
+use super::super::passkey_tests::events;
+use super::*;
+
+const WRONG_CODE: &str = "AAAA-BBBB-CCCC-DDDD";
+
+#[tokio::test]
+async fn real_and_phantom_cases_answer_alike() {
+    let mut r = rig(short_cooling()).await;
+    let alice = r.user_with("alice", &[]).await;
+    let mut key = r.passkey_for(&alice).await;
+    let (_, codes) = r.recovery_codes(&mut key).await;
+
+    let (real, real_id) = r.start("alice").await;
+    let (ghost, ghost_id) = r.start("nobody").await;
+    assert_eq!(real.len(), ghost.len());
+    assert_eq!(real_id.len(), ghost_id.len());
+    assert!(!r.is_phantom(&real_id).await);
+    assert!(r.is_phantom(&ghost_id).await);
+    let fresh = r.status(&real).await;
+    assert_eq!(fresh.stage, "collecting");
+    assert_eq!(fresh.missing, ["a recovery code", "one approval"]);
+    assert_eq!(r.status(&ghost).await, fresh);
+
+    // A wrong code on the real case and Alice's right code on the phantom: the same refusal.
+    let on_real = r
+        .ward()
+        .recovery_submit_code(&real, WRONG_CODE, r.now())
+        .await
+        .unwrap();
+    let on_ghost = r
+        .ward()
+        .recovery_submit_code(&ghost, &codes[0], r.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (on_real, on_ghost),
+        (Submitted::Refused, Submitted::Refused)
+    );
+    // E-mail: both answer the same; only the real account gets mail.
+    for handle in [&real, &ghost] {
+        r.ward().recovery_send_email(handle, r.now()).await.unwrap();
+    }
+    assert_eq!(r.mail.all().len(), 1);
+    for handle in [&real, &ghost] {
+        let submitted = r
+            .ward()
+            .recovery_submit_email_code(handle, "12345678", r.now())
+            .await
+            .unwrap();
+        assert_eq!(submitted, Submitted::Refused);
+    }
+    assert_eq!(r.status(&real).await, fresh);
+    assert_eq!(r.status(&ghost).await, fresh);
+
+    // A second start while Alice's case is open: a phantom, and Alice hears about it.
+    let (again, again_id) = r.start("alice").await;
+    assert!(r.is_phantom(&again_id).await);
+    assert_eq!(r.status(&again).await, fresh);
+    let notice = r.notice(&alice, "recovery.start_again").await;
+    assert!(notice.report_url.is_some());
+    // Her code on that phantom is refused and not used up: it still works on the real case.
+    let on_again = r
+        .ward()
+        .recovery_submit_code(&again, &codes[1], r.now())
+        .await
+        .unwrap();
+    assert_eq!(on_again, Submitted::Refused);
+    let on_real = r
+        .ward()
+        .recovery_submit_code(&real, &codes[1], r.now())
+        .await
+        .unwrap();
+    assert_eq!(on_real, Submitted::Accepted);
+
+    let audit = r.audit().await;
+    let starts: Vec<(&Value, &Value)> = events(&audit, "recovery.start", "ok")
+        .iter()
+        .map(|e| (&e["details"]["phantom"], &e["details"]["phantom_reason"]))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            (&Value::Bool(false), &Value::Null),
+            (&Value::Bool(true), &Value::from("unknown user")),
+            (&Value::Bool(true), &Value::from("case already open")),
+        ]
+    );
+    // A phantom's refusals are audited like a real case's.
+    let rejected = events(&audit, "recovery.evidence_rejected", "ok");
+    assert_eq!(rejected.len(), 5, "{rejected:?}");
+}
+
+#[tokio::test]
+async fn a_phantom_past_the_failure_limit_looks_like_the_denied_real_case() {
+    let r = rig(short_cooling()).await;
+    r.user_with("alice", &[]).await;
+    let (real, _) = r.start("alice").await;
+    let (ghost, _) = r.start("nobody").await;
+    for _ in 0..6 {
+        for handle in [&real, &ghost] {
+            let submitted = r
+                .ward()
+                .recovery_submit_code(handle, WRONG_CODE, r.now())
+                .await
+                .unwrap();
+            assert_eq!(submitted, Submitted::Refused);
+        }
+    }
+    let denied = r.status(&real).await;
+    assert_eq!(denied.stage, "closed");
+    assert_eq!(r.status(&ghost).await, denied);
+    for handle in [&real, &ghost] {
+        let code = r
+            .ward()
+            .recovery_submit_code(handle, WRONG_CODE, r.now())
+            .await;
+        assert!(matches!(code, Err(CoreError::Conflict(_))), "{code:?}");
+        let mail = r.ward().recovery_send_email(handle, r.now()).await;
+        assert!(matches!(mail, Err(CoreError::Conflict(_))), "{mail:?}");
+    }
+}
