@@ -180,7 +180,10 @@ async fn cancel(
     State(state): State<AppState>,
     Form(form): Form<ContextForm>,
 ) -> Result<Response, WebError> {
-    let url = state.ward.prompt_cancel(&form.context, state.clock.now())?;
+    let url = state
+        .ward
+        .prompt_cancel(&form.context, state.clock.now())
+        .await?;
     Ok(redirect_to(&Completion {
         redirect: url,
         allowed: false,
