@@ -38,6 +38,7 @@ pub async fn run(
     ));
     let housekeeping = limits.spawn_housekeeping();
     let purging = spawn_purge(Arc::clone(&ward), Arc::clone(&clock));
+    let recovering = spawn_recovery_tick(Arc::clone(&ward), Arc::clone(&clock));
     let wakers = Arc::new(DeviceWakers::default());
     let forwarding = wakers.spawn(ward.store().signals().subscribe());
     let state = AppState {
@@ -81,6 +82,7 @@ pub async fn run(
     housekeeping.abort();
     forwarding.abort();
     purging.abort();
+    recovering.abort();
     ward.store().close().await;
     served.map_err(|e| BootError::Io(format!("server failed: {e}")))?;
     tracing::info!("stopped");
@@ -114,6 +116,22 @@ fn spawn_purge(
                 Ok(0) => {}
                 Ok(rows) => tracing::info!(rows, "purged expired records"),
                 Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+            }
+        }
+    })
+}
+
+/// Lets time pass for open recovery cases every minute (cooling, reminders, expiry).
+fn spawn_recovery_tick(
+    ward: Arc<ward_core::service::Ward>,
+    clock: Arc<dyn Clock>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_mins(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = ward.recovery_tick_all(clock.now()).await {
+                tracing::warn!(error = %e, "recovery tick failed");
             }
         }
     })

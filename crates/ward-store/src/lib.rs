@@ -157,6 +157,13 @@ pub trait RecoveryStore {
         org_id: &str,
         user_id: &str,
     ) -> StoreResult<Option<RecoveryCaseRow>>;
+    /// Open cases (phantoms included) least recently updated first, at most `limit`: what the
+    /// background tick visits.
+    async fn open_recovery_cases(
+        &self,
+        org_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<RecoveryCaseRow>>;
     /// A case's events in order.
     async fn recovery_events(&self, case_id: &str) -> StoreResult<Vec<RecoveryEventRow>>;
     /// A user's cases, newest first, at most `limit`.

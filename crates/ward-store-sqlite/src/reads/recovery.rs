@@ -121,6 +121,25 @@ impl RecoveryStore for SqliteStore {
         one(row.map_err(store_err)?.as_ref(), case)
     }
 
+    async fn open_recovery_cases(
+        &self,
+        org_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<RecoveryCaseRow>> {
+        let sql = concat!(
+            "SELECT ",
+            case_columns!(),
+            " FROM recovery_cases c WHERE c.org_id = ? AND c.is_open = 1 \
+             ORDER BY c.updated_ms LIMIT ?"
+        );
+        let rows = sqlx::query(sql)
+            .bind(org_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reads)
+            .await;
+        all(&rows.map_err(store_err)?, case)
+    }
+
     async fn recovery_events(&self, case_id: &str) -> StoreResult<Vec<RecoveryEventRow>> {
         let sql = "SELECT case_id, seq, at_ms, event FROM recovery_events WHERE case_id = ? \
                    ORDER BY seq";

@@ -472,5 +472,20 @@ pub async fn recovery_queries(store: &dyn Store) -> Check {
             .ctx("open_cases_for_approver")?;
         check_eq!(ids(&cases), expected, "open cases {approver_id} approves");
     }
+    for (org_id, limit, expected) in [
+        (org, 10, vec!["RQ4", "RQP1", "RQ3"]),
+        (org, 2, vec!["RQ4", "RQP1"]),
+        (other, 10, vec!["RQ5"]),
+    ] {
+        let cases = store
+            .open_recovery_cases(org_id, limit)
+            .await
+            .ctx("open_recovery_cases")?;
+        check_eq!(
+            ids(&cases),
+            expected,
+            "open cases of {org_id}, limit {limit}"
+        );
+    }
     Ok(())
 }
