@@ -53,11 +53,13 @@ pub fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
         // The path only: query strings can carry user names and transaction ids.
-        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %id)
     });
     let pages = Router::new()
         .merge(crate::portal::router(&state))
         .merge(crate::prompt::router(&state))
+        .merge(crate::recovery::router(&state))
+        .merge(crate::helpdesk::router(&state))
         .route("/static/{name}", axum::routing::get(crate::web::asset))
         .route(
             "/",
@@ -94,6 +96,17 @@ pub fn router(state: AppState) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
         ]))
+}
+
+/// A request path for the logs: the capability some links carry in their path (a recovery
+/// case handle, an enrolment or report token) is left out.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    ["/recovery/continue/", "/portal/enrol/", "/portal/report/"]
+        .into_iter()
+        .find(|prefix| path.starts_with(prefix))
+        .map_or(std::borrow::Cow::Borrowed(path), |prefix| {
+            std::borrow::Cow::Owned(format!("{prefix}…"))
+        })
 }
 
 async fn not_found() -> impl IntoResponse {

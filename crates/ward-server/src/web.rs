@@ -285,13 +285,18 @@ pub async fn same_origin(State(state): State<AppState>, request: Request, next: 
 
 /// The session cookie's value, if the request has one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// A cookie's value, if the request has it.
+pub fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -357,7 +362,8 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = NoSession;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, NoSession> {
-        let api = parts.uri.path().starts_with("/portal/api/");
+        let path = parts.uri.path();
+        let api = path.starts_with("/portal/api/") || path.starts_with("/helpdesk/api/");
         let MaybeSession(session) = MaybeSession::from_request_parts(parts, state)
             .await
             .map_err(NoSession::Error)?;

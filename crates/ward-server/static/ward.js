@@ -1,4 +1,5 @@
-// Ward pages: the WebAuthn calls (passkey sign-in, registration, step-up) and small helpers.
+// Ward pages: the WebAuthn calls (passkey sign-in, registration, step-up, recovery, approvals)
+// and small helpers.
 // Loaded from this origin only (no inline script is allowed by the page's CSP).
 'use strict';
 
@@ -194,6 +195,79 @@
     }
   }
 
+  // Account recovery: set up a new passkey with the case's one-time token, then sign in with it
+  // once to finish. The token stays in this page's memory so a cancelled prompt can be retried.
+  let recoveryToken = null;
+
+  async function recoveryEnrol(button) {
+    show(button, 'Follow the prompt from your device…');
+    if (!recoveryToken) {
+      recoveryToken = (await post('/recovery/api/token')).token;
+    }
+    const token = recoveryToken;
+    let start;
+    try {
+      start = await post('/recovery/api/enrol/start', { token });
+    } catch (err) {
+      recoveryToken = null;
+      throw err;
+    }
+    const cred = await navigator.credentials.create({ publicKey: creationOptions(start.options.publicKey) });
+    await post('/recovery/api/enrol/finish',
+      { token, ceremony: start.ceremony, credential: credentialJSON(cred) });
+    window.location.reload();
+  }
+
+  async function recoveryConfirm(button) {
+    show(button, 'Sign in with the passkey you just set up…');
+    const start = await post('/recovery/api/confirm/start');
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options.publicKey) });
+    const done = await post('/recovery/api/confirm/finish',
+      { ceremony: start.ceremony, credential: credentialJSON(cred) });
+    const list = document.querySelector('[data-codes]');
+    (done.codes || []).forEach((code) => {
+      const item = document.createElement('li');
+      const text = document.createElement('code');
+      text.textContent = code;
+      item.appendChild(text);
+      list.appendChild(item);
+    });
+    document.querySelectorAll('[data-confirm-intro], [data-status]').forEach((el) => { el.hidden = true; });
+    button.hidden = true;
+    document.querySelector('[data-codes-panel]').hidden = false;
+  }
+
+  // Approving a colleague's recovery with one's own passkey.
+  async function approve(button) {
+    show(button, 'Confirm with your passkey…');
+    const base = '/portal/api/approvals/' + encodeURIComponent(button.dataset.case);
+    const start = await post(base + '/start');
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options.publicKey) });
+    await post(base + '/finish', { ceremony: start.ceremony, credential: credentialJSON(cred) });
+    window.location.reload();
+  }
+
+  // The helpdesk console: the caller verification's result, polled until it is decided.
+  async function pollVerification(el) {
+    const url = '/helpdesk/api/verify/' + encodeURIComponent(el.dataset.txid);
+    for (let i = 0; i < 150; i += 1) {
+      await sleep(2000);
+      let data;
+      try {
+        const response = await fetch(url, { credentials: 'same-origin' });
+        data = await response.json();
+        if (!response.ok) throw new Error(data.error || 'The result could not be read.');
+      } catch (err) {
+        el.textContent = (err && err.message) || 'The result could not be read. Reload the page.';
+        el.dataset.state = 'denied';
+        return;
+      }
+      el.textContent = data.message;
+      el.dataset.state = data.status;
+      if (data.status !== 'pending') return;
+    }
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
     document.querySelectorAll('[data-prompt-passkey]').forEach((b) => {
       b.addEventListener('click', () => withBusy(b, () => promptPasskey(b)));
@@ -216,6 +290,18 @@
     });
     document.querySelectorAll('[data-step-up]').forEach((b) => {
       b.addEventListener('click', () => withBusy(b, () => stepUp(b)));
+    });
+    document.querySelectorAll('[data-recovery-enrol]').forEach((b) => {
+      b.addEventListener('click', () => withBusy(b, () => recoveryEnrol(b)));
+    });
+    document.querySelectorAll('[data-recovery-confirm]').forEach((b) => {
+      b.addEventListener('click', () => withBusy(b, () => recoveryConfirm(b)));
+    });
+    document.querySelectorAll('[data-approve]').forEach((b) => {
+      b.addEventListener('click', () => withBusy(b, () => approve(b)));
+    });
+    document.querySelectorAll('[data-verify-status][data-txid]').forEach((el) => {
+      pollVerification(el);
     });
     document.querySelectorAll('form[data-confirm]').forEach((f) => {
       f.addEventListener('submit', (e) => {

@@ -42,6 +42,10 @@ struct HomePage {
     recovery_remaining: usize,
     recovery_created: String,
     needs_passkey: bool,
+    /// The open recovery of this account, described for the warning banner.
+    recovery_case: Option<String>,
+    /// Colleagues' recoveries waiting for this user's approval.
+    approvals_waiting: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +62,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "removed" => "The sign-in method was removed.",
         "signed-out-elsewhere" => "You were signed out on every other device.",
         "enrolled" => "Welcome. Add a passkey to finish setting up your account.",
+        "recovery-cancelled" => "The recovery of your account was cancelled. Nothing changed.",
         _ => return None,
     })
 }
@@ -114,6 +119,18 @@ pub(super) async fn home(
 ) -> Result<Response, WebError> {
     let factors = state.ward.factors(&session.user.user_id).await?;
     let (passkeys, totps, devices) = factor_rows(&factors);
+    let recovery_case = state
+        .ward
+        .open_case_for(&session.user.user_id)
+        .await?
+        .map(|(_, case_state, until)| super::recovery::state_label(case_state, until));
+    let approvals_waiting = state
+        .ward
+        .pending_approvals(&session)
+        .await?
+        .iter()
+        .filter(|p| !p.approved)
+        .count();
     Ok(render(&HomePage {
         layout: Layout::new(&state, "Your sign-in methods", Some(&session)),
         notice: notice(q.done.as_deref()),
@@ -125,6 +142,8 @@ pub(super) async fn home(
         recovery_total: factors.recovery.total,
         recovery_remaining: factors.recovery.remaining,
         recovery_created: factors.recovery.created_ms.map_or_else(String::new, when),
+        recovery_case,
+        approvals_waiting,
     }))
 }
 

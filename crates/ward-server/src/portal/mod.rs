@@ -1,5 +1,6 @@
 //! The self-service portal: sign in, enrol through a link, manage passkeys, authenticator
-//! apps, push devices and recovery codes, and answer "this wasn't me".
+//! apps, push devices and recovery codes, answer "this wasn't me", cancel a recovery of one's
+//! account and approve colleagues' recoveries.
 //!
 //! Handlers check the session (and its CSRF token for changes), call one method of the core
 //! service and render a page; the WebAuthn calls are small JSON endpoints under `/portal/api/`
@@ -8,6 +9,7 @@
 mod factors;
 mod links;
 mod passkeys;
+mod recovery;
 mod sign_in;
 mod totp;
 
@@ -22,6 +24,8 @@ use ward_core::service::{NewSession, Session};
 
 use crate::app::AppState;
 use crate::web::{JsonError, WebError, set_session_cookie};
+
+pub(crate) use recovery::state_label;
 
 use factors::{factor_page, factor_remove, factor_rename, home, recovery_codes};
 use links::{enrol_page, enrol_redeem, report_confirm, report_page};
@@ -53,6 +57,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/portal/api/step-up/finish", post(step_up_finish))
         .route("/portal/totp/new", get(totp_new_page).post(totp_confirm))
         .route("/portal/recovery-codes", post(recovery_codes))
+        .route("/portal/recovery/cancel", post(recovery::cancel))
+        .route("/portal/approvals", get(recovery::approvals_page))
+        .route(
+            "/portal/api/approvals/{case_id}/start",
+            post(recovery::approval_start),
+        )
+        .route(
+            "/portal/api/approvals/{case_id}/finish",
+            post(recovery::approval_finish),
+        )
         .route("/portal/factors/{kind}/{id}", get(factor_page))
         .route("/portal/factors/{kind}/{id}/rename", post(factor_rename))
         .route("/portal/factors/{kind}/{id}/remove", post(factor_remove))
@@ -70,7 +84,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// Checks a form's CSRF token against the session.
-fn check_csrf(state: &AppState, session: &Session, token: &str) -> Result<(), WebError> {
+pub(crate) fn check_csrf(state: &AppState, session: &Session, token: &str) -> Result<(), WebError> {
     if state.ward.csrf_ok(session, token) {
         Ok(())
     } else {
@@ -79,7 +93,7 @@ fn check_csrf(state: &AppState, session: &Session, token: &str) -> Result<(), We
 }
 
 /// Checks the `X-CSRF-Token` header of a script call.
-fn check_csrf_header(
+pub(crate) fn check_csrf_header(
     state: &AppState,
     session: &Session,
     headers: &HeaderMap,
@@ -126,6 +140,6 @@ struct CeremonyAnswer {
 }
 
 #[derive(Debug, Deserialize)]
-struct CsrfForm {
-    csrf: String,
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
 }

@@ -33,7 +33,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, Role};
 use crate::recovery::{
     AccountFacts, ApproverFacts, CaseEvent, CaseState, CaseView, Category, Command, Level,
-    OpenCase, Opener, RecoveryPolicy, Refusal, decide, evaluate, fold, open,
+    OpenCase, Opener, PolicyInput, RecoveryPolicy, Refusal, decide, evaluate, fold, open,
 };
 
 /// How recovery behaves in this deployment.
@@ -542,17 +542,25 @@ impl Ward {
             }
         };
         let mut missing: Vec<String> = decision.missing.iter().map(ToString::to_string).collect();
-        // Nothing self-service reaches R3, so its real cases have nothing to ask for: they ask
-        // what a phantom asks, or privileged accounts would stand out from unknown ones.
-        if missing.is_empty() && (view.phantom || view.state == CaseState::Collecting) {
-            missing = [
-                (Category::RecoveryCode, "a recovery code"),
-                (Category::EmailCode, "an e-mail code"),
-            ]
-            .into_iter()
-            .filter(|(c, _)| !view.evidence.iter().any(|e| e.category == *c))
-            .map(|(_, label)| label.to_owned())
-            .collect();
+        if missing.is_empty() && view.state == CaseState::Collecting {
+            // Nothing self-service reaches R3, so its cases have nothing to ask for: they ask
+            // what a phantom (R1, no approvers) asks, or privileged accounts would stand out.
+            let unknown = AccountFacts {
+                level: Level::R1,
+                approvers: Vec::new(),
+            };
+            let input = PolicyInput {
+                required: Level::R1,
+                ..view.policy_input(&unknown, now.timestamp_millis())
+            };
+            missing = evaluate(&self.recovery.policy, &input)
+                .missing
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+        }
+        if view.phantom && missing.is_empty() {
+            missing = vec!["a recovery code".into(), "an e-mail code".into()];
         }
         Ok(CaseStatus {
             stage,

@@ -1,0 +1,85 @@
+//! "Someone claiming to be IT contacted me": a report to the security contacts, signed in or
+//! not. Signed in, the user may also block recovery of their account for a week.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::client_ip;
+use crate::app::AppState;
+use crate::web::{Layout, MaybeSession, WebError, render};
+
+/// How long the checkbox blocks recovery of the account.
+const BLOCK_DAYS: u32 = 7;
+
+#[derive(Template)]
+#[template(path = "portal/contact.html")]
+struct ContactPage {
+    layout: Layout,
+    signed_in: bool,
+    done: bool,
+    blocked: bool,
+    block_days: u32,
+}
+
+pub(super) async fn contact_page(
+    State(state): State<AppState>,
+    MaybeSession(session): MaybeSession,
+) -> Response {
+    render(&ContactPage {
+        layout: Layout::new(&state, "Report a suspicious contact", session.as_ref()),
+        signed_in: session.is_some(),
+        done: false,
+        blocked: false,
+        block_days: BLOCK_DAYS,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ContactForm {
+    /// Defaulted so a missing choice gets the service's clear refusal.
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    description: String,
+    /// Present (any value) when the box is ticked.
+    block: Option<String>,
+    /// Only on the signed-in form.
+    csrf: Option<String>,
+}
+
+pub(super) async fn contact_submit(
+    State(state): State<AppState>,
+    MaybeSession(session): MaybeSession,
+    parts: Parts,
+    Form(form): Form<ContactForm>,
+) -> Result<Response, WebError> {
+    if let Some(session) = &session {
+        crate::portal::check_csrf(&state, session, form.csrf.as_deref().unwrap_or(""))?;
+    }
+    let user_id = session.as_ref().map(|s| s.user.user_id.as_str());
+    let block_days = form.block.is_some().then_some(BLOCK_DAYS);
+    let ip = client_ip(&state, &parts);
+    state
+        .ward
+        .report_contact(
+            user_id,
+            &form.kind,
+            &form.description,
+            block_days,
+            Some(&ip),
+            state.clock.now(),
+        )
+        .await
+        .map_err(|e| WebError::from(e).next("/report-contact", "Back to the form"))?;
+    Ok(render(&ContactPage {
+        layout: Layout::new(&state, "Thank you for telling us", session.as_ref()),
+        signed_in: session.is_some(),
+        done: true,
+        blocked: user_id.is_some() && block_days.is_some(),
+        block_days: BLOCK_DAYS,
+    }))
+}

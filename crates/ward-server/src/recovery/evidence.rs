@@ -1,0 +1,101 @@
+//! The evidence forms of the case page: a saved recovery code, and a code sent by e-mail. Each
+//! answers with a redirect to the case page and a fixed message.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use ward_core::CoreError;
+use ward_core::service::Submitted;
+
+use super::handle_of;
+use crate::app::AppState;
+use crate::web::WebError;
+
+/// Codes are short; anything longer is refused before it reaches the service.
+const MAX_CODE: usize = 64;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CodeForm {
+    code: String,
+}
+
+fn no_recovery() -> WebError {
+    WebError::new(
+        StatusCode::NOT_FOUND,
+        "No recovery in progress",
+        "This browser has no account recovery in progress (it may have ended, or cookies \
+         were cleared). Start again from the recovery page.",
+    )
+    .next("/recovery", "Start a recovery")
+}
+
+/// The handle, or the page explaining that this browser has no recovery.
+fn required_handle(headers: &HeaderMap) -> Result<String, WebError> {
+    handle_of(headers).ok_or_else(no_recovery)
+}
+
+/// An error of a submission as a page (a case that has moved on just shows its stage).
+fn refusal(e: CoreError) -> Response {
+    match e {
+        CoreError::Conflict(_) => Redirect::to("/recovery/case").into_response(),
+        CoreError::NotFound(_) => no_recovery().into_response(),
+        other => WebError::from(other)
+            .next("/recovery/case", "Back to your recovery")
+            .into_response(),
+    }
+}
+
+/// Back to the case page with the submission's result.
+fn outcome(result: Result<Submitted, CoreError>, accepted: &str, refused: &str) -> Response {
+    let to = match result {
+        Ok(Submitted::Accepted) => format!("/recovery/case?done={accepted}"),
+        Ok(Submitted::Refused) => format!("/recovery/case?done={refused}"),
+        Err(e) => return refusal(e),
+    };
+    Redirect::to(&to).into_response()
+}
+
+pub(super) async fn submit_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, WebError> {
+    let handle = required_handle(&headers)?;
+    let code: String = form.code.trim().chars().take(MAX_CODE).collect();
+    let result = state
+        .ward
+        .recovery_submit_code(&handle, &code, state.clock.now())
+        .await;
+    Ok(outcome(result, "code-accepted", "code-refused"))
+}
+
+pub(super) async fn send_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let handle = required_handle(&headers)?;
+    match state
+        .ward
+        .recovery_send_email(&handle, state.clock.now())
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/recovery/case?done=email-sent").into_response()),
+        Err(e) => Ok(refusal(e)),
+    }
+}
+
+pub(super) async fn submit_email_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, WebError> {
+    let handle = required_handle(&headers)?;
+    let code: String = form.code.trim().chars().take(MAX_CODE).collect();
+    let result = state
+        .ward
+        .recovery_submit_email_code(&handle, &code, state.clock.now())
+        .await;
+    Ok(outcome(result, "email-accepted", "email-refused"))
+}

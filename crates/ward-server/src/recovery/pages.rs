@@ -1,0 +1,156 @@
+//! The recovery pages: start, the page that follows (the same for every username), the link
+//! e-mailed when the helpdesk opened a case, and the case page for each stage.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use ward_core::CoreError;
+use ward_core::recovery::Opener;
+use ward_core::service::CaseStatus;
+
+use super::{clear_handle_cookie, client_ip, handle_of, is_handle, set_handle_cookie};
+use crate::app::AppState;
+use crate::web::{Layout, WebError, render, when};
+
+#[derive(Template)]
+#[template(path = "recovery/start.html")]
+struct StartPage {
+    layout: Layout,
+}
+
+pub(super) async fn start_page(State(state): State<AppState>) -> Response {
+    render(&StartPage {
+        layout: Layout::new(&state, "Recover your account", None),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "recovery/started.html")]
+struct StartedPage {
+    layout: Layout,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StartForm {
+    username: String,
+}
+
+/// Opens a case (a phantom one for an unknown account) and hands the browser its handle.
+///
+/// # Security
+/// The body is the same bytes whatever the username: it never echoes it, and the layout is
+/// rendered without a session.
+pub(super) async fn start(
+    State(state): State<AppState>,
+    parts: Parts,
+    Form(form): Form<StartForm>,
+) -> Result<Response, WebError> {
+    let ip = client_ip(&state, &parts);
+    let (handle, _case_id) = state
+        .ward
+        .recovery_start(&form.username, Opener::User, Some(&ip), state.clock.now())
+        .await?;
+    let mut response = render(&StartedPage {
+        layout: Layout::new(&state, "Recovery started", None),
+    });
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_handle_cookie(&handle));
+    Ok(response)
+}
+
+/// The link sent to the user when a helpdesk agent opened a case: adopts the case in this
+/// browser (the path never reaches the page or the logs' query strings).
+pub(super) async fn continue_case(Path(handle): Path<String>) -> Response {
+    if !is_handle(&handle) {
+        return Redirect::to("/recovery/case").into_response();
+    }
+    let mut response = Redirect::to("/recovery/case").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_handle_cookie(&handle));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "recovery/none.html")]
+struct NoCasePage {
+    layout: Layout,
+}
+
+/// The page for a browser without a (known) case; an unknown handle is also forgotten.
+fn no_case(state: &AppState, unknown: bool) -> Response {
+    let mut response = render(&NoCasePage {
+        layout: Layout::new(state, "No recovery in progress", None),
+    });
+    if unknown {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, clear_handle_cookie());
+    }
+    response
+}
+
+/// A result shown after a submission; only these fixed texts can appear.
+#[derive(Debug)]
+struct Notice {
+    text: &'static str,
+    refused: bool,
+}
+
+fn notice(done: Option<&str>) -> Option<Notice> {
+    const REFUSED: &str = "That code was not accepted. Check it and try again, or use another \
+                           way below.";
+    let (text, refused) = match done? {
+        "code-accepted" => ("Your recovery code was accepted.", false),
+        "email-accepted" => ("The code from your e-mail was accepted.", false),
+        "email-sent" => (
+            "If your account has a verified e-mail address, a code is on its way to it. It \
+             works once, for a limited time.",
+            false,
+        ),
+        "code-refused" | "email-refused" => (REFUSED, true),
+        _ => return None,
+    };
+    Some(Notice { text, refused })
+}
+
+#[derive(Template)]
+#[template(path = "recovery/case.html")]
+struct CasePage {
+    layout: Layout,
+    status: CaseStatus,
+    cooling_until: String,
+    notice: Option<Notice>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DoneQuery {
+    done: Option<String>,
+}
+
+pub(super) async fn case_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let Some(handle) = handle_of(&headers) else {
+        return Ok(no_case(&state, false));
+    };
+    let status = match state.ward.recovery_status(&handle, state.clock.now()).await {
+        Ok(status) => status,
+        Err(CoreError::NotFound(_)) => return Ok(no_case(&state, true)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(render(&CasePage {
+        layout: Layout::new(&state, "Recover your account", None),
+        cooling_until: status.cooling_until_ms.map_or_else(String::new, when),
+        notice: notice(q.done.as_deref()),
+        status,
+    }))
+}
