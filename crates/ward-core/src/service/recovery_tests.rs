@@ -77,6 +77,18 @@ impl Mailbox {
     fn all(&self) -> Vec<Mail> {
         self.0.lock().unwrap().clone()
     }
+
+    /// Every mail once at least `n` have arrived (codes are sent from a spawned task).
+    async fn at_least(&self, n: usize) -> Vec<Mail> {
+        for _ in 0..500 {
+            let all = self.all();
+            if all.len() >= n {
+                return all;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("fewer than {n} mails arrived: {:?}", self.all());
+    }
 }
 
 /// A service with a portal, recovery settings, a mailbox and a notice collector.

@@ -64,10 +64,13 @@ pub(super) async fn submit_code(
 ) -> Result<Response, WebError> {
     let handle = required_handle(&headers)?;
     let code: String = form.code.trim().chars().take(MAX_CODE).collect();
-    let result = state
-        .ward
-        .recovery_submit_code(&handle, &code, state.clock.now())
-        .await;
+    let result = super::uniform(
+        super::UNIFORM_EVIDENCE,
+        state
+            .ward
+            .recovery_submit_code(&handle, &code, state.clock.now()),
+    )
+    .await;
     Ok(outcome(result, "code-accepted", "code-refused"))
 }
 
@@ -76,10 +79,11 @@ pub(super) async fn send_email(
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let handle = required_handle(&headers)?;
-    match state
-        .ward
-        .recovery_send_email(&handle, state.clock.now())
-        .await
+    match super::uniform(
+        super::UNIFORM_EVIDENCE,
+        state.ward.recovery_send_email(&handle, state.clock.now()),
+    )
+    .await
     {
         Ok(()) => Ok(Redirect::to("/recovery/case?done=email-sent").into_response()),
         Err(e) => Ok(refusal(e)),
@@ -93,9 +97,12 @@ pub(super) async fn submit_email_code(
 ) -> Result<Response, WebError> {
     let handle = required_handle(&headers)?;
     let code: String = form.code.trim().chars().take(MAX_CODE).collect();
-    let result = state
-        .ward
-        .recovery_submit_email_code(&handle, &code, state.clock.now())
-        .await;
+    let result = super::uniform(
+        super::UNIFORM_EVIDENCE,
+        state
+            .ward
+            .recovery_submit_email_code(&handle, &code, state.clock.now()),
+    )
+    .await;
     Ok(outcome(result, "email-accepted", "email-refused"))
 }

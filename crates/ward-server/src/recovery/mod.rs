@@ -28,6 +28,20 @@ pub const RECOVERY_COOKIE: &str = "__Host-ward_recovery";
 /// How long the browser keeps the case handle (the longest a case can take to collect).
 const COOKIE_MAX_AGE_SECS: i64 = 72 * 3600;
 
+/// The least time a start or an evidence submission takes to answer. The work behind a real
+/// account (notices, pushes, Argon2 checks) is longer than a phantom's; both answer at the
+/// same moment when they finish within this time, so timing does not tell them apart.
+const UNIFORM_START: std::time::Duration = std::time::Duration::from_millis(500);
+const UNIFORM_EVIDENCE: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Runs `work`, then waits until at least `min` has passed since it began.
+async fn uniform<T>(min: std::time::Duration, work: impl Future<Output = T>) -> T {
+    let deadline = tokio::time::Instant::now() + min;
+    let out = work.await;
+    tokio::time::sleep_until(deadline).await;
+    out
+}
+
 /// Largest form or JSON body these pages accept.
 const MAX_BODY: usize = 16 * 1024;
 

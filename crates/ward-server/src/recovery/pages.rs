@@ -50,10 +50,13 @@ pub(super) async fn start(
     Form(form): Form<StartForm>,
 ) -> Result<Response, WebError> {
     let ip = client_ip(&state, &parts);
-    let (handle, _case_id) = state
-        .ward
-        .recovery_start(&form.username, Opener::User, Some(&ip), state.clock.now())
-        .await?;
+    let (handle, _case_id) = super::uniform(
+        super::UNIFORM_START,
+        state
+            .ward
+            .recovery_start(&form.username, Opener::User, Some(&ip), state.clock.now()),
+    )
+    .await?;
     let mut response = render(&StartedPage {
         layout: Layout::new(&state, "Recovery started", None),
     });

@@ -122,12 +122,17 @@ impl Ward {
              you for it.",
             ttl.num_minutes()
         );
-        if let Err(e) = mailer
-            .send(&email, "Your account recovery code", &body)
-            .await
-        {
-            tracing::warn!(user_id = %user.user_id, error = %e, "recovery code e-mail failed");
-        }
+        // Sent in the background: how long the mail server takes must not show in the answer.
+        let mailer = std::sync::Arc::clone(mailer);
+        let user_id = user.user_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mailer
+                .send(&email, "Your account recovery code", &body)
+                .await
+            {
+                tracing::warn!(%user_id, error = %e, "recovery code e-mail failed");
+            }
+        });
         Ok(())
     }
 

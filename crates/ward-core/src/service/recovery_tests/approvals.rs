@@ -163,7 +163,7 @@ async fn with_the_circuit_breaker_tripped_a_case_needs_two_approvals_and_both_co
         .recovery_send_email(&handle, r.now())
         .await
         .unwrap();
-    let mail = r.mail.all().pop().unwrap();
+    let mail = r.mail.at_least(1).await.pop().unwrap();
     let mailed = r
         .ward()
         .recovery_submit_email_code(&handle, &code_in(&mail.body), r.now())

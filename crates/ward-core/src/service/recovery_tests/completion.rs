@@ -145,7 +145,7 @@ async fn present_both_codes(r: &mut Rig, alice: &Alice, handle: &str, case_id: &
         .unwrap();
     assert_eq!(code, Submitted::Accepted);
     r.ward().recovery_send_email(handle, r.now()).await.unwrap();
-    let mails = r.mail.all();
+    let mails = r.mail.at_least(1).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(mails[0].to, "alice@example.com");
     assert_eq!(mails[0].subject, "Your account recovery code");

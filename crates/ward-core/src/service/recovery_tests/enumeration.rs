@@ -43,7 +43,7 @@ async fn real_and_phantom_cases_answer_alike() {
     for handle in [&real, &ghost] {
         r.ward().recovery_send_email(handle, r.now()).await.unwrap();
     }
-    assert_eq!(r.mail.all().len(), 1);
+    assert_eq!(r.mail.at_least(1).await.len(), 1);
     for handle in [&real, &ghost] {
         let submitted = r
             .ward()
