@@ -22,6 +22,17 @@ impl Ward {
     ) -> CoreResult<Vec<Zeroizing<String>>> {
         let user = self.active_user(&session.user.user_id).await?;
         refuse_if_frozen(&user)?;
+        if user
+            .probation_until_ms
+            .is_some_and(|until| until > now.timestamp_millis())
+        {
+            // Right after a recovery, a takeover must not leave itself a way back in.
+            return Err(CoreError::Forbidden(
+                "your account was recovered recently: new recovery codes can be created once \
+                 the probation period ends (you received a fresh set when it was recovered)"
+                    .into(),
+            ));
+        }
         self.require_fresh_check(session, now).await?;
         let (codes, change) = self.new_recovery_code_set(&user.user_id, now).await?;
         let event = Event::new(

@@ -284,6 +284,17 @@ async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<Str
         matches!(refused, Err(CoreError::Forbidden(_))),
         "{refused:?}"
     );
+    // Nor new recovery codes from a session, even a fresh one.
+    let user = r.f.row(&alice.id).await;
+    let mut session = r
+        .ward()
+        .open_session(&user, "passkey", None, r.now())
+        .await
+        .unwrap()
+        .session;
+    session.step_up_until_ms = Some(done_at + 60_000);
+    let codes = r.ward().regenerate_recovery_codes(&session, r.now()).await;
+    assert!(matches!(codes, Err(CoreError::Forbidden(_))), "{codes:?}");
 }
 
 /// Only the new passkey is left: the old one, the TOTP and the phone are revoked and useless.
