@@ -25,6 +25,24 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
+    /// The context of Ward's own requests to a user's devices (recovery notices, helpdesk
+    /// verification): a pseudo-application `ikey` that no API client can use.
+    pub(crate) fn internal(ikey: &str, name: &str) -> Self {
+        Self {
+            integration: crate::model::Integration {
+                org_id: ward_store::DEFAULT_ORG.into(),
+                ikey: ikey.into(),
+                name: name.into(),
+                kind: crate::model::IntegrationKind::AuthApi,
+                created_ms: 0,
+                push_mode: None,
+                prompt_policy: crate::policy::PromptPolicy::default(),
+            },
+            user_ip: None,
+            client_ip: None,
+        }
+    }
+
     fn actor(&self) -> Actor {
         Actor::Integration(self.integration.ikey.clone())
     }

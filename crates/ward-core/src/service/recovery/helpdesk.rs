@@ -9,7 +9,7 @@ use super::notices::RECOVERY_IKEY;
 use super::{Ward, category_label, state_name};
 use crate::audit::Event;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, Integration, IntegrationKind, Role, UserRef};
+use crate::model::{Actor as AuditActor, Role, UserRef};
 use crate::recovery::{Actor, Opener};
 use crate::service::{AuthContext, PushOutcome, PushRequest, Session};
 
@@ -157,19 +157,7 @@ impl Ward {
     ) -> CoreResult<CallerCheck> {
         self.require_agent(session).await?;
         let user = self.user_named(username).await?;
-        let ctx = AuthContext {
-            integration: Integration {
-                org_id: DEFAULT_ORG.into(),
-                ikey: HELPDESK_IKEY.into(),
-                name: "Helpdesk verification".into(),
-                kind: IntegrationKind::AuthApi,
-                created_ms: 0,
-                push_mode: None,
-                prompt_policy: crate::policy::PromptPolicy::default(),
-            },
-            user_ip: None,
-            client_ip: None,
-        };
+        let ctx = AuthContext::internal(HELPDESK_IKEY, "Helpdesk verification");
         let req = PushRequest {
             title: Some("Helpdesk verification".into()),
             display_username: Some(user.username.clone()),

@@ -7,7 +7,7 @@ use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, UserRow};
 
 use super::{Loaded, Ward};
 use crate::crypto::token_hash;
-use crate::model::{Integration, IntegrationKind, UserRef};
+use crate::model::UserRef;
 use crate::recovery::{CaseEvent, CaseState, CaseView, Opener};
 use crate::service::{AuthContext, PushRequest};
 
@@ -193,19 +193,7 @@ impl Ward {
         else {
             return;
         };
-        let ctx = AuthContext {
-            integration: Integration {
-                org_id: DEFAULT_ORG.into(),
-                ikey: RECOVERY_IKEY.into(),
-                name: "Account recovery".into(),
-                kind: IntegrationKind::AuthApi,
-                created_ms: 0,
-                push_mode: None,
-                prompt_policy: crate::policy::PromptPolicy::default(),
-            },
-            user_ip: None,
-            client_ip: None,
-        };
+        let ctx = AuthContext::internal(RECOVERY_IKEY, "Account recovery");
         for device in devices {
             let req = PushRequest {
                 title: Some(title.into()),
