@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use ward_store::DEFAULT_ORG;
 
-use super::{Ward, category_label, refusal_error, state_name};
+use super::{Ward, category_label, state_name};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, Role};
-use crate::recovery::{Approval, Command};
+use crate::recovery::{Approval, CaseState, Command, Refusal};
 use crate::service::{CeremonyStart, Session};
 
 /// A case an approver may approve, as their page lists it.
@@ -30,8 +30,21 @@ fn purpose(case_id: &str) -> String {
     format!("recovery-approval:{case_id}")
 }
 
+/// What the approver reads when their approval is refused (the audit keeps the exact refusal;
+/// a state's `Debug` form is no message for a person).
+fn approval_refusal_message(r: &Refusal) -> String {
+    match r {
+        Refusal::Approval(fault) => format!("This approval cannot count: {fault}."),
+        Refusal::Closed(_) | Refusal::WrongState { .. } | Refusal::FailureLimit => {
+            "This recovery is no longer waiting for approvals.".into()
+        }
+        other => format!("This approval could not be recorded ({}).", other.code()),
+    }
+}
+
 impl Ward {
-    /// The open cases the signed-in approver may approve.
+    /// The open cases the signed-in approver may approve (collecting proof), and the open ones
+    /// they approved. A case past collecting takes no approvals, so it is not offered.
     pub async fn pending_approvals(&self, session: &Session) -> CoreResult<Vec<PendingApproval>> {
         let me = &session.user.user_id;
         let mut out = Vec::new();
@@ -43,6 +56,10 @@ impl Ward {
                 continue;
             };
             let loaded = self.load_case(row).await?;
+            let approved = loaded.view.approvals.iter().any(|a| &a.approver_id == me);
+            if loaded.view.state != CaseState::Collecting && !approved {
+                continue;
+            }
             out.push(PendingApproval {
                 case_id: loaded.row.case_id.clone(),
                 username: user.username,
@@ -56,7 +73,7 @@ impl Ward {
                     .map(|e| category_label(e.category))
                     .collect(),
                 approvals: loaded.view.approvals.len(),
-                approved: loaded.view.approvals.iter().any(|a| &a.approver_id == me),
+                approved,
             });
         }
         Ok(out)
@@ -126,7 +143,7 @@ impl Ward {
                 )
                 .detail("reason", r.to_string());
                 Err(self
-                    .audited_refusal(event, "approval", &refusal_error(&r).to_string())
+                    .audited_refusal(event, "approval", &approval_refusal_message(&r))
                     .await)
             }
         }
