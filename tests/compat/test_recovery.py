@@ -17,8 +17,8 @@ Covered:
   accounts, and start latencies that do not tell them apart (medians and how the samples mix
   are appended to target/test-artifacts/recovery-timing.txt).
 
-Two known leaks are marked xfail with their reasons: the case page's latency, and a privileged
-account's case page while the circuit breaker is tripped.
+The case page's latency and a privileged account's case page while the circuit breaker is
+tripped are compared too (both once told accounts apart).
 
 Screenshots of each page: target/test-artifacts/screenshots/recovery-<backend>-*.png.
 """
@@ -898,12 +898,6 @@ def test_case_pages_are_the_same_bytes_for_real_privileged_and_unknown_accounts(
             assert header_shape(headers) == header_shape(reference_headers), (kind, name, headers)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known leak: GET /recovery/case is not padded like the start and the evidence posts; "
-    "a real case's page reads the account, its roles and approvers (twice), a phantom's reads "
-    "nothing, so it answers in ~2x the time (measured 4-9 ms against 2-3 ms)",
-)
 def test_case_page_latency_does_not_tell_real_from_unknown_accounts(recovery_server, origin, enumeration, backend):
     fetch_case_pages(recovery_server, origin, enumeration)  # warm both kinds' paths
     pages = fetch_case_pages(recovery_server, origin, enumeration)
@@ -963,14 +957,6 @@ def breaker_server(ward_bin, backend, breaker_database, tmp_path_factory):
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known leak: with the breaker tripped, an unknown name's phantom (and every ordinary "
-    "account) asks for R2's '2 approvals, a recovery code, an e-mail code', but a privileged "
-    "(R3) account's page falls back to R1's list, so anyone who trips the breaker with a few "
-    "starts can pick out admins and helpdesk staff",
-)
 def test_a_tripped_circuit_breaker_does_not_single_out_privileged_accounts(breaker_server, backend):
     server = breaker_server
     origin = f"https://localhost:{server.port}"

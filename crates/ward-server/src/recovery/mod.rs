@@ -33,6 +33,8 @@ const COOKIE_MAX_AGE_SECS: i64 = 72 * 3600;
 /// same moment when they finish within this time, so timing does not tell them apart.
 const UNIFORM_START: std::time::Duration = std::time::Duration::from_millis(500);
 const UNIFORM_EVIDENCE: std::time::Duration = std::time::Duration::from_millis(800);
+/// The case page reads the account's roles and approvers; a phantom's reads nothing.
+const UNIFORM_PAGE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Runs `work`, then waits until at least `min` has passed since it began.
 async fn uniform<T>(min: std::time::Duration, work: impl Future<Output = T>) -> T {

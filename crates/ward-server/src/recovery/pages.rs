@@ -145,7 +145,12 @@ pub(super) async fn case_page(
     let Some(handle) = handle_of(&headers) else {
         return Ok(no_case(&state, false));
     };
-    let status = match state.ward.recovery_status(&handle, state.clock.now()).await {
+    let status = match super::uniform(
+        super::UNIFORM_PAGE,
+        state.ward.recovery_status(&handle, state.clock.now()),
+    )
+    .await
+    {
         Ok(status) => status,
         Err(CoreError::NotFound(_)) => return Ok(no_case(&state, true)),
         Err(e) => return Err(e.into()),

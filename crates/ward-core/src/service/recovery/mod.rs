@@ -369,13 +369,10 @@ impl Ward {
             &crate::ids::txid().replace('-', "")[..18].to_uppercase()
         );
         let real = user.as_ref().filter(|_| reason.is_none());
-        let level = match real {
-            Some(u) => self.account_facts(u, breaker).await?.level,
-            // A phantom asks for what a real case opened now would: more while the breaker is
-            // tripped, or its status would tell a real account from an unknown one.
-            None if breaker => Level::R2,
-            None => Level::R1,
-        };
+        // The case records the level every start gets now (more while the breaker is tripped);
+        // a privileged account's stricter level comes from its facts at each decision, so
+        // nothing recorded or shown at the start tells it from an ordinary or unknown account.
+        let level = if breaker { Level::R2 } else { Level::R1 };
         let first = open(
             &self.recovery.policy,
             OpenCase {
@@ -544,13 +541,14 @@ impl Ward {
         let mut missing: Vec<String> = decision.missing.iter().map(ToString::to_string).collect();
         if missing.is_empty() && view.state == CaseState::Collecting {
             // Nothing self-service reaches R3, so its cases have nothing to ask for: they ask
-            // what a phantom (R1, no approvers) asks, or privileged accounts would stand out.
+            // what a phantom opened at the same time (the case's recorded level, no approvers)
+            // asks, or privileged accounts would stand out.
             let unknown = AccountFacts {
-                level: Level::R1,
+                level: view.level,
                 approvers: Vec::new(),
             };
             let input = PolicyInput {
-                required: Level::R1,
+                required: view.level,
                 ..view.policy_input(&unknown, now.timestamp_millis())
             };
             missing = evaluate(&self.recovery.policy, &input)
