@@ -139,16 +139,22 @@ impl From<CoreError> for WebError {
                 "Not found",
                 format!("{} was not found.", capitalise(&what)),
             ),
-            CoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "Not possible", m),
-            CoreError::InvalidInput { reason, .. } => {
-                Self::new(StatusCode::BAD_REQUEST, "Please check your input", reason)
+            CoreError::Conflict(m) => {
+                Self::new(StatusCode::CONFLICT, "Not possible", capitalise(&m))
             }
+            CoreError::InvalidInput { reason, .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "Please check your input",
+                capitalise(&reason),
+            ),
             CoreError::Unauthenticated => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "Sign-in failed",
                 "That did not work. Check what you entered and try again.",
             ),
-            CoreError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Not allowed", m),
+            CoreError::Forbidden(m) => {
+                Self::new(StatusCode::FORBIDDEN, "Not allowed", capitalise(&m))
+            }
             CoreError::RateLimited => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
