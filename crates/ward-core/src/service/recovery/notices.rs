@@ -65,6 +65,54 @@ impl Ward {
         .await;
         self.recovery_push(user, &loaded.row.case_id, "Account recovery started", now)
             .await;
+        self.notify_approvers(user, now).await;
+    }
+
+    /// Tells the user's approvers that a case may need them (no link: they review it signed in).
+    async fn notify_approvers(&self, user: &UserRow, now: DateTime<Utc>) {
+        let Ok(settings) = self.passkeys() else {
+            return;
+        };
+        let Ok(approvers) = self
+            .store
+            .recovery_approvers(DEFAULT_ORG, &user.user_id)
+            .await
+        else {
+            return;
+        };
+        for a in approvers {
+            let Ok(Some(approver)) = self.store.user_by_id(DEFAULT_ORG, &a.approver_id).await
+            else {
+                continue;
+            };
+            let notice = crate::notify::UserNotice {
+                org_id: approver.org_id.clone(),
+                user_id: approver.user_id.clone(),
+                username: approver.username.clone(),
+                email: approver.email.clone(),
+                action: "recovery.approval_requested".into(),
+                subject: format!(
+                    "{} may need your approval to recover their account",
+                    user.username
+                ),
+                body: format!(
+                    "A recovery of {}'s account was started at {}. If it needs approvals, you will \
+                     find it under Approvals when you sign in to the portal. Approve only after \
+                     confirming with {} yourself, in person or through a channel you already \
+                     trust; never because someone asked you to by phone or message.",
+                    user.username,
+                    now.format("%Y-%m-%d %H:%M UTC"),
+                    user.username
+                ),
+                report_url: None,
+                organisation: settings.settings.organisation.clone(),
+            };
+            for notifier in &self.notifiers {
+                let notifier = std::sync::Arc::clone(notifier);
+                let notice = notice.clone();
+                tokio::spawn(async move { notifier.notify(&notice).await });
+            }
+        }
     }
 
     /// Notices for the events a command produced.

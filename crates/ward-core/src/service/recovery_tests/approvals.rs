@@ -33,6 +33,20 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     let (alices_handle, case_a) = r.start("alice").await;
     r.advance(TimeDelta::minutes(1));
     let (daves_handle, case_b) = r.start("dave").await;
+    // Each approver hears of the cases that may need them (bob for both), without a link.
+    let asked = r.notices(&bob.id, "recovery.approval_requested").await;
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked.iter().all(|n| n.report_url.is_none()));
+    assert!(
+        asked.iter().any(|n| n.subject.starts_with("alice ")),
+        "{asked:?}"
+    );
+    assert_eq!(
+        r.notices(&erin.id, "recovery.approval_requested")
+            .await
+            .len(),
+        0
+    );
     let pending = r.ward().pending_approvals(&bob.session).await.unwrap();
     let listed: Vec<(&str, &str, bool)> = pending
         .iter()
