@@ -33,20 +33,7 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     let (alices_handle, case_a) = r.start("alice").await;
     r.advance(TimeDelta::minutes(1));
     let (daves_handle, case_b) = r.start("dave").await;
-    // Each approver hears of the cases that may need them (bob for both), without a link.
-    let asked = r.notices(&bob.id, "recovery.approval_requested").await;
-    assert_eq!(asked.len(), 2, "{asked:?}");
-    assert!(asked.iter().all(|n| n.report_url.is_none()));
-    assert!(
-        asked.iter().any(|n| n.subject.starts_with("alice ")),
-        "{asked:?}"
-    );
-    assert_eq!(
-        r.notices(&erin.id, "recovery.approval_requested")
-            .await
-            .len(),
-        0
-    );
+    assert_approvers_asked(&mut r, &bob.id, &erin.id).await;
     let pending = r.ward().pending_approvals(&bob.session).await.unwrap();
     let listed: Vec<(&str, &str, bool)> = pending
         .iter()
@@ -197,6 +184,23 @@ async fn with_the_circuit_breaker_tripped_a_case_needs_two_approvals_and_both_co
 }
 
 /// The recorded approvals, the three refusals (the user, an outsider, a repeat) and the row.
+/// Each approver hears of the cases that may need them (bob for alice's and dave's), without a
+/// link; someone in nobody's set hears nothing.
+async fn assert_approvers_asked(r: &mut Rig, bob: &str, erin: &str) {
+    let asked = r.notices(bob, "recovery.approval_requested").await;
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked.iter().all(|n| n.report_url.is_none()));
+    assert!(
+        asked.iter().any(|n| n.subject.starts_with("alice ")),
+        "{asked:?}"
+    );
+    assert!(
+        r.notices(erin, "recovery.approval_requested")
+            .await
+            .is_empty()
+    );
+}
+
 async fn assert_approvals_audited(r: &Rig, approvers: &[&str]) {
     let audit = r.audit().await;
     let recorded: Vec<&Value> = events(&audit, "recovery.approval_recorded", "ok")
