@@ -48,24 +48,20 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             user_id,
             threshold,
             lock_until_ms,
-        } => record_failure(conn, org_id, user_id, *threshold, *lock_until_ms).await,
+            now_ms,
+        } => {
+            let limit = FailureLimit {
+                threshold: *threshold,
+                lock_until_ms: *lock_until_ms,
+                now_ms: *now_ms,
+            };
+            record_failure(conn, org_id, user_id, limit).await
+        }
         Change::RecordAuthSuccess {
             org_id,
             user_id,
             at_ms,
-        } => {
-            let done = sqlx::query(
-                "UPDATE users SET failed_attempts = 0, locked_until_ms = NULL, last_login_ms = ? \
-                 WHERE org_id = ? AND user_id = ?",
-            )
-            .bind(at_ms)
-            .bind(org_id)
-            .bind(user_id)
-            .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
-        }
+        } => record_success(conn, org_id, user_id, *at_ms).await,
         Change::InsertAuthTx(row) => insert_auth_tx(conn, row).await,
         Change::FinishAuthTx {
             org_id,
@@ -80,6 +76,7 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         | Change::InsertNonce { .. }
         | Change::ConsumeNonce { .. }
         | Change::InsertPush(_)
+        | Change::CheckPushLimit { .. }
         | Change::DecidePush { .. }
         | Change::MutePush { .. } => push::apply(conn, change).await,
         Change::InsertWebauthnCredential(_)
@@ -266,31 +263,89 @@ async fn finish_auth_tx(
     })
 }
 
+/// The lockout rule one failure is counted under.
+#[derive(Clone, Copy)]
+struct FailureLimit {
+    threshold: i64,
+    lock_until_ms: i64,
+    now_ms: i64,
+}
+
+/// Counts a failure while the account is not locked, in one conditional statement.
 async fn record_failure(
     conn: &mut SqliteConnection,
     org_id: &str,
     user_id: &str,
-    threshold: i64,
-    lock_until_ms: i64,
+    limit: FailureLimit,
 ) -> StoreResult<Outcome> {
-    // On the right-hand side `failed_attempts` is the value before this update.
+    // On the right-hand side the columns hold their values before this update. A lock that
+    // has run out starts the count again.
     let row = sqlx::query(
-        "UPDATE users SET failed_attempts = failed_attempts + 1, \
-         locked_until_ms = CASE WHEN failed_attempts + 1 >= ? THEN ? ELSE locked_until_ms END \
-         WHERE org_id = ? AND user_id = ? RETURNING failed_attempts, locked_until_ms",
+        "UPDATE users SET \
+         failed_attempts = CASE WHEN locked_until_ms IS NOT NULL AND locked_until_ms <= ?3 \
+           THEN 1 ELSE failed_attempts + 1 END, \
+         locked_until_ms = CASE \
+           WHEN (CASE WHEN locked_until_ms IS NOT NULL AND locked_until_ms <= ?3 \
+                 THEN 1 ELSE failed_attempts + 1 END) >= ?1 THEN ?2 \
+           ELSE NULL END \
+         WHERE org_id = ?4 AND user_id = ?5 \
+           AND (locked_until_ms IS NULL OR locked_until_ms <= ?3) \
+         RETURNING failed_attempts, locked_until_ms",
     )
-    .bind(threshold)
-    .bind(lock_until_ms)
+    .bind(limit.threshold)
+    .bind(limit.lock_until_ms)
+    .bind(limit.now_ms)
     .bind(org_id)
     .bind(user_id)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(store_err)?
-    .ok_or_else(|| StoreError::NotFound("user".into()))?;
-    Ok(Outcome::Failures {
-        count: row.try_get("failed_attempts").map_err(store_err)?,
-        locked_until_ms: row.try_get("locked_until_ms").map_err(store_err)?,
-    })
+    .map_err(store_err)?;
+    match row {
+        Some(row) => Ok(Outcome::Failures {
+            count: row.try_get("failed_attempts").map_err(store_err)?,
+            locked_until_ms: row.try_get("locked_until_ms").map_err(store_err)?,
+        }),
+        None => Err(locked_or_missing(conn, org_id, user_id).await),
+    }
+}
+
+/// Clears the failure count and records the login, while the account is not locked.
+async fn record_success(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    user_id: &str,
+    at_ms: i64,
+) -> StoreResult<Outcome> {
+    let done = sqlx::query(
+        "UPDATE users SET failed_attempts = 0, locked_until_ms = NULL, last_login_ms = ?1 \
+         WHERE org_id = ?2 AND user_id = ?3 \
+           AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)",
+    )
+    .bind(at_ms)
+    .bind(org_id)
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_err)?;
+    if done.rows_affected() == 1 {
+        Ok(Outcome::Done)
+    } else {
+        Err(locked_or_missing(conn, org_id, user_id).await)
+    }
+}
+
+/// Why a conditional update of a user's lockout state matched no row.
+async fn locked_or_missing(conn: &mut SqliteConnection, org_id: &str, user_id: &str) -> StoreError {
+    let exists = sqlx::query("SELECT 1 FROM users WHERE org_id = ?1 AND user_id = ?2")
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await;
+    match exists {
+        Ok(Some(_)) => StoreError::ConditionFailed("account locked".into()),
+        Ok(None) => StoreError::NotFound("user".into()),
+        Err(e) => store_err(e),
+    }
 }
 
 /// Audit rows per INSERT statement (11 bound values each).

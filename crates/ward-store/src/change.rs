@@ -25,15 +25,24 @@ pub enum Change {
         totp_id: String,
         step: i64,
     },
-    /// Counts a failed authentication; locks the account until `lock_until_ms` when the count
-    /// reaches `threshold`.
+    /// Conditional: counts a failed authentication while the account is not locked at
+    /// `now_ms`, and locks it until `lock_until_ms` when the count reaches `threshold`. After a
+    /// lock has run out, counting starts again at one. Fails with `ConditionFailed` while the
+    /// account is locked (the attempt must then be answered as locked out), `NotFound` when
+    /// there is no such user. Outcome: [`Outcome::Failures`].
+    ///
+    /// Count and check are one statement, so the threshold holds under any concurrency and
+    /// across nodes: of many concurrent failures exactly `threshold` are counted.
     RecordAuthFailure {
         org_id: String,
         user_id: String,
         threshold: i64,
         lock_until_ms: i64,
+        now_ms: i64,
     },
-    /// Clears the failure count and lock, and records the login time.
+    /// Conditional: clears the failure count and records the login time, only while the
+    /// account is not locked at `at_ms` (a success never clears a lock another request set).
+    /// Fails with `ConditionFailed` while locked, `NotFound` when there is no such user.
     RecordAuthSuccess {
         org_id: String,
         user_id: String,
@@ -71,6 +80,16 @@ pub enum Change {
         now_ms: i64,
     },
     InsertPush(PushRow),
+    /// Conditional: holds the user's row until the end of the transaction and fails with
+    /// `ConditionFailed` when `limit` or more push requests were made to the user since
+    /// `since_ms`. Put before [`Change::InsertPush`] in the same set, it makes the push storm
+    /// limit hold under any concurrency and across nodes.
+    CheckPushLimit {
+        org_id: String,
+        user_id: String,
+        since_ms: i64,
+        limit: i64,
+    },
     /// Conditional: applies only while the push is `pending`.
     DecidePush {
         org_id: String,

@@ -49,7 +49,9 @@ pub use accounts::{
     duplicate_username, integrations, last_prompt_method, meta, org_scoping, user_status, users,
 };
 pub use audit::{audit_chain, concurrent_commits, failed_set_in_batch, verify_chain};
-pub use decisions::{auth_failures, auth_tx, concurrent_totp_step, totp_factors, totp_step_once};
+pub use decisions::{
+    auth_failures, auth_tx, concurrent_lockout, concurrent_totp_step, totp_factors, totp_step_once,
+};
 pub use devices::{activation_once, devices, nonce_once};
 pub use portal::{
     account_settings, ceremony_once, concurrent_ceremony, delete_factor, end_sessions,
@@ -57,8 +59,8 @@ pub use portal::{
     webauthn_credentials,
 };
 pub use push::{
-    concurrent_decide_push, decide_push_once, mute_push, purge_expired, push_requests,
-    pushes_since, signals,
+    concurrent_decide_push, concurrent_push_limit, decide_push_once, mute_push, purge_expired,
+    push_requests, pushes_since, signals,
 };
 pub use recovery::{
     approvers, concurrent_recovery_append, recovery_account_fields, recovery_append,
@@ -81,6 +83,7 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("totp_step_once", totp_step_once(store)).await?;
     named("concurrent_totp_step", concurrent_totp_step(store)).await?;
     named("auth_failures", auth_failures(store)).await?;
+    named("concurrent_lockout", concurrent_lockout(store)).await?;
     named("auth_tx", auth_tx(store)).await?;
     named("audit_chain", audit_chain(store)).await?;
     named("failed_set_in_batch", failed_set_in_batch(store)).await?;
@@ -91,6 +94,7 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("push_requests", push_requests(store)).await?;
     named("decide_push_once", decide_push_once(store)).await?;
     named("concurrent_decide_push", concurrent_decide_push(store)).await?;
+    named("concurrent_push_limit", concurrent_push_limit(store)).await?;
     named("mute_push", mute_push(store)).await?;
     named("pushes_since", pushes_since(store)).await?;
     named("signals", signals(store)).await?;

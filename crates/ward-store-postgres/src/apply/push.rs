@@ -25,6 +25,12 @@ pub(super) async fn apply(conn: &mut PgConnection, change: &Change) -> StoreResu
             now_ms,
         } => consume_nonce(conn, nonce_hash, device_id, *now_ms).await,
         Change::InsertPush(row) => insert_push(conn, row).await,
+        Change::CheckPushLimit {
+            org_id,
+            user_id,
+            since_ms,
+            limit,
+        } => check_push_limit(conn, org_id, user_id, *since_ms, *limit).await,
         Change::DecidePush {
             org_id,
             txid,
@@ -199,4 +205,41 @@ async fn insert_push(conn: &mut PgConnection, row: &PushRow) -> StoreResult<Outc
     .await
     .map_err(|err| insert_err(err, "txid", "device"))?;
     Ok(Outcome::Done)
+}
+
+/// Fails with `ConditionFailed` when `limit` or more pushes were made to the user since
+/// `since_ms`; holds the user's row until the transaction ends.
+async fn check_push_limit(
+    conn: &mut PgConnection,
+    org_id: &str,
+    user_id: &str,
+    since_ms: i64,
+    limit: i64,
+) -> StoreResult<Outcome> {
+    // The row lock makes a second node's check wait until this transaction ends; the count
+    // below then runs on a new snapshot (READ COMMITTED) that sees the pushes it committed.
+    let user = sqlx::query("SELECT 1 FROM users WHERE org_id = $1 AND user_id = $2 FOR UPDATE")
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(store_err)?;
+    if user.is_none() {
+        return Err(StoreError::NotFound("user".into()));
+    }
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM push_requests \
+         WHERE org_id = $1 AND user_id = $2 AND created_ms >= $3",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(since_ms)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(store_err)?;
+    if sent < limit {
+        Ok(Outcome::Done)
+    } else {
+        Err(StoreError::ConditionFailed("push limit reached".into()))
+    }
 }

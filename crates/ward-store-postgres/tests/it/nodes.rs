@@ -3,7 +3,7 @@
 use futures::future::join_all;
 use ward_store::conformance::verify_chain;
 use ward_store::{
-    Change, ChangeSet, NewAudit, Store, StoreError, TotpRow, UserRow, UserStore, Writer,
+    Change, ChangeSet, NewAudit, PushStore, Store, StoreError, TotpRow, UserRow, UserStore, Writer,
 };
 
 use crate::{node, with_schema};
@@ -137,6 +137,98 @@ async fn concurrent_load_on_two_nodes_keeps_both_chains_gap_free() {
         assert_eq!(verify_chain(&a, "node-a").await.unwrap(), 50);
         assert_eq!(verify_chain(&a, "node-b").await.unwrap(), 50);
         assert_eq!(b.list_users("default", 200, 0).await.unwrap().len(), 100);
+        b.close().await;
+        a.close().await;
+    })
+    .await;
+}
+
+/// Lockout and the push storm limit hold across nodes: 100 concurrent failures (threshold 10)
+/// and 100 concurrent limited pushes (limit 5), split over two nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_across_two_nodes() {
+    with_schema(|url| async move {
+        let (a, b) = tokio::join!(node(&url, "node-a"), node(&url, "node-b"));
+        a.commit(setup()).await.unwrap();
+        a.commit(
+            ChangeSet::new().with(Change::InsertDevice(ward_store::DeviceRow {
+                org_id: "default".into(),
+                device_id: "DD1".into(),
+                user_id: "DU1".into(),
+                name: "phone".into(),
+                platform: "test".into(),
+                key_alg: "ed25519".into(),
+                public_key: "k".into(),
+                created_ms: 0,
+            })),
+        )
+        .await
+        .unwrap();
+        let fail = || {
+            ChangeSet::new()
+                .with(Change::RecordAuthFailure {
+                    org_id: "default".into(),
+                    user_id: "DU1".into(),
+                    threshold: 10,
+                    lock_until_ms: 9_000,
+                    now_ms: 1_000,
+                })
+                .with(audit("DU1"))
+        };
+        let failures = (0..100).map(|i| {
+            let store: &dyn Store = if i % 2 == 0 { &a } else { &b };
+            store.commit(fail())
+        });
+        let results = join_all(failures).await;
+        let counted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(counted, 10, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(StoreError::ConditionFailed(_)))),
+            "{results:?}"
+        );
+        let user = b.user_by_id("default", "DU1").await.unwrap().unwrap();
+        assert_eq!(
+            (user.failed_attempts, user.locked_until_ms),
+            (10, Some(9_000))
+        );
+
+        let push = |i: usize| {
+            ChangeSet::new()
+                .with(Change::CheckPushLimit {
+                    org_id: "default".into(),
+                    user_id: "DU1".into(),
+                    since_ms: 0,
+                    limit: 5,
+                })
+                .with(Change::InsertPush(ward_store::PushRow {
+                    org_id: "default".into(),
+                    txid: format!("TX{i}"),
+                    ikey: "DITEST".into(),
+                    user_id: "DU1".into(),
+                    device_id: "DD1".into(),
+                    state: "pending".into(),
+                    number: None,
+                    context: "{}".into(),
+                    context_hash: "h".into(),
+                    created_ms: 1_000,
+                    expires_ms: 61_000,
+                    decided_ms: None,
+                }))
+        };
+        let pushes = (0..100).map(|i| {
+            let store: &dyn Store = if i % 2 == 0 { &a } else { &b };
+            store.commit(push(i))
+        });
+        let results = join_all(pushes).await;
+        let sent = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(sent, 5, "{results:?}");
+        assert_eq!(a.pushes_since("default", "DU1", 0).await.unwrap(), 5);
+        assert_eq!(
+            verify_chain(&a, "node-a").await.unwrap() + verify_chain(&a, "node-b").await.unwrap(),
+            10
+        );
         b.close().await;
         a.close().await;
     })

@@ -25,6 +25,12 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             now_ms,
         } => consume_nonce(conn, nonce_hash, device_id, *now_ms).await,
         Change::InsertPush(row) => insert_push(conn, row).await,
+        Change::CheckPushLimit {
+            org_id,
+            user_id,
+            since_ms,
+            limit,
+        } => check_push_limit(conn, org_id, user_id, *since_ms, *limit).await,
         Change::DecidePush {
             org_id,
             txid,
@@ -200,4 +206,32 @@ async fn insert_push(conn: &mut SqliteConnection, row: &PushRow) -> StoreResult<
     .await
     .map_err(|err| insert_err(err, "txid", "device"))?;
     Ok(Outcome::Done)
+}
+
+/// Fails with `ConditionFailed` when `limit` or more pushes were made to the user since
+/// `since_ms`; holds the user's row until the transaction ends.
+async fn check_push_limit(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    user_id: &str,
+    since_ms: i64,
+    limit: i64,
+) -> StoreResult<Outcome> {
+    // SQLite has one writer: the transaction (BEGIN IMMEDIATE) already excludes every other
+    // writer until it ends, so the count below cannot go stale before the push is inserted.
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM push_requests \
+         WHERE org_id = ?1 AND user_id = ?2 AND created_ms >= ?3",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(since_ms)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(store_err)?;
+    if sent < limit {
+        Ok(Outcome::Done)
+    } else {
+        Err(StoreError::ConditionFailed("push limit reached".into()))
+    }
 }

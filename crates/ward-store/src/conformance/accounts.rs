@@ -237,6 +237,7 @@ pub async fn org_scoping(store: &dyn Store) -> Check {
         user_id: "CSA1".into(),
         threshold: 1,
         lock_until_ms: 5,
+        now_ms: 1,
     };
     let result = commit(store, vec![failure]).await;
     check!(

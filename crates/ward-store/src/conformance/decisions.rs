@@ -179,22 +179,33 @@ pub async fn concurrent_totp_step(store: &dyn Store) -> Check {
     Ok(())
 }
 
-/// Failures are counted and lock at the threshold; a success resets both.
+fn failure(org: &str, user_id: &str, threshold: i64, now_ms: i64) -> Change {
+    Change::RecordAuthFailure {
+        org_id: org.into(),
+        user_id: user_id.into(),
+        threshold,
+        lock_until_ms: now_ms + 4_000,
+        now_ms,
+    }
+}
+
+fn success(org: &str, user_id: &str, at_ms: i64) -> Change {
+    Change::RecordAuthSuccess {
+        org_id: org.into(),
+        user_id: user_id.into(),
+        at_ms,
+    }
+}
+
+/// Failures are counted and lock at the threshold; a locked account counts nothing more and
+/// takes no success; after the lock runs out counting starts again; a success resets.
 pub async fn auth_failures(store: &dyn Store) -> Check {
     let org = "conf-fail";
     commit(store, vec![Change::InsertUser(user(org, "CFU1", "alice"))])
         .await
         .ctx("insert")?;
-    let fail = |user_id: &str, lock_until_ms: i64| Change::RecordAuthFailure {
-        org_id: org.into(),
-        user_id: user_id.into(),
-        threshold: 3,
-        lock_until_ms,
-    };
-    let expected = [(1, None), (2, None), (3, Some(5_000)), (4, Some(6_000))];
-    for (count, locked_until_ms) in expected {
-        let lock = if count == 4 { 6_000 } else { 5_000 };
-        let receipt = commit(store, vec![fail("CFU1", lock)])
+    for (count, locked_until_ms) in [(1, None), (2, None), (3, Some(5_000))] {
+        let receipt = commit(store, vec![failure(org, "CFU1", 3, 1_000)])
             .await
             .ctx("record failure")?;
         check_eq!(
@@ -206,16 +217,32 @@ pub async fn auth_failures(store: &dyn Store) -> Check {
             "failure number {count}"
         );
     }
+    let locked = commit(store, vec![failure(org, "CFU1", 3, 1_500)]).await;
+    check!(
+        matches!(locked, Err(StoreError::ConditionFailed(_))),
+        "a failure while locked is refused: {locked:?}"
+    );
+    let locked = commit(store, vec![success(org, "CFU1", 2_000)]).await;
+    check!(
+        matches!(locked, Err(StoreError::ConditionFailed(_))),
+        "a success does not clear a lock: {locked:?}"
+    );
     let alice = store.user_by_id(org, "CFU1").await.ctx("user_by_id")?;
-    let state = alice.map(|u| (u.failed_attempts, u.locked_until_ms));
-    check_eq!(state, Some((4, Some(6_000))), "stored count and lock");
+    let state = alice.map(|u| (u.failed_attempts, u.locked_until_ms, u.last_login_ms));
+    check_eq!(state, Some((3, Some(5_000), None)), "stored count and lock");
 
-    let success = |user_id: &str| Change::RecordAuthSuccess {
-        org_id: org.into(),
-        user_id: user_id.into(),
-        at_ms: 7_000,
-    };
-    let receipt = commit(store, vec![success("CFU1")])
+    let receipt = commit(store, vec![failure(org, "CFU1", 3, 6_000)])
+        .await
+        .ctx("failure after the lock ran out")?;
+    check_eq!(
+        receipt.outcomes,
+        [Outcome::Failures {
+            count: 1,
+            locked_until_ms: None
+        }],
+        "counting starts again after the lock"
+    );
+    let receipt = commit(store, vec![success(org, "CFU1", 7_000)])
         .await
         .ctx("record success")?;
     check_eq!(
@@ -227,16 +254,43 @@ pub async fn auth_failures(store: &dyn Store) -> Check {
     let state = alice.map(|u| (u.failed_attempts, u.locked_until_ms, u.last_login_ms));
     check_eq!(state, Some((0, None, Some(7_000))), "reset after success");
 
-    let missing = commit(store, vec![fail("CFU9", 1)]).await;
+    let missing = commit(store, vec![failure(org, "CFU9", 3, 1)]).await;
     check!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "failure: got {missing:?}"
     );
-    let missing = commit(store, vec![success("CFU9")]).await;
+    let missing = commit(store, vec![success(org, "CFU9", 1)]).await;
     check!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "success: got {missing:?}"
     );
+    Ok(())
+}
+
+/// A hundred concurrent failures with threshold 10: exactly ten are counted, the account is
+/// locked, the others are refused as locked; a success sent after them does not unlock.
+pub async fn concurrent_lockout(store: &dyn Store) -> Check {
+    let org = "conf-lock-race";
+    commit(store, vec![Change::InsertUser(user(org, "CLU1", "alice"))])
+        .await
+        .ctx("insert")?;
+    let attempts = (0..100).map(|_| commit(store, vec![failure(org, "CLU1", 10, 1_000)]));
+    let results = join_all(attempts).await;
+    let counted = results.iter().filter(|r| r.is_ok()).count();
+    check_eq!(counted, 10, "failures counted under concurrency");
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::ConditionFailed(_))))
+        .count();
+    check_eq!(refused, 90, "the others are refused as locked: {results:?}");
+    let late = commit(store, vec![success(org, "CLU1", 1_001)]).await;
+    check!(
+        matches!(late, Err(StoreError::ConditionFailed(_))),
+        "a success after the burst does not clear the lock: {late:?}"
+    );
+    let alice = store.user_by_id(org, "CLU1").await.ctx("user_by_id")?;
+    let state = alice.map(|u| (u.failed_attempts, u.locked_until_ms));
+    check_eq!(state, Some((10, Some(5_000))), "stored count and lock");
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Check, Ctx, commit, push_row, user};
+use super::{Check, Ctx, commit, device_row, push_row, user};
 use crate::{Change, Outcome, PushRow, Signal, Store, StoreError, UserKey};
 
 /// How long a published signal may take to reach a subscriber (on PostgreSQL it may travel
@@ -382,5 +382,46 @@ pub async fn purge_expired(store: &dyn Store) -> Check {
     )
     .await
     .ctx("fresh nonce purged")?;
+    Ok(())
+}
+
+/// A hundred concurrent pushes to one user with a limit of five: exactly five are inserted.
+pub async fn concurrent_push_limit(store: &dyn Store) -> Check {
+    let org = "conf-storm";
+    let setup = vec![
+        Change::InsertUser(user(org, "CPLU1", "alice")),
+        Change::InsertDevice(device_row(org, "CPLD1", "CPLU1", 1)),
+    ];
+    commit(store, setup).await.ctx("setup")?;
+    let limited = |i: usize| {
+        let row = push_row(org, &format!("CPLTX{i}"), "CPLU1", "CPLD1", 10_000);
+        vec![
+            Change::CheckPushLimit {
+                org_id: org.into(),
+                user_id: "CPLU1".into(),
+                since_ms: 5_000,
+                limit: 5,
+            },
+            Change::InsertPush(row),
+        ]
+    };
+    let results = join_all((0..100).map(|i| commit(store, limited(i)))).await;
+    let sent = results.iter().filter(|r| r.is_ok()).count();
+    check_eq!(sent, 5, "pushes inserted under the limit");
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::ConditionFailed(_))))
+        .count();
+    check_eq!(refused, 95, "the others are refused: {results:?}");
+    let counted = store
+        .pushes_since(org, "CPLU1", 5_000)
+        .await
+        .ctx("pushes_since")?;
+    check_eq!(counted, 5, "stored pushes");
+    let older = store
+        .pushes_since(org, "CPLU1", 20_000)
+        .await
+        .ctx("pushes_since")?;
+    check_eq!(older, 0, "none after the window");
     Ok(())
 }
