@@ -14,6 +14,7 @@ pub mod clock;
 pub mod crypto;
 pub mod device_key;
 mod error;
+pub mod gate;
 pub mod ids;
 pub mod model;
 pub mod notify;

@@ -144,6 +144,18 @@ pub struct FactorPolicy {
     pub require_phishing_resistant: bool,
 }
 
+impl FactorPolicy {
+    /// What the gate lets through at the portal's sign-in for this group: passkeys, and codes
+    /// where the group allows TOTP sign-in.
+    pub fn portal_allowed(&self) -> crate::gate::Allowed {
+        crate::gate::Allowed {
+            passkey: true,
+            push: false,
+            passcode: self.totp_signin,
+        }
+    }
+}
+
 impl Default for FactorPolicy {
     fn default() -> Self {
         Self {
@@ -261,6 +273,15 @@ impl PromptPolicy {
     /// The policy as stored.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// What the gate lets through at this application's prompt.
+    pub fn allowed(&self) -> crate::gate::Allowed {
+        crate::gate::Allowed {
+            passkey: true,
+            push: self.offers_push(),
+            passcode: self.offers_passcodes(),
+        }
     }
 
     /// Whether push may be offered.

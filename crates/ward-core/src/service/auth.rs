@@ -3,16 +3,16 @@
 //! Every decision is one audit event, committed with the state it changes.
 
 use chrono::{DateTime, Utc};
-use ward_store::{AuthTxRow, Change, ChangeSet, DEFAULT_ORG, StoreError, TotpRow, UserKey};
+use ward_store::{AuthTxRow, Change, ChangeSet, TotpRow, UserKey};
 
 use super::Ward;
+use super::passcode::PasscodeCheck;
 use crate::audit::Event;
-use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
+use crate::gate::{self, Allowed, Door, Enrolled, Method, Offer, Refusal, Subject};
 use crate::ids;
-use crate::model::{Actor, Integration, TotpAuthenticator, User, UserRef, UserStatus};
-use crate::policy::UnknownUserPolicy;
-use crate::totp::Totp;
+use crate::model::{Actor, Integration, UserRef};
+use crate::policy::{ApiPushMode, AuthPolicy, UnknownUserPolicy};
 
 /// Facts about the request an application makes on a user's behalf.
 #[derive(Clone, Debug)]
@@ -184,6 +184,27 @@ pub struct TxView {
     pub status_msg: String,
 }
 
+impl AuthContext {
+    /// What this integration's policy allows at `door` (the Auth API or the older API; the
+    /// hosted prompt has its own policy). Passkeys are not a factor of these APIs.
+    pub(super) fn allowed(&self, door: Door, policy: &AuthPolicy) -> Allowed {
+        let mode = self
+            .integration
+            .push_mode
+            .unwrap_or(policy.push.auth_api_mode);
+        let push = match door {
+            // These clients cannot show a Verified Push number: plain push only.
+            Door::Legacy => mode == ApiPushMode::Plain,
+            Door::AuthApi | Door::Prompt | Door::Portal => mode != ApiPushMode::Refuse,
+        };
+        Allowed {
+            passkey: false,
+            push,
+            passcode: true,
+        }
+    }
+}
+
 impl Ward {
     /// Decides whether and how a user must authenticate (Duo `preauth`). Audited.
     pub async fn preauth(
@@ -192,24 +213,43 @@ impl Ward {
         user_ref: &UserRef,
         now: DateTime<Utc>,
     ) -> CoreResult<PreauthOutcome> {
-        let found = self
-            .store
-            .user_with_totps(DEFAULT_ORG, user_key(user_ref))
-            .await?;
-        let (outcome, target) = match found {
-            None => (self.unknown_user_outcome(), user_ref_label(user_ref)),
-            Some((row, totps)) => {
-                let muted = row
-                    .push_muted_until_ms
-                    .is_some_and(|t| t > now.timestamp_millis());
-                let user = User::try_from(row)?;
-                let push = self.store.devices_for_user(DEFAULT_ORG, &user.id).await?;
-                (
-                    self.known_user_outcome(&user, &totps, &push, muted, now),
-                    user.id,
-                )
-            }
+        self.preauth_at(ctx, Door::AuthApi, user_ref, now).await
+    }
+
+    /// `preauth` at one of the Duo API doors, through the gate.
+    pub(super) async fn preauth_at(
+        &self,
+        ctx: &AuthContext,
+        door: Door,
+        user_ref: &UserRef,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PreauthOutcome> {
+        let org = ctx.integration.org_id.as_str();
+        let found = self.store.user_with_totps(org, user_key(user_ref)).await?;
+        let (user, totps) = match found {
+            Some((user, totps)) => (Some(user), totps),
+            None => (None, Vec::new()),
         };
+        let push = match &user {
+            Some(u) => self.store.devices_for_user(org, &u.user_id).await?,
+            None => Vec::new(),
+        };
+        let subject = user.as_ref().map(Subject::of).transpose()?;
+        let enrolled = Enrolled {
+            passkey: false,
+            push: !push.is_empty(),
+            passcode: !totps.is_empty(),
+        };
+        let offer = gate::offer(
+            subject.as_ref(),
+            enrolled,
+            ctx.allowed(door, &self.policy),
+            now.timestamp_millis(),
+        );
+        let outcome = self.preauth_outcome(offer, &push, &totps);
+        let target = user
+            .as_ref()
+            .map_or_else(|| user_ref_label(user_ref), |u| u.user_id.clone());
         let (result, reason) = match &outcome {
             PreauthOutcome::Auth { .. } => ("auth", None),
             PreauthOutcome::Enroll { .. } => ("enroll", None),
@@ -217,6 +257,7 @@ impl Ward {
         };
         let event = ctx
             .event(now, "auth.preauth", &target, result)
+            .detail("door", door.as_str())
             .detail_opt("reason", reason);
         self.store
             .commit(ChangeSet::new().with(event.into_change()))
@@ -224,49 +265,33 @@ impl Ward {
         Ok(outcome)
     }
 
-    fn unknown_user_outcome(&self) -> PreauthOutcome {
-        match self.policy.unknown_user {
-            UnknownUserPolicy::Deny => PreauthOutcome::Deny {
-                reason: DenyReason::UnknownUser,
-            },
-            UnknownUserPolicy::Enroll => PreauthOutcome::Enroll {
-                portal_url: self.policy.enroll_portal_url.clone(),
-            },
-        }
-    }
-
-    fn known_user_outcome(
+    /// Renders the gate's offer as Duo's `preauth` answer.
+    fn preauth_outcome(
         &self,
-        user: &User,
-        totps: &[TotpRow],
+        offer: Offer,
         push: &[ward_store::DeviceRow],
-        push_muted: bool,
-        now: DateTime<Utc>,
+        totps: &[TotpRow],
     ) -> PreauthOutcome {
-        if user.status == UserStatus::Disabled {
-            return PreauthOutcome::Deny {
-                reason: DenyReason::Disabled,
-            };
-        }
-        if user.is_locked(now.timestamp_millis()) {
-            return PreauthOutcome::Deny {
-                reason: DenyReason::LockedOut,
-            };
-        }
-        if totps.is_empty() && push.is_empty() {
-            return match self.policy.unknown_user {
-                UnknownUserPolicy::Enroll => PreauthOutcome::Enroll {
-                    portal_url: self.policy.enroll_portal_url.clone(),
-                },
-                UnknownUserPolicy::Deny => PreauthOutcome::Deny {
-                    reason: DenyReason::NoFactors,
-                },
-            };
-        }
-        let push_capabilities = if push_muted {
-            vec![]
-        } else {
+        let deny = |reason| PreauthOutcome::Deny { reason };
+        let (push_capable, push_muted) = match offer {
+            Offer::Refused(Refusal::UnknownUser) => {
+                return self.no_factor_outcome(DenyReason::UnknownUser);
+            }
+            Offer::NothingEnrolled => return self.no_factor_outcome(DenyReason::NoFactors),
+            Offer::Refused(Refusal::Disabled) => return deny(DenyReason::Disabled),
+            Offer::Refused(Refusal::LockedOut) => return deny(DenyReason::LockedOut),
+            Offer::Refused(
+                refusal @ (Refusal::NotAllowed | Refusal::PushMuted | Refusal::PushStorm),
+            ) => (false, refusal == Refusal::PushMuted),
+            Offer::Methods {
+                methods,
+                push_muted,
+            } => (methods.contains(&Method::Push), push_muted),
+        };
+        let push_capabilities = if push_capable {
             vec![Capability::Push]
+        } else {
+            vec![]
         };
         let devices = push
             .iter()
@@ -284,6 +309,16 @@ impl Ward {
         PreauthOutcome::Auth {
             devices,
             push_muted,
+        }
+    }
+
+    /// An unknown user, or one without factors: enrol or deny, as configured.
+    fn no_factor_outcome(&self, reason: DenyReason) -> PreauthOutcome {
+        match self.policy.unknown_user {
+            UnknownUserPolicy::Deny => PreauthOutcome::Deny { reason },
+            UnknownUserPolicy::Enroll => PreauthOutcome::Enroll {
+                portal_url: self.policy.enroll_portal_url.clone(),
+            },
         }
     }
 
@@ -319,8 +354,9 @@ impl Ward {
     ///
     /// # Security
     /// Every refusal of a passcode (wrong, replayed, malformed) gives the caller the same answer;
-    /// the reason is only in the audit log. A time step is accepted once per authenticator, by a
-    /// conditional update that also holds across nodes.
+    /// the reason is only in the audit log. The decision is the gate's and the store's (see
+    /// [`passcode`](super::passcode)): a time step is accepted once per authenticator and the
+    /// lockout threshold holds under any concurrency and across nodes.
     pub async fn auth_passcode(
         &self,
         ctx: &AuthContext,
@@ -329,184 +365,44 @@ impl Ward {
         want_txid: bool,
         now: DateTime<Utc>,
     ) -> CoreResult<AuthDecision> {
-        let txid = want_txid.then(ids::txid);
-        let found = self
-            .store
-            .user_with_totps(DEFAULT_ORG, user_key(user_ref))
-            .await?;
-        let Some((user_row, totps)) = found else {
-            let target = user_ref_label(user_ref);
-            return self
-                .decide(
-                    ctx,
-                    None,
-                    &target,
-                    txid,
-                    AuthStatus::Deny,
-                    "unknown_user",
-                    now,
-                )
-                .await;
-        };
-        let user = User::try_from(user_row)?;
-        if user.status == UserStatus::Disabled {
-            return self
-                .decide(
-                    ctx,
-                    Some(&user),
-                    &user.id,
-                    txid,
-                    AuthStatus::Deny,
-                    "disabled",
-                    now,
-                )
-                .await;
-        }
-        if user.is_locked(now.timestamp_millis()) {
-            return self
-                .decide(
-                    ctx,
-                    Some(&user),
-                    &user.id,
-                    txid,
-                    AuthStatus::LockedOut,
-                    "locked_out",
-                    now,
-                )
-                .await;
-        }
-        let Some((authenticator, step)) = self.match_totp(&totps, passcode, now)? else {
-            return self.fail(ctx, &user, txid, "wrong_passcode", now).await;
-        };
-        let event = ctx
-            .event(now, "auth.passcode", &user.id, "allow")
-            .detail("totp_id", authenticator.id.as_str());
-        let mut set = ChangeSet::new()
-            .with(Change::UseTotpStep {
-                org_id: DEFAULT_ORG.into(),
-                totp_id: authenticator.id.clone(),
-                step,
-            })
-            .with(Change::RecordAuthSuccess {
-                org_id: DEFAULT_ORG.into(),
-                user_id: user.id.clone(),
-                at_ms: now.timestamp_millis(),
-            });
-        if let Some(txid) = &txid {
-            set.push(self.tx_change(
-                ctx,
-                "passcode",
-                Some(&user.id),
-                txid,
-                AuthStatus::Allow,
-                now,
-            ));
-        }
-        set.push(event.into_change());
-        match self.store.commit(set).await {
-            Ok(_) => Ok(decision(txid, AuthStatus::Allow)),
-            // Another request (perhaps on another node) used this step first.
-            Err(StoreError::ConditionFailed(_)) => {
-                self.fail(ctx, &user, txid, "replayed_passcode", now).await
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.auth_passcode_at(ctx, Door::AuthApi, user_ref, passcode, want_txid, now)
+            .await
     }
 
-    fn match_totp(
+    /// A passcode at one of the Duo API doors (or the hosted prompt, with its policy).
+    pub(super) async fn auth_passcode_at(
         &self,
-        totps: &[TotpRow],
+        ctx: &AuthContext,
+        door: Door,
+        user_ref: &UserRef,
         passcode: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<Option<(TotpAuthenticator, i64)>> {
-        for row in totps {
-            let meta = TotpAuthenticator::try_from(row)?;
-            if passcode.len() != meta.digits as usize {
-                continue;
-            }
-            let seed = self
-                .keys
-                .open(Purpose::TotpSeed, &row.totp_id, &row.seed_sealed)?;
-            let generator = Totp::new(seed, meta.algorithm, meta.digits, meta.step_secs)?;
-            if let Some(step) = generator.verify(
-                passcode,
-                now.timestamp(),
-                row.last_step,
-                self.policy.totp_window,
-            ) {
-                return Ok(Some((meta, step)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Records a failed passcode: counts it, locks at the threshold, audits.
-    async fn fail(
-        &self,
-        ctx: &AuthContext,
-        user: &User,
-        txid: Option<String>,
-        reason: &str,
+        want_txid: bool,
         now: DateTime<Utc>,
     ) -> CoreResult<AuthDecision> {
-        let threshold = i64::from(self.policy.lockout_threshold);
-        let locks = threshold > 0 && user.failed_attempts + 1 >= threshold;
-        let event = ctx
-            .event(now, "auth.passcode", &user.id, "deny")
-            .detail("reason", reason)
-            .detail("failed_attempts", user.failed_attempts + 1)
-            .detail("locks_account", locks);
-        let mut set = ChangeSet::new();
-        if threshold > 0 {
-            set.push(Change::RecordAuthFailure {
-                org_id: DEFAULT_ORG.into(),
-                user_id: user.id.clone(),
-                threshold,
-                lock_until_ms: (now + self.policy.lockout_duration).timestamp_millis(),
-            });
-        }
-        if let Some(txid) = &txid {
-            set.push(self.tx_change(ctx, "passcode", Some(&user.id), txid, AuthStatus::Deny, now));
-        }
-        set.push(event.into_change());
-        self.store.commit(set).await?;
-        Ok(decision(txid, AuthStatus::Deny))
-    }
-
-    /// Records a decision made before any passcode was checked.
-    #[allow(clippy::too_many_arguments)] // the decision's facts, all required
-    async fn decide(
-        &self,
-        ctx: &AuthContext,
-        user: Option<&User>,
-        target: &str,
-        txid: Option<String>,
-        status: AuthStatus,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<AuthDecision> {
-        let outcome = if status == AuthStatus::Allow {
-            "allow"
-        } else {
-            "deny"
+        let txid = want_txid.then(ids::txid);
+        let audit = |target: &str, outcome: &str| {
+            ctx.event(now, "auth.passcode", target, outcome)
+                .detail("door", door.as_str())
         };
-        let event = ctx
-            .event(now, "auth.passcode", target, outcome)
-            .detail("reason", reason);
-        let mut set = ChangeSet::new();
-        if let Some(txid) = &txid {
-            set.push(self.tx_change(
-                ctx,
-                "passcode",
-                user.map(|u| u.id.as_str()),
-                txid,
-                status,
-                now,
-            ));
-        }
-        set.push(event.into_change());
-        self.store.commit(set).await?;
-        Ok(decision(txid, status))
+        let record = |user_id: Option<&str>, status: AuthStatus| {
+            txid.iter()
+                .map(|txid| self.tx_change(ctx, "passcode", user_id, txid, status, now))
+                .collect()
+        };
+        let allowed = match door {
+            Door::Prompt => ctx.integration.prompt_policy.allowed(),
+            Door::AuthApi | Door::Legacy | Door::Portal => ctx.allowed(door, &self.policy),
+        };
+        let check = PasscodeCheck {
+            org_id: &ctx.integration.org_id,
+            user: user_key(user_ref),
+            passcode,
+            allowed: &|_| Ok(allowed),
+            audit: &audit,
+            record: &record,
+        };
+        let outcome = self.check_passcode(&check, now).await?;
+        Ok(decision(txid, outcome.status))
     }
 
     #[allow(clippy::too_many_arguments)] // the transaction's facts, all required

@@ -18,8 +18,8 @@ use super::Ward;
 use super::auth::{AuthContext, AuthDecision, Capability, PreauthOutcome, user_ref_label};
 use super::push::{PushOutcome, PushRequest};
 use crate::error::{CoreError, CoreResult};
+use crate::gate::Door;
 use crate::model::UserRef;
-use crate::policy::ApiPushMode;
 
 /// What the user typed (or the client chose) in `auto=<X>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,10 +81,7 @@ pub enum LegacyAuth {
 impl Ward {
     /// Whether pushes may be sent to clients that cannot show a number.
     fn legacy_push_allowed(&self, ctx: &AuthContext) -> bool {
-        ctx.integration
-            .push_mode
-            .unwrap_or(self.policy.push.auth_api_mode)
-            == ApiPushMode::Plain
+        ctx.allowed(Door::Legacy, &self.policy).push
     }
 
     /// `preauth` ([`Ward::preauth`], same audit) with the text menu of the older clients.
@@ -95,18 +92,14 @@ impl Ward {
         username: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<(PreauthOutcome, Option<LegacyMenu>)> {
-        let outcome = self.preauth(ctx, user_ref, now).await?;
+        let outcome = self.preauth_at(ctx, Door::Legacy, user_ref, now).await?;
         let menu = match &outcome {
             PreauthOutcome::Auth { devices, .. } => {
-                let push_names: Vec<&str> = if self.legacy_push_allowed(ctx) {
-                    devices
-                        .iter()
-                        .filter(|d| d.capabilities.contains(&Capability::Push))
-                        .map(|d| d.name.as_str())
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+                let push_names: Vec<&str> = devices
+                    .iter()
+                    .filter(|d| d.capabilities.contains(&Capability::Push))
+                    .map(|d| d.name.as_str())
+                    .collect();
                 let has_passcodes = devices
                     .iter()
                     .any(|d| d.capabilities.contains(&Capability::MobileOtp));
@@ -129,7 +122,7 @@ impl Ward {
     ) -> CoreResult<LegacyAuth> {
         match factor {
             LegacyFactor::Passcode(code) => self
-                .auth_passcode(ctx, user_ref, &code, is_async, now)
+                .auth_passcode_at(ctx, Door::Legacy, user_ref, &code, is_async, now)
                 .await
                 .map(LegacyAuth::Decided),
             LegacyFactor::Refused(name) => Err(self.refuse_factor(ctx, user_ref, name, now).await),

@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod device;
 mod legacy;
+mod passcode;
 mod passkeys;
 mod portal;
 mod prompt;

@@ -28,6 +28,7 @@ use super::{AuthContext, Ward};
 use crate::audit::Event;
 use crate::crypto::{Purpose, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
+use crate::gate::{self, Enrolled, Method, Refusal, Subject};
 use crate::model::{Actor, IntegrationKind};
 
 /// How long a user may take in the prompt.
@@ -71,6 +72,16 @@ pub enum PromptMethod {
     Passkey,
     Push,
     Passcode,
+}
+
+impl From<Method> for PromptMethod {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Passkey => Self::Passkey,
+            Method::Push => Self::Push,
+            Method::Passcode => Self::Passcode,
+        }
+    }
 }
 
 impl PromptMethod {
@@ -406,56 +417,60 @@ impl Ward {
             .await?
             .ok_or_else(|| invalid("unknown client_id"))?;
         let policy = &creds.integration.prompt_policy;
-        let Some(user) = self
+        let user = self
             .store
             .user_by_name(DEFAULT_ORG, &request.username)
-            .await?
-        else {
-            return Ok(Offer::deny(None, "deny", "unknown user"));
+            .await?;
+        let subject = user.as_ref().map(Subject::of).transpose()?;
+        let enrolled = match &user {
+            Some(user) => {
+                let factors = self.factors(&user.user_id).await?;
+                Enrolled {
+                    passkey: !factors.passkeys.is_empty(),
+                    push: !factors.devices.is_empty(),
+                    passcode: !factors.totps.is_empty(),
+                }
+            }
+            None => Enrolled::default(),
         };
-        if user.status != "active" {
-            return Ok(Offer::deny(Some(user), "deny", "user disabled"));
-        }
-        if user
-            .locked_until_ms
-            .is_some_and(|t| t > now.timestamp_millis())
-        {
-            return Ok(Offer::deny(Some(user), "locked_out", "user locked out"));
-        }
-        let factors = self.factors(&user.user_id).await?;
-        let mut methods = Vec::new();
-        if !factors.passkeys.is_empty() {
-            methods.push(PromptMethod::Passkey);
-        }
-        if policy.offers_push() && !factors.devices.is_empty() {
-            methods.push(PromptMethod::Push);
-        }
-        if policy.offers_passcodes() && !factors.totps.is_empty() {
-            methods.push(PromptMethod::Passcode);
-        }
-        if let Some(i) = user
-            .last_prompt_method
-            .as_deref()
-            .and_then(|last| methods.iter().position(|m| m.as_str() == last))
-        {
-            let m = methods.remove(i);
-            methods.insert(0, m);
-        }
-        let has_any = !factors.passkeys.is_empty()
-            || !factors.devices.is_empty()
-            || !factors.totps.is_empty();
-        Ok(if !methods.is_empty() {
-            Offer::Choose(methods)
-        } else if !has_any && policy.new_users == crate::policy::NewUsers::Enrol {
-            Offer::Enrol(user)
-        } else if has_any {
-            Offer::deny(
-                Some(user),
-                "deny",
-                "no factor allowed by this application's policy",
-            )
-        } else {
-            Offer::deny(Some(user), "deny", "no factor enrolled")
+        let offer = gate::offer(
+            subject.as_ref(),
+            enrolled,
+            policy.allowed(),
+            now.timestamp_millis(),
+        );
+        Ok(match (offer, user) {
+            (gate::Offer::Methods { methods, .. }, Some(user)) => {
+                let mut methods: Vec<PromptMethod> =
+                    methods.into_iter().map(PromptMethod::from).collect();
+                if let Some(i) = user
+                    .last_prompt_method
+                    .as_deref()
+                    .and_then(|last| methods.iter().position(|m| m.as_str() == last))
+                {
+                    let m = methods.remove(i);
+                    methods.insert(0, m);
+                }
+                Offer::Choose(methods)
+            }
+            (gate::Offer::NothingEnrolled, Some(user))
+                if policy.new_users == crate::policy::NewUsers::Enrol =>
+            {
+                Offer::Enrol(user)
+            }
+            (gate::Offer::NothingEnrolled, user) => Offer::deny(user, "deny", "no factor enrolled"),
+            (gate::Offer::Refused(refusal), user) => {
+                let status = match refusal {
+                    Refusal::LockedOut => "locked_out",
+                    Refusal::UnknownUser
+                    | Refusal::Disabled
+                    | Refusal::NotAllowed
+                    | Refusal::PushMuted
+                    | Refusal::PushStorm => "deny",
+                };
+                Offer::deny(user, status, refusal.as_str())
+            }
+            (gate::Offer::Methods { .. }, None) => Offer::deny(None, "deny", "unknown_user"),
         })
     }
 

@@ -20,8 +20,9 @@ use super::auth::{AuthContext, AuthDecision, AuthStatus, decision, user_key, use
 use crate::audit::Event;
 use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
+use crate::gate::{self, Allowed, Method, Refusal, Subject};
 use crate::ids;
-use crate::model::{Actor, User, UserRef, UserStatus};
+use crate::model::{Actor, User, UserRef};
 use crate::notify::Alert;
 use crate::policy::ApiPushMode;
 
@@ -160,45 +161,30 @@ impl Ward {
         req: &PushRequest,
         now: DateTime<Utc>,
     ) -> CoreResult<PushOutcome> {
-        let found = self
-            .store
-            .user_with_totps(DEFAULT_ORG, user_key(user_ref))
-            .await?;
-        let Some((row, _totps)) = found else {
-            let target = user_ref_label(user_ref);
-            return self
-                .push_refused(
-                    ctx,
-                    None,
-                    &target,
-                    req,
-                    AuthStatus::PushDenied,
-                    "unknown_user",
-                    now,
-                )
-                .await;
+        let org = ctx.integration.org_id.as_str();
+        let row = self.store.user_with_totps(org, user_key(user_ref)).await?;
+        let row = row.map(|(row, _totps)| row);
+        let subject = row.as_ref().map(Subject::of).transpose()?;
+        // The application's push mode was applied by the caller (with its own explanation);
+        // the gate decides on the account.
+        let admitted = gate::admit(
+            subject.as_ref(),
+            Method::Push,
+            Allowed::ALL,
+            now.timestamp_millis(),
+        );
+        let user = match (row, admitted) {
+            (Some(row), Ok(())) => User::try_from(row)?,
+            (row, admitted) => {
+                let refusal = admitted.err().unwrap_or(Refusal::UnknownUser);
+                let user_id = row.map(|r| r.user_id);
+                let target = user_id.clone().unwrap_or_else(|| user_ref_label(user_ref));
+                return self
+                    .push_refused(ctx, user_id.as_deref(), &target, req, refusal, now)
+                    .await;
+            }
         };
-        let muted = row
-            .push_muted_until_ms
-            .is_some_and(|until| until > now.timestamp_millis());
-        let user = User::try_from(row)?;
-        let refusal = if user.status == UserStatus::Disabled {
-            Some((AuthStatus::PushDenied, "disabled"))
-        } else if user.is_locked(now.timestamp_millis()) {
-            Some((AuthStatus::LockedOut, "locked_out"))
-        } else if muted {
-            Some((AuthStatus::PushRefused, "muted_after_fraud"))
-        } else if self.push_storm(&user, now).await? {
-            Some((AuthStatus::PushRefused, "push_storm"))
-        } else {
-            None
-        };
-        if let Some((status, reason)) = refusal {
-            return self
-                .push_refused(ctx, Some(&user.id), &user.id, req, status, reason, now)
-                .await;
-        }
-        let devices = self.store.devices_for_user(DEFAULT_ORG, &user.id).await?;
+        let devices = self.store.devices_for_user(org, &user.id).await?;
         let device = match (&req.device, req.device_index) {
             (Some(id), _) => devices.iter().find(|d| &d.device_id == id),
             (None, Some(n)) => n.checked_sub(1).and_then(|i| devices.get(i)),
@@ -219,7 +205,11 @@ impl Ward {
             .detail("number_required", started.number.is_some())
             .detail_opt("hostname", req.hostname.as_deref().map(|h| clean(h, 255)))
             .detail_opt("pushinfo", pushinfo_detail(&req.details));
-        let set = ChangeSet::new()
+        let mut set = ChangeSet::new();
+        if let Some(limit) = self.push_limit(&user, now) {
+            set.push(limit);
+        }
+        let set = set
             .with(Change::InsertPush(row))
             .with(self.tx_change(
                 ctx,
@@ -230,7 +220,16 @@ impl Ward {
                 now,
             ))
             .with(event.into_change());
-        self.store.commit(set).await?;
+        match self.store.commit(set).await {
+            Ok(_) => {}
+            // Over the storm limit, as the store counted it (on every node).
+            Err(StoreError::ConditionFailed(_)) => {
+                return self
+                    .push_refused(ctx, Some(&user.id), &user.id, req, Refusal::PushStorm, now)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
         if let Ok(event) = serde_json::from_str::<PushEvent>(&context) {
             for delivery in &self.deliveries {
                 delivery.deliver(&started.device_id, &event).await;
@@ -239,17 +238,15 @@ impl Ward {
         Ok(PushOutcome::Started(started))
     }
 
-    async fn push_storm(&self, user: &User, now: DateTime<Utc>) -> CoreResult<bool> {
+    /// The storm limit as a conditional change (checked by the store with the insert).
+    fn push_limit(&self, user: &User, now: DateTime<Utc>) -> Option<Change> {
         let limit = self.policy.push.storm_limit;
-        if limit == 0 {
-            return Ok(false);
-        }
-        let since = (now - self.policy.push.storm_window).timestamp_millis();
-        let sent = self
-            .store
-            .pushes_since(DEFAULT_ORG, &user.id, since)
-            .await?;
-        Ok(sent >= i64::from(limit))
+        (limit > 0).then(|| Change::CheckPushLimit {
+            org_id: user.org_id.clone(),
+            user_id: user.id.clone(),
+            since_ms: (now - self.policy.push.storm_window).timestamp_millis(),
+            limit: i64::from(limit),
+        })
     }
 
     fn push_number(&self) -> String {
@@ -310,21 +307,20 @@ impl Ward {
         })
     }
 
-    #[allow(clippy::too_many_arguments)] // the refusal's facts, all required
     async fn push_refused(
         &self,
         ctx: &AuthContext,
         user_id: Option<&str>,
         target: &str,
         req: &PushRequest,
-        status: AuthStatus,
-        reason: &str,
+        refusal: Refusal,
         now: DateTime<Utc>,
     ) -> CoreResult<PushOutcome> {
+        let status = push_refused_status(refusal);
         let txid = req.want_txid.then(ids::txid);
         let event = ctx
             .event(now, "auth.push", target, "deny")
-            .detail("reason", reason);
+            .detail("reason", refusal.as_str());
         let mut set = ChangeSet::new();
         if let Some(txid) = &txid {
             set.push(self.tx_change(ctx, "push", user_id, txid, status, now));
@@ -552,6 +548,15 @@ impl Ward {
             .await?
             .filter(|p| p.state == "pending")
             .and_then(|p| DateTime::from_timestamp_millis(p.expires_ms)))
+    }
+}
+
+/// The status a gate refusal gets at a push.
+fn push_refused_status(refusal: Refusal) -> AuthStatus {
+    match refusal {
+        Refusal::UnknownUser | Refusal::Disabled | Refusal::NotAllowed => AuthStatus::PushDenied,
+        Refusal::LockedOut => AuthStatus::LockedOut,
+        Refusal::PushMuted | Refusal::PushStorm => AuthStatus::PushRefused,
     }
 }
 

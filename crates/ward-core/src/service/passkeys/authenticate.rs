@@ -9,11 +9,13 @@ use ward_store::{Change, ChangeSet, DEFAULT_ORG, StoreError, UserRow, WebauthnCr
 use webauthn_rs::prelude::{PublicKeyCredential, WebauthnError};
 
 use super::{
-    CeremonyStart, CeremonyState, PasskeyCheck, StoredCredential, bad_response, user_handle,
+    CeremonyStart, CeremonyState, DISABLED, LOCKED, PasskeyCheck, StoredCredential, bad_response,
+    user_handle,
 };
 use crate::audit::Event;
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
+use crate::gate::{self, Allowed, Method, Refusal, Subject};
 use crate::model::Actor;
 use crate::notify::Alert;
 use crate::service::Ward;
@@ -116,15 +118,21 @@ impl Ward {
                 )
                 .await);
         }
-        let user = match self.active_user(&row.user_id).await {
-            Ok(u) => u,
-            Err(CoreError::Forbidden(m)) => {
-                return Err(self
-                    .audited_refusal(refuse(&row.user_id, "disabled"), "credential", &m)
-                    .await);
-            }
-            Err(e) => return Err(e),
-        };
+        let user = self
+            .store
+            .user_by_id(DEFAULT_ORG, &row.user_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("user".into()))?;
+        if let Err(refusal) = admit_passkey(&user, now) {
+            let message = refusal_message(refusal);
+            return Err(self
+                .audited_refusal(
+                    refuse(&row.user_id, refusal.as_str()),
+                    "credential",
+                    message,
+                )
+                .await);
+        }
         let mut stored = self.open_credential(&row)?;
         let result = self
             .verify_assertion(state, &response, (&row, &stored), &user, &refusal)
@@ -134,13 +142,19 @@ impl Ward {
         let set = self.use_credential(&mut stored, &row, &result, purpose, now)?;
         match self.store.commit(set).await {
             Ok(_) => {}
+            // The counter moved (the same passkey used twice at once), or a concurrent
+            // request locked the account: the store decided; say which.
             Err(StoreError::ConditionFailed(_)) => {
-                return Err(self
-                    .audited_refusal(
-                        refuse(&user.user_id, "concurrent use of the same counter"),
-                        "credential",
+                let now_user = self.store.user_by_id(DEFAULT_ORG, &user.user_id).await?;
+                let (reason, message) = match now_user.map(|u| admit_passkey(&u, now)) {
+                    Some(Err(refusal)) => (refusal.as_str(), refusal_message(refusal)),
+                    _ => (
+                        "concurrent use of the same counter",
                         "this passkey was used twice at once; try again",
-                    )
+                    ),
+                };
+                return Err(self
+                    .audited_refusal(refuse(&user.user_id, reason), "credential", message)
                     .await);
             }
             Err(e) => return Err(e.into()),
@@ -342,4 +356,27 @@ fn signed_counter(response: &PublicKeyCredential) -> i64 {
         .get(33..37)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, |b| i64::from(u32::from_be_bytes(b)))
+}
+
+/// The fixed sentence for a gate refusal of a passkey check.
+fn refusal_message(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::LockedOut => LOCKED,
+        Refusal::UnknownUser
+        | Refusal::Disabled
+        | Refusal::NotAllowed
+        | Refusal::PushMuted
+        | Refusal::PushStorm => DISABLED,
+    }
+}
+
+/// The gate for a passkey check: the account as read now.
+fn admit_passkey(user: &UserRow, now: DateTime<Utc>) -> Result<(), Refusal> {
+    let subject = Subject::of(user).map_err(|_| Refusal::Disabled)?;
+    gate::admit(
+        Some(&subject),
+        Method::Passkey,
+        Allowed::ALL,
+        now.timestamp_millis(),
+    )
 }

@@ -257,14 +257,15 @@ impl Ward {
             .for_group(user.policy_group.as_deref()))
     }
 
+    /// The account of `user_id`, refused when it is disabled (for factor changes).
     pub(super) async fn active_user(&self, user_id: &str) -> CoreResult<UserRow> {
         let user = self
             .store
             .user_by_id(DEFAULT_ORG, user_id)
             .await?
             .ok_or_else(|| CoreError::NotFound("user".into()))?;
-        if user.status != "active" {
-            return Err(CoreError::Forbidden("this account is disabled".into()));
+        if user.status.parse::<crate::model::UserStatus>()? == crate::model::UserStatus::Disabled {
+            return Err(CoreError::Forbidden(DISABLED.into()));
         }
         Ok(user)
     }
@@ -276,3 +277,10 @@ impl Ward {
         }
     }
 }
+
+/// What a disabled account's owner is told.
+pub(super) const DISABLED: &str = "this account is disabled";
+
+/// What the owner of a locked account is told.
+pub(super) const LOCKED: &str =
+    "this account is locked after too many failed sign-in attempts; try again later";

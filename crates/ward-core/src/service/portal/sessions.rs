@@ -2,19 +2,18 @@
 //! or a TOTP code.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ward_store::{
-    Change, ChangeSet, DEFAULT_ORG, Outcome, SessionRow, StoreError, TotpRow, UserKey, UserRow,
-};
+use ward_store::{Change, ChangeSet, DEFAULT_ORG, Outcome, SessionRow, UserKey, UserRow};
 use zeroize::Zeroizing;
 
 use super::{NewSession, STEP_UP_NEEDED, Session, TOUCH_EVERY};
 use crate::audit::Event;
 use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, TotpAuthenticator};
+use crate::gate::{Allowed, Door};
+use crate::model::Actor;
+use crate::service::passcode::PasscodeCheck;
 use crate::service::passkeys::purpose;
-use crate::service::{CeremonyStart, Ward};
-use crate::totp::Totp;
+use crate::service::{AuthStatus, CeremonyStart, Ward};
 
 impl Ward {
     /// Opens a session for a user who has just authenticated by `method`.
@@ -255,7 +254,8 @@ impl Ward {
     }
 
     /// Signs in with a TOTP code, where the user's policy allows it. Every refusal looks the
-    /// same to the caller; the reason is audited.
+    /// same to the caller; the reason is audited. The decision is the one passcode check of
+    /// every door ([`passcode`](crate::service::passcode)).
     pub async fn totp_sign_in(
         &self,
         username: &str,
@@ -266,120 +266,38 @@ impl Ward {
         if username.is_empty() || username.len() > 100 || code.len() > 10 {
             return Err(generic());
         }
-        let found = self
-            .store
-            .user_with_totps(DEFAULT_ORG, UserKey::Name(username))
-            .await?;
-        let refuse = |target: &str, reason: &str| {
+        let audit = |target: &str, outcome: &str| {
+            let actor = if outcome == "allow" {
+                Actor::User(target.to_owned())
+            } else {
+                Actor::Anonymous
+            };
             Event::new(
                 DEFAULT_ORG,
                 now,
-                &Actor::Anonymous,
+                &actor,
                 "portal.signin.totp",
                 target,
-                "deny",
+                outcome,
             )
-            .detail("reason", reason)
-            .into_change()
+            .detail("door", Door::Portal.as_str())
         };
-        let Some((user, totps)) = found else {
-            self.store
-                .commit(ChangeSet::new().with(refuse("-", "unknown_user")))
-                .await?;
-            return Err(generic());
+        let allowed = |user: Option<&UserRow>| match user {
+            Some(user) => Ok(self.factor_policy(user)?.portal_allowed()),
+            None => Ok(Allowed::ALL),
         };
-        let policy = self.factor_policy(&user)?;
-        let reason = if !policy.totp_signin {
-            Some("totp sign-in not allowed by policy")
-        } else if user.status != "active" {
-            Some("disabled")
-        } else if user
-            .locked_until_ms
-            .is_some_and(|until| until > now.timestamp_millis())
-        {
-            Some("locked_out")
-        } else {
-            None
+        let check = PasscodeCheck {
+            org_id: DEFAULT_ORG,
+            user: UserKey::Name(username),
+            passcode: code,
+            allowed: &allowed,
+            audit: &audit,
+            record: &|_, _| Vec::new(),
         };
-        if let Some(reason) = reason {
-            self.store
-                .commit(ChangeSet::new().with(refuse(&user.user_id, reason)))
-                .await?;
-            return Err(generic());
+        let outcome = self.check_passcode(&check, now).await?;
+        match (outcome.status, outcome.user) {
+            (AuthStatus::Allow, Some(user)) => self.open_session(&user, "totp", None, now).await,
+            _ => Err(generic()),
         }
-        let matched = self.match_totp_rows(&totps, code, now)?;
-        let Some((totp_id, step)) = matched else {
-            let threshold = i64::from(self.policy.lockout_threshold);
-            let mut set = ChangeSet::new().with(refuse(&user.user_id, "wrong_passcode"));
-            if threshold > 0 {
-                set.push(Change::RecordAuthFailure {
-                    org_id: DEFAULT_ORG.into(),
-                    user_id: user.user_id.clone(),
-                    threshold,
-                    lock_until_ms: (now + self.policy.lockout_duration).timestamp_millis(),
-                });
-            }
-            self.store.commit(set).await?;
-            return Err(generic());
-        };
-        let set = ChangeSet::new()
-            .with(Change::UseTotpStep {
-                org_id: DEFAULT_ORG.into(),
-                totp_id: totp_id.clone(),
-                step,
-            })
-            .with(Change::RecordAuthSuccess {
-                org_id: DEFAULT_ORG.into(),
-                user_id: user.user_id.clone(),
-                at_ms: now.timestamp_millis(),
-            })
-            .with(
-                Event::new(
-                    DEFAULT_ORG,
-                    now,
-                    &Actor::User(user.user_id.clone()),
-                    "portal.signin.totp",
-                    &user.user_id,
-                    "allow",
-                )
-                .detail("totp_id", totp_id.as_str())
-                .into_change(),
-            );
-        match self.store.commit(set).await {
-            Ok(_) => {}
-            Err(StoreError::ConditionFailed(_)) => {
-                self.store
-                    .commit(ChangeSet::new().with(refuse(&user.user_id, "replayed_passcode")))
-                    .await?;
-                return Err(generic());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.open_session(&user, "totp", None, now).await
-    }
-
-    /// The first TOTP authenticator `code` is valid for, and the step it matched.
-    fn match_totp_rows(
-        &self,
-        totps: &[TotpRow],
-        code: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<Option<(String, i64)>> {
-        for row in totps {
-            let meta = TotpAuthenticator::try_from(row)?;
-            let seed = self
-                .keys
-                .open(Purpose::TotpSeed, &row.totp_id, &row.seed_sealed)?;
-            let generator = Totp::new(seed, meta.algorithm, meta.digits, meta.step_secs)?;
-            if let Some(step) = generator.verify(
-                code,
-                now.timestamp(),
-                row.last_step,
-                self.policy.totp_window,
-            ) {
-                return Ok(Some((row.totp_id.clone(), step)));
-            }
-        }
-        Ok(None)
     }
 }

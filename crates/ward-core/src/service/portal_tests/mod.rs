@@ -392,7 +392,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     let denied = events(&audit, "portal.signin.totp", "deny");
     assert_eq!(
         denied.last().unwrap()["details"]["reason"],
-        "totp sign-in not allowed by policy"
+        "not_allowed_by_policy"
     );
 
     // Where it is allowed, the set-up code is spent; a fresh one works once.

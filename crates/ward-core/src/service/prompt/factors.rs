@@ -12,6 +12,7 @@ use super::{
 use crate::audit::Event;
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
+use crate::gate::{Door, Refusal};
 use crate::model::{Actor, UserRef};
 use crate::service::{AuthStatus, CeremonyStart, PushOutcome, PushRequest, Ward};
 
@@ -208,8 +209,9 @@ impl Ward {
         }
         let passcode = passcode.trim().replace(' ', "");
         let decision = self
-            .auth_passcode(
+            .auth_passcode_at(
                 &ctx,
+                Door::Prompt,
                 &UserRef::Name(request.username.clone()),
                 &passcode,
                 false,
@@ -230,8 +232,14 @@ impl Ward {
                 ))
             }
             AuthStatus::LockedOut => Ok(PromptPasscode::Done(
-                self.prompt_deny(&request, Some(&user), "locked_out", "user locked out", now)
-                    .await?,
+                self.prompt_deny(
+                    &request,
+                    Some(&user),
+                    "locked_out",
+                    Refusal::LockedOut.as_str(),
+                    now,
+                )
+                .await?,
             )),
             _ => Ok(PromptPasscode::Wrong),
         }

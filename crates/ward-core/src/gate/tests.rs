@@ -1,0 +1,225 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const NOW: i64 = 1_000_000;
+
+fn active() -> Subject {
+    Subject {
+        status: UserStatus::Active,
+        locked_until_ms: None,
+        push_muted_until_ms: None,
+    }
+}
+
+#[test]
+fn checks_come_in_a_fixed_order() {
+    let mut s = active();
+    assert_eq!(
+        admit(None, Method::Passkey, Allowed::ALL, NOW),
+        Err(Refusal::UnknownUser)
+    );
+    s.push_muted_until_ms = Some(NOW + 1);
+    assert_eq!(
+        admit(Some(&s), Method::Push, Allowed::ALL, NOW),
+        Err(Refusal::PushMuted)
+    );
+    assert_eq!(admit(Some(&s), Method::Passcode, Allowed::ALL, NOW), Ok(()));
+    s.locked_until_ms = Some(NOW + 1);
+    for m in Method::ALL {
+        assert_eq!(
+            admit(Some(&s), m, Allowed::ALL, NOW),
+            Err(Refusal::LockedOut)
+        );
+    }
+    s.status = UserStatus::Disabled;
+    for m in Method::ALL {
+        assert_eq!(
+            admit(Some(&s), m, Allowed::ALL, NOW),
+            Err(Refusal::Disabled)
+        );
+    }
+}
+
+#[test]
+fn a_lock_or_mute_that_ran_out_has_no_effect() {
+    let s = Subject {
+        locked_until_ms: Some(NOW),
+        push_muted_until_ms: Some(NOW - 5),
+        ..active()
+    };
+    for m in Method::ALL {
+        assert_eq!(admit(Some(&s), m, Allowed::ALL, NOW), Ok(()));
+    }
+}
+
+#[test]
+fn policy_refuses_methods_it_does_not_allow() {
+    let only_passkeys = Allowed {
+        passkey: true,
+        push: false,
+        passcode: false,
+    };
+    let s = active();
+    assert_eq!(admit(Some(&s), Method::Passkey, only_passkeys, NOW), Ok(()));
+    assert_eq!(
+        admit(Some(&s), Method::Push, only_passkeys, NOW),
+        Err(Refusal::NotAllowed)
+    );
+    let all = Enrolled {
+        passkey: true,
+        push: true,
+        passcode: true,
+    };
+    assert_eq!(
+        offer(Some(&s), all, only_passkeys, NOW),
+        Offer::Methods {
+            methods: vec![Method::Passkey],
+            push_muted: false
+        }
+    );
+}
+
+#[test]
+fn muted_push_is_not_offered_but_passcodes_are() {
+    let s = Subject {
+        push_muted_until_ms: Some(NOW + 60_000),
+        ..active()
+    };
+    let push_and_codes = Enrolled {
+        passkey: false,
+        push: true,
+        passcode: true,
+    };
+    assert_eq!(
+        offer(Some(&s), push_and_codes, Allowed::ALL, NOW),
+        Offer::Methods {
+            methods: vec![Method::Passcode],
+            push_muted: true
+        }
+    );
+    let only_push = Enrolled {
+        push: true,
+        ..Enrolled::default()
+    };
+    assert_eq!(
+        offer(Some(&s), only_push, Allowed::ALL, NOW),
+        Offer::Refused(Refusal::PushMuted)
+    );
+}
+
+#[test]
+fn nothing_enrolled_is_its_own_answer_only_for_admissible_accounts() {
+    assert_eq!(
+        offer(Some(&active()), Enrolled::default(), Allowed::ALL, NOW),
+        Offer::NothingEnrolled
+    );
+    let disabled = Subject {
+        status: UserStatus::Disabled,
+        ..active()
+    };
+    assert_eq!(
+        offer(Some(&disabled), Enrolled::default(), Allowed::ALL, NOW),
+        Offer::Refused(Refusal::Disabled)
+    );
+    assert_eq!(
+        offer(None, Enrolled::default(), Allowed::ALL, NOW),
+        Offer::Refused(Refusal::UnknownUser)
+    );
+}
+
+fn subject() -> impl Strategy<Value = Option<Subject>> {
+    let time = prop_oneof![Just(None), (NOW - 10..NOW + 10).prop_map(Some)];
+    let status = prop_oneof![Just(UserStatus::Active), Just(UserStatus::Disabled)];
+    prop::option::weighted(
+        0.9,
+        (status, time.clone(), time).prop_map(|(status, locked, muted)| Subject {
+            status,
+            locked_until_ms: locked,
+            push_muted_until_ms: muted,
+        }),
+    )
+}
+
+fn allowed() -> impl Strategy<Value = Allowed> {
+    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(passkey, push, passcode)| Allowed {
+        passkey,
+        push,
+        passcode,
+    })
+}
+
+fn enrolled() -> impl Strategy<Value = Enrolled> {
+    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(passkey, push, passcode)| Enrolled {
+        passkey,
+        push,
+        passcode,
+    })
+}
+
+fn method() -> impl Strategy<Value = Method> {
+    prop::sample::select(Method::ALL.to_vec())
+}
+
+proptest! {
+    /// What is offered is exactly what would be admitted, among the enrolled methods.
+    #[test]
+    fn offer_agrees_with_admit(s in subject(), e in enrolled(), a in allowed(), now in NOW - 20..NOW + 20) {
+        match offer(s.as_ref(), e, a, now) {
+            Offer::Methods { methods, .. } => {
+                for m in Method::ALL {
+                    let offered = methods.contains(&m);
+                    let admitted = e.has(m) && admit(s.as_ref(), m, a, now).is_ok();
+                    prop_assert_eq!(offered, admitted, "{:?}", m);
+                }
+            }
+            Offer::NothingEnrolled => {
+                prop_assert!(!e.any());
+                prop_assert!(s.is_some());
+            }
+            Offer::Refused(refusal) => {
+                for m in Method::ALL.into_iter().filter(|m| e.has(*m)) {
+                    prop_assert!(admit(s.as_ref(), m, a, now).is_err());
+                }
+                if matches!(refusal, Refusal::UnknownUser | Refusal::Disabled | Refusal::LockedOut) {
+                    for m in Method::ALL {
+                        prop_assert_eq!(admit(s.as_ref(), m, a, now), Err(refusal));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Allowing more never refuses what was admitted; a refusal for the account itself
+    /// (unknown, disabled, locked) does not depend on the method or the policy.
+    #[test]
+    fn admit_is_monotone_in_policy(s in subject(), m in method(), a in allowed(), b in allowed()) {
+        let wider = Allowed {
+            passkey: a.passkey || b.passkey,
+            push: a.push || b.push,
+            passcode: a.passcode || b.passcode,
+        };
+        if admit(s.as_ref(), m, a, NOW).is_ok() {
+            prop_assert_eq!(admit(s.as_ref(), m, wider, NOW), Ok(()));
+        }
+        if let Err(r @ (Refusal::UnknownUser | Refusal::Disabled | Refusal::LockedOut)) =
+            admit(s.as_ref(), m, a, NOW)
+        {
+            for other in Method::ALL {
+                prop_assert_eq!(admit(s.as_ref(), other, b, NOW), Err(r));
+            }
+        }
+    }
+
+    /// Nobody disabled, locked or unknown is ever admitted; a muted account never gets a push.
+    #[test]
+    fn refused_states_are_never_admitted(s in subject(), m in method(), a in allowed(), now in NOW - 20..NOW + 20) {
+        if admit(s.as_ref(), m, a, now).is_ok() {
+            let s = s.unwrap();
+            prop_assert_eq!(s.status, UserStatus::Active);
+            prop_assert!(!s.locked(now));
+            prop_assert!(a.allows(m));
+            prop_assert!(!(m == Method::Push && s.push_muted(now)));
+        }
+    }
+}
