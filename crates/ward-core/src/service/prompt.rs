@@ -356,7 +356,7 @@ impl Ward {
     }
 
     /// Seals a prompt request for the browser to carry.
-    fn seal_prompt(&self, request: &PromptRequest) -> CoreResult<String> {
+    pub(super) fn seal_prompt(&self, request: &PromptRequest) -> CoreResult<String> {
         let json = serde_json::to_vec(request)
             .map_err(|e| CoreError::Internal(format!("prompt state: {e}")))?;
         self.keys.seal(Purpose::Prompt, "prompt", &json)

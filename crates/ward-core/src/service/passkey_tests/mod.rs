@@ -643,3 +643,5 @@ async fn a_signature_counter_that_goes_backwards_is_refused_and_alerted() {
 }
 
 mod policy_and_nodes;
+
+pub(super) use policy_and_nodes::on_postgres;

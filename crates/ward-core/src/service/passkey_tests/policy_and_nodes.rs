@@ -179,7 +179,7 @@ fn postgres_url() -> Option<String> {
                 "WARD_TEST_STRICT=1 but WARD_TEST_DATABASE_URL is not set"
             );
             eprintln!(
-                "SKIPPED: the two-node ceremony test needs WARD_TEST_DATABASE_URL \
+                "SKIPPED: this PostgreSQL test needs WARD_TEST_DATABASE_URL \
                  (e.g. postgres://postgres@127.0.0.1:5432/test)"
             );
             None
@@ -187,8 +187,13 @@ fn postgres_url() -> Option<String> {
     }
 }
 
-#[tokio::test]
-async fn ceremonies_started_on_one_node_finish_on_another_once() {
+/// Runs `test` with the URL of a fresh schema of the PostgreSQL test server, then drops the
+/// schema, even when the test fails. Skipped (after saying so) without a server.
+pub(in crate::service) async fn on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
     use sqlx::Connection as _;
 
     let Some(url) = postgres_url() else { return };
@@ -206,7 +211,7 @@ async fn ceremonies_started_on_one_node_finish_on_another_once() {
     let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     // In a task of its own so that the schema is dropped even when the test fails.
     let outcome = tokio::task::LocalSet::new()
-        .run_until(async move { tokio::task::spawn_local(two_nodes(scoped)).await })
+        .run_until(async move { tokio::task::spawn_local(test(scoped)).await })
         .await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&mut admin)
@@ -216,6 +221,11 @@ async fn ceremonies_started_on_one_node_finish_on_another_once() {
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+#[tokio::test]
+async fn ceremonies_started_on_one_node_finish_on_another_once() {
+    on_postgres(two_nodes).await;
 }
 
 async fn two_nodes(url: String) {

@@ -218,9 +218,9 @@ impl Ward {
                 now,
             )
             .await?;
-        let user = self.prompt_user(&request).await?;
         match decision.status {
             AuthStatus::Allow => {
+                let user = self.prompt_user(&request).await?;
                 let d = Self::allowed(
                     PromptMethod::Passcode,
                     "valid_passcode",
@@ -231,16 +231,19 @@ impl Ward {
                     self.complete(&request, Some(&user), d, now).await?,
                 ))
             }
-            AuthStatus::LockedOut => Ok(PromptPasscode::Done(
-                self.prompt_deny(
-                    &request,
-                    Some(&user),
-                    "locked_out",
-                    Refusal::LockedOut.as_str(),
-                    now,
-                )
-                .await?,
-            )),
+            AuthStatus::LockedOut => {
+                let user = self.prompt_user(&request).await?;
+                Ok(PromptPasscode::Done(
+                    self.prompt_deny(
+                        &request,
+                        Some(&user),
+                        "locked_out",
+                        Refusal::LockedOut.as_str(),
+                        now,
+                    )
+                    .await?,
+                ))
+            }
             _ => Ok(PromptPasscode::Wrong),
         }
     }
