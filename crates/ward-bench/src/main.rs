@@ -7,7 +7,9 @@
 //! - `provision-devices` creates benchmark users with one activated push device each;
 //! - `push` measures the Verified Push round trip: `/auth` (async), the device's event, its
 //!   signed answer, the final `auth_status`;
-//! - `devices` holds one event stream per device and reports the server's extra memory.
+//! - `devices` holds one event stream per device and reports the server's extra memory;
+//! - `recovery-memory` submits wrong recovery codes and regenerates recovery codes at once,
+//!   and reports the server's memory (Argon2 work under anonymous load).
 //!
 //! Reproduction steps and results are in `docs/benchmarks.md`. It only ever loads loopback
 //! addresses, and every run stops by itself.
@@ -25,6 +27,7 @@ mod procfs;
 mod provision;
 mod provision_devices;
 mod push;
+mod recovery_memory;
 mod users;
 
 use std::process::ExitCode;
@@ -56,6 +59,9 @@ enum Command {
     /// Holds one event stream per device and reports the server's extra RSS. Exits 1 when a
     /// stream did not open or broke.
     Devices(connected::DevicesArgs),
+    /// Submits wrong recovery codes, then regenerates recovery codes, many at once, and
+    /// reports the server's RSS. Exits 1 when an answer was neither a refusal nor busy.
+    RecoveryMemory(recovery_memory::RecoveryMemoryArgs),
 }
 
 #[tokio::main]
@@ -68,6 +74,7 @@ async fn main() -> ExitCode {
         Command::ProvisionDevices(args) => provision_devices::run(args).await.map(|()| true),
         Command::Push(args) => push::run(args).await,
         Command::Devices(args) => connected::run(args).await,
+        Command::RecoveryMemory(args) => recovery_memory::run(args).await,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -38,7 +38,7 @@ pub struct ProvisionArgs {
 
 /// What happened to one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provisioned {
+pub(crate) enum Provisioned {
     Created,
     /// Existed with an authenticator: left alone.
     Existing,
@@ -144,7 +144,7 @@ async fn join_one(
 
 /// Creates one user and its authenticator; an existing user is kept as it is, unless it has no
 /// authenticator at all.
-async fn provision_one(ward: &Ward, name: &str) -> anyhow::Result<Provisioned> {
+pub(crate) async fn provision_one(ward: &Ward, name: &str) -> anyhow::Result<Provisioned> {
     let now = SystemClock.now();
     let outcome = match ward.create_user(&Actor::Cli, name, None, now).await {
         Ok(_) => Provisioned::Created,

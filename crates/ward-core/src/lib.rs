@@ -9,6 +9,7 @@
 //! a database driver — and never reads the clock or the environment itself: `now` is passed in
 //! by the caller (see [`clock`]).
 
+pub mod argon;
 pub mod audit;
 pub mod clock;
 pub mod crypto;

@@ -39,6 +39,7 @@ pub use recovery::{
     Submitted,
 };
 
+use crate::argon::Argon2Pool;
 use crate::crypto::Keyring;
 use crate::error::{CoreError, CoreResult};
 use crate::notify::{
@@ -63,6 +64,7 @@ pub struct Ward {
     mailer: Option<Arc<dyn Mailer>>,
     passkeys: Option<Arc<passkeys::Passkeys>>,
     recovery: RecoverySettings,
+    argon2: Argon2Pool,
 }
 
 impl Ward {
@@ -91,6 +93,7 @@ impl Ward {
             mailer: None,
             passkeys: None,
             recovery: RecoverySettings::default(),
+            argon2: Argon2Pool::default(),
             store,
             keys,
             policy,
@@ -125,6 +128,13 @@ impl Ward {
     #[must_use]
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// Runs Argon2 work (recovery codes) on `pool` instead of one sized to this machine.
+    #[must_use]
+    pub fn with_argon2_pool(mut self, pool: Argon2Pool) -> Self {
+        self.argon2 = pool;
         self
     }
 

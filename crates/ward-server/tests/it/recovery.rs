@@ -10,6 +10,7 @@ use axum::http::{Request, Response, StatusCode, header};
 use chrono::DateTime;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use ward_core::argon::Argon2Pool;
 use ward_core::clock::{Clock, TestClock};
 use ward_core::crypto::{Keyring, MasterKey};
 use ward_core::model::{Actor, Role};
@@ -27,6 +28,11 @@ struct Site {
 }
 
 async fn site() -> Site {
+    site_with(Argon2Pool::default()).await
+}
+
+/// A site whose Argon2 work runs on `pool`.
+async fn site_with(pool: Argon2Pool) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let store = SqliteStore::open(&url, "t").await.unwrap();
@@ -35,7 +41,8 @@ async fn site() -> Site {
     let ward = Arc::new(
         Ward::new(Arc::new(store), keys, AuthPolicy::default(), "Ward")
             .await
-            .unwrap(),
+            .unwrap()
+            .with_argon2_pool(pool),
     );
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
@@ -211,6 +218,46 @@ async fn a_wrong_code_is_refused_with_the_fixed_message() {
     assert!(page.contains("That code was not accepted."), "{page}");
     // Without mail, e-mail codes are explained, not offered.
     assert!(page.contains("data-email-unavailable") && !page.contains(r#"id="email-code""#));
+}
+
+/// Memory under anonymous Argon2 work: with the Argon2 pool full, a submitted code is answered
+/// 429 with a fixed sentence at once, on a real and on an unknown account's case alike.
+#[tokio::test]
+async fn a_code_submitted_while_argon2_is_saturated_is_answered_429() {
+    let pool = Argon2Pool::new(1, 0);
+    let site = site_with(pool.clone()).await;
+    let (_, real) = site.start("alice").await;
+    let (_, unknown) = site.start("nobody-here").await;
+    let held = pool.admit().unwrap();
+    let mut pages = Vec::new();
+    for handle in [&real, &unknown] {
+        let (status, page) = site
+            .page(request(
+                "POST",
+                "/recovery/code",
+                Some(handle),
+                Some("code=AAAA-BBBB-CCCC-DDDD"),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            page.contains("Wait a few minutes, then try again."),
+            "{page}"
+        );
+        // The same page but for its request id.
+        pages.push(page.split("Request id").next().unwrap().to_owned());
+    }
+    assert_eq!(pages[0], pages[1]);
+    drop(held);
+    let res = site
+        .send(request(
+            "POST",
+            "/recovery/code",
+            Some(&real),
+            Some("code=AAAA-BBBB-CCCC-DDDD"),
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]

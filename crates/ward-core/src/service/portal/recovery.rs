@@ -1,11 +1,11 @@
 //! Recovery codes: a new set, and using one up.
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, DEFAULT_ORG, RecoveryCodeRow, StoreError};
 use zeroize::Zeroizing;
 
 use super::{RECOVERY_CODE_BYTES, RECOVERY_CODES, Session, refuse_if_frozen};
+use crate::argon::Ticket;
 use crate::audit::Event;
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor;
@@ -68,15 +68,11 @@ impl Ward {
     ) -> CoreResult<(Vec<Zeroizing<String>>, Change)> {
         let codes: Vec<Zeroizing<String>> =
             (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
-        let plain: Vec<Zeroizing<String>> = codes.clone();
-        let hashes = tokio::task::spawn_blocking(move || {
-            plain
-                .iter()
-                .map(|c| hash_recovery_code(c))
-                .collect::<CoreResult<Vec<String>>>()
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("hashing recovery codes: {e}")))??;
+        let normalised = codes
+            .iter()
+            .map(|c| Zeroizing::new(normalise_recovery_code(c)))
+            .collect();
+        let hashes = self.argon2.hash_all(normalised).await?;
         let rows = hashes
             .into_iter()
             .map(|code_hash| RecoveryCodeRow {
@@ -99,9 +95,22 @@ impl Ward {
     }
 
     /// Checks a recovery code against the user's unused codes and, if it matches, uses it up.
-    /// Returns whether it matched.
+    /// Returns whether it matched; [`CoreError::RateLimited`] when the Argon2 pool is full.
     pub async fn use_recovery_code(
         &self,
+        user_id: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<bool> {
+        let ticket = self.argon2.admit()?;
+        self.use_recovery_code_with(ticket, user_id, code, now)
+            .await
+    }
+
+    /// [`Self::use_recovery_code`] on a place in the Argon2 pool the caller already holds.
+    pub(in crate::service) async fn use_recovery_code_with(
+        &self,
+        ticket: Ticket,
         user_id: &str,
         code: &str,
         now: DateTime<Utc>,
@@ -117,16 +126,11 @@ impl Ward {
             .into_iter()
             .filter(|r| r.used_ms.is_none())
             .collect::<Vec<_>>();
-        let candidate = Zeroizing::new(normalised);
-        let found = tokio::task::spawn_blocking(move || {
-            let argon = argon2::Argon2::default();
-            rows.into_iter().find(|r| {
-                argon2::password_hash::phc::PasswordHash::new(&r.code_hash)
-                    .is_ok_and(|h| argon.verify_password(candidate.as_bytes(), &h).is_ok())
-            })
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("checking a recovery code: {e}")))?;
+        let hashes = rows.iter().map(|r| r.code_hash.clone()).collect();
+        let found = ticket
+            .find_match(Zeroizing::new(normalised), hashes)
+            .await?
+            .and_then(|i| rows.into_iter().nth(i));
         let Some(row) = found else {
             return Ok(false);
         };
@@ -167,12 +171,4 @@ fn normalise_recovery_code(code: &str) -> String {
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_uppercase())
         .collect()
-}
-
-fn hash_recovery_code(code: &str) -> CoreResult<String> {
-    let normalised = Zeroizing::new(normalise_recovery_code(code));
-    argon2::Argon2::default()
-        .hash_password(normalised.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| CoreError::Internal(format!("hashing a recovery code: {e}")))
 }

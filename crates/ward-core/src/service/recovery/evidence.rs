@@ -72,8 +72,14 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<Submitted> {
         let loaded = self.collecting(handle).await?;
+        // Every submission takes a place in the Argon2 pool, a phantom's too: when the pool is
+        // full, real and unknown accounts are refused alike.
+        let ticket = self.argon2.admit()?;
         let matched = match (&loaded.row.user_id, loaded.view.phantom) {
-            (Some(user_id), false) => self.use_recovery_code(user_id, code, now).await?,
+            (Some(user_id), false) => {
+                self.use_recovery_code_with(ticket, user_id, code, now)
+                    .await?
+            }
             _ => false,
         };
         let digest = matched.then(|| token_hash(&format!("recovery-code:{}", loaded.row.case_id)));

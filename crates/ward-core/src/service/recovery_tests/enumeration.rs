@@ -122,3 +122,40 @@ async fn a_phantom_past_the_failure_limit_looks_like_the_denied_real_case() {
         assert!(matches!(mail, Err(CoreError::Conflict(_))), "{mail:?}");
     }
 }
+
+/// Memory under anonymous Argon2 work: when the Argon2 pool is full, a submission is refused
+/// with `RateLimited` before any work, on a real case and on a phantom alike, and the case
+/// records nothing; once there is room, the same code is checked.
+#[tokio::test]
+async fn a_full_argon2_pool_refuses_real_and_phantom_submissions_alike() {
+    let mut r = rig(short_cooling()).await;
+    let pool = crate::argon::Argon2Pool::new(1, 0);
+    r.f.ward = r.f.ward.with_argon2_pool(pool.clone());
+    let alice = r.user_with("alice", &[]).await;
+    let mut key = r.passkey_for(&alice).await;
+    let (_, codes) = r.recovery_codes(&mut key).await;
+    let (real, _) = r.start("alice").await;
+    let (ghost, _) = r.start("nobody").await;
+
+    let held = pool.admit().unwrap();
+    for handle in [&real, &ghost] {
+        let refused = r
+            .ward()
+            .recovery_submit_code(handle, &codes[0], r.now())
+            .await;
+        assert!(
+            matches!(refused, Err(CoreError::RateLimited)),
+            "{refused:?}"
+        );
+    }
+    assert!(events(&r.audit().await, "recovery.evidence_rejected", "ok").is_empty());
+    drop(held);
+
+    let accepted = r
+        .ward()
+        .recovery_submit_code(&real, &codes[0], r.now())
+        .await
+        .unwrap();
+    assert_eq!(accepted, Submitted::Accepted);
+    assert_eq!(pool.admitted(), 0);
+}
