@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use ward_core::service::{OAuthError, TokenParams};
+use ward_core::service::{OAuthError, OAuthErrorCode, TokenParams};
 
 use crate::app::AppState;
 
@@ -63,7 +63,7 @@ async fn health_check(
             axum::Json(json!({
                 "stat": "FAIL",
                 "code": 40002,
-                "message": e.error,
+                "message": e.error.as_str(),
                 "message_detail": e.description,
                 "timestamp": now.timestamp(),
             })),
@@ -92,16 +92,17 @@ async fn token(State(state): State<AppState>, RawQuery(query): RawQuery, body: B
             response
         }
         Err(OAuthError { error, description }) => {
-            let status = if error == "server_error" {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::BAD_REQUEST
+            let status = match error {
+                // Duo answers a bad client assertion with 400 too; its clients expect that.
+                OAuthErrorCode::InvalidRequest
+                | OAuthErrorCode::InvalidClient
+                | OAuthErrorCode::InvalidGrant
+                | OAuthErrorCode::UnsupportedGrantType => StatusCode::BAD_REQUEST,
+                OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            (
-                status,
-                axum::Json(json!({ "error": error, "error_description": description })),
-            )
-                .into_response()
+            let body = json!({ "error": error.as_str(), "error_description": description });
+            (status, axum::Json(body)).into_response()
         }
     }
 }

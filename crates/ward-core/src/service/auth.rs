@@ -141,11 +141,16 @@ impl AuthStatus {
     }
 
     /// Duo's `result` for this status.
-    pub fn result(self) -> &'static str {
+    pub fn result(self) -> TxResult {
         match self {
-            Self::Allow => "allow",
-            Self::Pushed => "waiting",
-            _ => "deny",
+            Self::Allow => TxResult::Allow,
+            Self::Pushed => TxResult::Waiting,
+            Self::Deny
+            | Self::LockedOut
+            | Self::Fraud
+            | Self::Timeout
+            | Self::PushDenied
+            | Self::PushRefused => TxResult::Deny,
         }
     }
 
@@ -165,6 +170,39 @@ impl AuthStatus {
     }
 }
 
+/// Duo's `result` of a transaction: decided (`allow`, `deny`) or still `waiting`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxResult {
+    Waiting,
+    Allow,
+    Deny,
+}
+
+impl TxResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+impl std::str::FromStr for TxResult {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> CoreResult<Self> {
+        match s {
+            "waiting" => Ok(Self::Waiting),
+            "allow" => Ok(Self::Allow),
+            "deny" => Ok(Self::Deny),
+            other => Err(CoreError::Internal(format!(
+                "stored transaction result {other:?}"
+            ))),
+        }
+    }
+}
+
 /// A decided authentication.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthDecision {
@@ -178,8 +216,7 @@ pub struct AuthDecision {
 /// A transaction as `auth_status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxView {
-    /// `waiting`, `allow` or `deny`.
-    pub result: String,
+    pub result: TxResult,
     pub status: String,
     pub status_msg: String,
 }
@@ -421,7 +458,7 @@ impl Ward {
             ikey: ctx.integration.ikey.clone(),
             user_id: user_id.map(str::to_owned),
             factor: factor.into(),
-            result: status.result().into(),
+            result: status.result().as_str().into(),
             status: status.as_str().into(),
             status_msg: status.message().into(),
             created_ms: now.timestamp_millis(),
@@ -438,7 +475,7 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<TxView> {
         let mut tx = self.read_tx(ctx, txid).await?;
-        if tx.result == "waiting" {
+        if tx.result.parse::<TxResult>()? == TxResult::Waiting {
             let push = self.store.push(&ctx.integration.org_id, txid).await?;
             if let Some(push) = push.filter(|p| p.expires_ms <= now.timestamp_millis()) {
                 self.expire_push(&push, now).await?;
@@ -448,7 +485,7 @@ impl Ward {
             return Err(CoreError::Expired("transaction".into()));
         }
         Ok(TxView {
-            result: tx.result,
+            result: tx.result.parse()?,
             status: tx.status,
             status_msg: tx.status_msg,
         })

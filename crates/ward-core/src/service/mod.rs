@@ -19,7 +19,8 @@ use ward_store::Store;
 
 pub use admin::TotpEnrolment;
 pub use auth::{
-    AuthContext, AuthDecision, AuthStatus, Capability, DenyReason, Device, PreauthOutcome, TxView,
+    AuthContext, AuthDecision, AuthStatus, Capability, DenyReason, Device, PreauthOutcome,
+    TxResult, TxView,
 };
 pub use cache::IntegrationCredentials;
 pub use device::{ActivationCode, PushDevice};
@@ -30,8 +31,8 @@ pub use portal::{
     RecoveryView, STEP_UP_NEEDED, Session, TotpConfirm, TotpSetup, TotpView,
 };
 pub use prompt::{
-    AuthorizeParams, Completion, OAuthError, PromptMethod, PromptNext, PromptPasscode, PromptPush,
-    PromptRequest, PromptView, TokenParams, TokenResponse,
+    AuthorizeParams, Completion, OAuthError, OAuthErrorCode, PromptMethod, PromptNext,
+    PromptPasscode, PromptPush, PromptRequest, PromptView, TokenParams, TokenResponse,
 };
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 pub use recovery::{

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use ward_proto::jws;
 use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, UserRow};
 
-pub use token::{OAuthError, TokenParams, TokenResponse};
+pub use token::{OAuthError, OAuthErrorCode, TokenParams, TokenResponse};
 
 use super::{AuthContext, Ward};
 use crate::audit::Event;

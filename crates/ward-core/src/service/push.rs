@@ -65,9 +65,10 @@ pub enum PushOutcome {
     Decided(AuthDecision),
 }
 
-/// The final state of an answered push.
+/// The state of a push request: pending, then one final state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PushState {
+    Pending,
     Approved,
     Denied,
     Fraud,
@@ -77,6 +78,7 @@ pub enum PushState {
 impl PushState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Approved => "approved",
             Self::Denied => "denied",
             Self::Fraud => "fraud",
@@ -86,12 +88,35 @@ impl PushState {
 
     fn status(self) -> AuthStatus {
         match self {
+            Self::Pending => AuthStatus::Pushed,
             Self::Approved => AuthStatus::Allow,
             Self::Denied => AuthStatus::PushDenied,
             Self::Fraud => AuthStatus::Fraud,
             Self::Timeout => AuthStatus::Timeout,
         }
     }
+}
+
+impl std::str::FromStr for PushState {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> CoreResult<Self> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Denied,
+            Self::Fraud,
+            Self::Timeout,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+        .ok_or_else(|| CoreError::Internal(format!("stored push state {s:?}")))
+    }
+}
+
+/// Whether a stored push is still waiting for its answer.
+pub(super) fn is_pending(push: &PushRow) -> CoreResult<bool> {
+    Ok(push.state.parse::<PushState>()? == PushState::Pending)
 }
 
 fn clean(text: &str, max: usize) -> String {
@@ -296,7 +321,7 @@ impl Ward {
             ikey: ctx.integration.ikey.clone(),
             user_id: user.id.clone(),
             device_id: started.device_id.clone(),
-            state: "pending".into(),
+            state: PushState::Pending.as_str().into(),
             number: started.number.clone(),
             context_hash: event.context_hash.clone(),
             context: serde_json::to_string(&event)
@@ -380,7 +405,7 @@ impl Ward {
             )
             .await;
         }
-        if push.state != "pending" {
+        if !is_pending(&push)? {
             return refuse(
                 "already_decided",
                 CoreError::Conflict("request already answered".into()),
@@ -474,7 +499,7 @@ impl Ward {
             .with(Change::FinishAuthTx {
                 org_id: push.org_id.clone(),
                 txid: push.txid.clone(),
-                result: status.result().into(),
+                result: status.result().as_str().into(),
                 status: status.as_str().into(),
                 status_msg: status.message().into(),
             });
@@ -518,7 +543,7 @@ impl Ward {
 
     /// Times out a pending push whose time is up (any node may do it; one wins).
     pub(super) async fn expire_push(&self, push: &PushRow, now: DateTime<Utc>) -> CoreResult<()> {
-        if push.state != "pending" || push.expires_ms > now.timestamp_millis() {
+        if !is_pending(push)? || push.expires_ms > now.timestamp_millis() {
             return Ok(());
         }
         match self
@@ -542,12 +567,12 @@ impl Ward {
         org_id: &str,
         txid: &str,
     ) -> CoreResult<Option<DateTime<Utc>>> {
-        Ok(self
-            .store
-            .push(org_id, txid)
-            .await?
-            .filter(|p| p.state == "pending")
-            .and_then(|p| DateTime::from_timestamp_millis(p.expires_ms)))
+        match self.store.push(org_id, txid).await? {
+            Some(push) if is_pending(&push)? => {
+                Ok(DateTime::from_timestamp_millis(push.expires_ms))
+            }
+            Some(_) | None => Ok(None),
+        }
     }
 }
 

@@ -217,7 +217,7 @@ async fn a_wrong_number_denies() {
         .auth_status(&f.ctx, &started.txid, f.now)
         .await
         .unwrap();
-    assert_eq!(done.result, "deny");
+    assert_eq!(done.result, TxResult::Deny);
 }
 
 #[tokio::test]
@@ -320,14 +320,14 @@ async fn forged_replayed_and_misdirected_answers_are_refused_and_audited() {
         .auth_status(&f.ctx, &second.txid, f.now)
         .await
         .unwrap();
-    assert_eq!(still.result, "waiting");
+    assert_eq!(still.result, TxResult::Waiting);
     assert_eq!(
         f.ward
             .auth_status(&f.ctx, &first.txid, f.now)
             .await
             .unwrap()
             .result,
-        "allow"
+        TxResult::Allow
     );
     // Every refusal left an audit event.
     let mut out = Vec::new();
@@ -363,7 +363,7 @@ async fn an_unanswered_push_times_out_at_the_configured_time() {
             .await
             .unwrap()
             .result,
-        "waiting"
+        TxResult::Waiting
     );
     let after = f.now + TimeDelta::seconds(30);
     let done = f

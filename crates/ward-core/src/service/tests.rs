@@ -227,7 +227,7 @@ async fn async_decisions_are_readable_by_the_same_integration_only() {
         .unwrap();
     let txid = d.txid.unwrap();
     let view = f.ward.auth_status(&f.ctx, &txid, f.now).await.unwrap();
-    assert_eq!(view.result, "allow");
+    assert_eq!(view.result, TxResult::Allow);
     let (other, _) = f
         .ward
         .create_integration(&Actor::Cli, "other", IntegrationKind::AuthApi, None, f.now)

@@ -19,7 +19,7 @@ use ward_core::CoreError;
 use ward_core::model::UserRef;
 use ward_core::service::{
     AuthDecision, DenyReason, LegacyAuth, LegacyFactor, LegacyMenu, PreauthOutcome, PushOutcome,
-    PushRequest, TxView,
+    PushRequest, TxResult, TxView,
 };
 use ward_proto::duo::envelope::{DuoErrorCode, Fail};
 
@@ -219,10 +219,10 @@ fn render_decision(d: &AuthDecision) -> Document {
 
 /// A decided transaction carries `result`; a waiting one only `status` (the client polls again).
 fn render_view(view: &TxView) -> Document {
-    match view.result.as_str() {
-        "waiting" => doc! { "status": view.status_msg.as_str() },
-        "allow" => doc! { "result": "allow", "status": view.status_msg.as_str() },
-        _ => doc! { "result": "deny", "status": view.status_msg.as_str() },
+    match view.result {
+        TxResult::Waiting => doc! { "status": view.status_msg.as_str() },
+        TxResult::Allow => doc! { "result": "allow", "status": view.status_msg.as_str() },
+        TxResult::Deny => doc! { "result": "deny", "status": view.status_msg.as_str() },
     }
 }
 
@@ -251,13 +251,13 @@ mod tests {
     #[test]
     fn waiting_has_no_result() {
         let view = TxView {
-            result: "waiting".into(),
+            result: TxResult::Waiting,
             status: "pushed".into(),
             status_msg: "Pushed".into(),
         };
         assert!(render_view(&view).get("result").is_none());
         let timeout = TxView {
-            result: "deny".into(),
+            result: TxResult::Deny,
             status: "timeout".into(),
             status_msg: "Login timed out.".into(),
         };

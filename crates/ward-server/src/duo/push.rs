@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use ward_core::CoreResult;
 use ward_core::model::UserRef;
-use ward_core::service::{AuthContext, PushOutcome, PushRequest, TxView};
+use ward_core::service::{AuthContext, PushOutcome, PushRequest, TxResult, TxView};
 use ward_proto::duo::auth::{AsyncAuthResponse, AuthResponse, AuthResult};
 use ward_proto::duo::envelope::Ok as DuoOk;
 use ward_store::Signal;
@@ -95,10 +95,10 @@ pub fn push_wait(state: &AppState) -> Duration {
 
 /// Duo's rendering of a transaction's state.
 pub fn render_view(view: TxView) -> AuthResponse {
-    let result = match view.result.as_str() {
-        "allow" => AuthResult::Allow,
-        "waiting" => AuthResult::Waiting,
-        _ => AuthResult::Deny,
+    let result = match view.result {
+        TxResult::Allow => AuthResult::Allow,
+        TxResult::Waiting => AuthResult::Waiting,
+        TxResult::Deny => AuthResult::Deny,
     };
     AuthResponse {
         result,
@@ -123,7 +123,7 @@ pub async fn wait_decided(
         let now = state.clock.now();
         let view = state.ward.auth_status(ctx, txid, now).await?;
         let remaining = give_up.saturating_duration_since(Instant::now());
-        if view.result != "waiting" || remaining.is_zero() {
+        if view.result != TxResult::Waiting || remaining.is_zero() {
             return Ok(view);
         }
         // Wake up at the push's deadline at the latest, to time it out.

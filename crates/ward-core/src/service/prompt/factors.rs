@@ -14,7 +14,7 @@ use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Door, Refusal};
 use crate::model::{Actor, UserRef};
-use crate::service::{AuthStatus, CeremonyStart, PushOutcome, PushRequest, Ward};
+use crate::service::{AuthStatus, CeremonyStart, PushOutcome, PushRequest, TxResult, Ward};
 
 impl Ward {
     /// The user cancelled: back to the application with `error=access_denied`.
@@ -147,7 +147,7 @@ impl Ward {
             .filter(|t| t.ikey == request.client_id && t.user_id.as_deref() == Some(&user.user_id))
             .ok_or_else(|| CoreError::NotFound("push".into()))?;
         let view = self.auth_status(&ctx, &tx.txid, now).await?;
-        if view.result == "waiting" {
+        if view.result == TxResult::Waiting {
             return Ok(None);
         }
         // Each push completes its prompt once, whichever node is polled.
@@ -175,7 +175,7 @@ impl Ward {
         }
         let push = self.store.push(DEFAULT_ORG, txid).await?;
         let device = push.map(|p| p.device_id);
-        let decision = if view.result == "allow" {
+        let decision = if view.result == TxResult::Allow {
             Self::allowed(PromptMethod::Push, "user_approved", device, txid.to_owned())
         } else {
             Decision {

@@ -20,39 +20,89 @@ const ID_TOKEN_TTL: TimeDelta = TimeDelta::minutes(5);
 /// An OAuth error: `{"error": …, "error_description": …}` with HTTP 400.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OAuthError {
-    pub error: &'static str,
+    pub error: OAuthErrorCode,
     pub description: String,
+}
+
+/// The `error` of an OAuth 2.0 token-endpoint answer (RFC 6749 §5.2), plus the two codes for
+/// a refusal that is not the client's fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnsupportedGrantType,
+    /// Too many requests, or the database is out of reach: try again later.
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+impl OAuthErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+        }
+    }
 }
 
 impl OAuthError {
     fn client(description: impl Into<String>) -> Self {
         Self {
-            error: "invalid_client",
+            error: OAuthErrorCode::InvalidClient,
             description: description.into(),
         }
     }
 
     fn grant(description: impl Into<String>) -> Self {
         Self {
-            error: "invalid_grant",
+            error: OAuthErrorCode::InvalidGrant,
             description: description.into(),
         }
     }
 
     fn request(description: impl Into<String>) -> Self {
         Self {
-            error: "invalid_request",
+            error: OAuthErrorCode::InvalidRequest,
             description: description.into(),
         }
     }
 }
 
 impl From<CoreError> for OAuthError {
+    /// Every kind has its own answer; the description is a fixed sentence, never the error's
+    /// text (that goes to the log).
     fn from(e: CoreError) -> Self {
-        tracing::error!(error = %e, "token endpoint failed");
+        let (error, description) = match &e {
+            CoreError::NotFound(_) | CoreError::Conflict(_) | CoreError::Expired(_) => (
+                OAuthErrorCode::InvalidGrant,
+                "The code is invalid, expired or already used.",
+            ),
+            CoreError::InvalidInput { .. } => (
+                OAuthErrorCode::InvalidRequest,
+                "The request is missing a parameter or has an invalid one.",
+            ),
+            CoreError::Unauthenticated | CoreError::Forbidden(_) => (
+                OAuthErrorCode::InvalidClient,
+                "The provided client_assertion was invalid.",
+            ),
+            CoreError::RateLimited => (
+                OAuthErrorCode::TemporarilyUnavailable,
+                "Too many requests; try again later.",
+            ),
+            CoreError::Internal(_) => (
+                OAuthErrorCode::ServerError,
+                "Ward could not complete this request.",
+            ),
+        };
+        tracing::warn!(error = %e, code = error.as_str(), "token endpoint refused a request");
         Self {
-            error: "server_error",
-            description: "Ward could not complete this request".into(),
+            error,
+            description: description.into(),
         }
     }
 }
@@ -156,7 +206,7 @@ impl Ward {
     ) -> Result<TokenResponse, OAuthError> {
         if params.grant_type.as_deref() != Some("authorization_code") {
             return Err(OAuthError {
-                error: "unsupported_grant_type",
+                error: OAuthErrorCode::UnsupportedGrantType,
                 description: "grant_type must be authorization_code".into(),
             });
         }

@@ -204,7 +204,7 @@ impl Ward {
             .await?
             .filter(|p| p.ikey == HELPDESK_IKEY)
             .ok_or_else(|| CoreError::NotFound("verification".into()))?;
-        if push.state == "pending" && push.expires_ms <= now.timestamp_millis() {
+        if crate::service::push::is_pending(&push)? && push.expires_ms <= now.timestamp_millis() {
             return Ok("timeout".into());
         }
         Ok(push.state)
