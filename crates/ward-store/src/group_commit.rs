@@ -22,15 +22,17 @@
 //! ```text
 //! BEGIN
 //!   read + lock this node's audit chain head
-//!   for each set:  SAVEPOINT · apply changes · RELEASE
+//!   for each set:  SAVEPOINT · apply changes · insert the set's audit events · RELEASE
 //!                  on error: ROLLBACK TO · RELEASE · restore the chain head snapshot
-//!   insert the placed audit events of the sets that applied
 //!   write the chain head back                       (if it moved)
 //! COMMIT  → answer every caller
 //! ```
 //!
 //! A set that fails gets its own error and leaves no trace, while the other sets of its batch
-//! proceed. If the transaction as a whole fails (BEGIN, COMMIT, a savepoint, the chain head),
+//! proceed; that holds for its audit events too, which is why they are inserted inside the
+//! set's savepoint on this path (a failed multi-row insert of the first attempt also leads
+//! here). Before a set joins a batch at all, [`ChangeSet::check_storable`] refuses text no
+//! store can hold, so such a set never costs the others an attempt. If the transaction as a whole fails (BEGIN, COMMIT, a savepoint, the chain head),
 //! every set in the batch gets [`StoreError::Unavailable`] (or [`StoreError::Corrupt`] when the
 //! stored chain head could not be decoded) and nothing of the batch is applied.
 
@@ -170,11 +172,14 @@ impl GroupCommit {
         Self { queue }
     }
 
-    /// Queues `set` and waits until its batch is committed (or the set failed).
+    /// Queues `set` and waits until its batch is committed (or the set failed). A set holding
+    /// text no store can hold fails at once with [`StoreError::Unstorable`], before it joins a
+    /// batch.
     pub async fn commit(&self, set: ChangeSet) -> StoreResult<CommitReceipt> {
         if set.changes.is_empty() {
             return Ok(CommitReceipt::default());
         }
+        set.check_storable()?;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Msg::Commit(set, reply))
@@ -362,7 +367,15 @@ async fn apply_sets<T: Batch>(
         if isolate {
             batch.savepoint().await?;
         }
-        match apply_set(batch, set, &mut chain, &mut audits).await {
+        let mut applied = apply_set(batch, set, &mut chain, &mut audits).await;
+        if isolate
+            && applied.is_ok()
+            && let Some(own) = audits.get(audits_before..).filter(|own| !own.is_empty())
+            && let Err(err) = batch.insert_audits(own).await
+        {
+            applied = Err(err);
+        }
+        match applied {
             Ok(receipt) => {
                 if isolate {
                     batch.release_savepoint().await?;
@@ -385,8 +398,17 @@ async fn apply_sets<T: Batch>(
         }
     }
     let commit = results.iter().any(Result::is_ok);
-    if commit && !audits.is_empty() {
-        batch.insert_audits(&audits).await?;
+    if commit
+        && !isolate
+        && !audits.is_empty()
+        && let Err(err) = batch.insert_audits(&audits).await
+    {
+        // Which set's event was refused is unknown here: as when a set fails, the caller
+        // rolls back and (for several sets) tries again with each set isolated.
+        return Ok(Applied {
+            results: vec![Err(err)],
+            commit: false,
+        });
     }
     if let Some(head) = chain
         .head
