@@ -100,6 +100,14 @@ impl From<CoreError> for DeviceApiError {
             CoreError::Expired(what) => {
                 Self(StatusCode::GONE, "expired", format!("{what} expired"))
             }
+            CoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "database unavailable");
+                Self(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "service temporarily unavailable; try again later".into(),
+                )
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self(
@@ -114,14 +122,21 @@ impl From<CoreError> for DeviceApiError {
 
 impl IntoResponse for DeviceApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.0,
             Json(DeviceError {
                 error: self.1.into(),
                 message: self.2,
             }),
         )
-            .into_response()
+            .into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 

@@ -1,10 +1,13 @@
 //! The one mapping from core errors to HTTP responses in Duo's envelope.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ward_core::CoreError;
 use ward_proto::duo::envelope::{DuoErrorCode, Fail};
+
+/// How long a client is asked to wait (`Retry-After`) when the database is unavailable.
+pub const RETRY_AFTER_SECS: &str = "5";
 
 /// An error answered in Duo's `{"stat":"FAIL",…}` envelope, HTTP status = code / 100.
 #[derive(Debug)]
@@ -50,6 +53,10 @@ impl From<CoreError> for ApiError {
                 format!("The {what} has expired"),
                 None,
             ),
+            CoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "database unavailable");
+                Self::code(DuoErrorCode::Unavailable)
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::code(DuoErrorCode::Internal)
@@ -62,6 +69,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.0)).into_response()
+        let mut response = (status, Json(self.0)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 use ward_core::service::{OAuthError, TokenParams};
+use ward_proto::duo::envelope::DuoErrorCode;
 
 use crate::app::AppState;
 
@@ -58,6 +59,9 @@ async fn health_check(
             axum::Json(json!({ "stat": "OK", "response": { "timestamp": timestamp } })),
         )
             .into_response(),
+        Err(e) if e.error == "temporarily_unavailable" => {
+            crate::error::ApiError::code(DuoErrorCode::Unavailable).into_response()
+        }
         Err(e) => (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({
@@ -92,10 +96,10 @@ async fn token(State(state): State<AppState>, RawQuery(query): RawQuery, body: B
             response
         }
         Err(OAuthError { error, description }) => {
-            let status = if error == "server_error" {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::BAD_REQUEST
+            let status = match error {
+                "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+                "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
             };
             (
                 status,

@@ -50,6 +50,12 @@ impl OAuthError {
 impl From<CoreError> for OAuthError {
     fn from(e: CoreError) -> Self {
         tracing::error!(error = %e, "token endpoint failed");
+        if matches!(e, CoreError::Unavailable(_)) {
+            return Self {
+                error: "temporarily_unavailable",
+                description: "Service temporarily unavailable; try again in a moment".into(),
+            };
+        }
         Self {
             error: "server_error",
             description: "Ward could not complete this request".into(),
