@@ -25,13 +25,19 @@ use ward_store::Signal;
 
 use crate::app::AppState;
 
-/// Routes of the device channel, behind the per-address limits.
+/// Routes of the device channel, behind the per-address limits and the input gate
+/// ([`crate::input`]: no NUL character in any field).
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/device/v1/activate", post(activate))
         .route("/device/v1/challenge", post(challenge))
         .route("/device/v1/stream", get(stream))
         .route("/device/v1/answer", post(answer))
+        // Inside the limits: refused input never costs more than the limiter allows.
+        .route_layer(axum::middleware::from_fn_with_state(
+            crate::input::Dialect::Device,
+            crate::input::refuse_unstorable,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limit_by_ip,

@@ -24,6 +24,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/oauth/v1/token", post(token))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
+            crate::input::Dialect::OAuth,
+            crate::input::refuse_unstorable,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::device::limit_by_ip,
         ))
