@@ -79,3 +79,38 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::web::WebError;
+
+    /// Database outage: the Duo answer is 503 / 50301 with `Retry-After`, and says nothing of
+    /// the cause; pages get a 503 page.
+    #[tokio::test]
+    async fn database_outage_is_503_with_retry_after_and_no_internals() {
+        let cause = "connection refused to db.internal:5432";
+        let response = ApiError::from(CoreError::Unavailable(cause.into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER).unwrap(),
+            RETRY_AFTER_SECS
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"stat": "FAIL", "code": 50301,
+                               "message": "Service temporarily unavailable"})
+        );
+        let page = WebError::from(CoreError::Unavailable(cause.into()));
+        assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!page.message.contains("db.internal"));
+        // Other server errors keep their 500 and no Retry-After.
+        let response = ApiError::from(CoreError::Internal("bug".into())).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+    }
+}
