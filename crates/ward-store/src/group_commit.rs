@@ -362,33 +362,12 @@ async fn apply_sets<T: Batch>(
     let mut results = Vec::with_capacity(sets.len());
     let mut audits = Vec::new();
     for set in sets {
-        let snapshot = chain.clone();
-        let audits_before = audits.len();
         if isolate {
-            batch.savepoint().await?;
+            results.push(apply_isolated(batch, set, &mut chain, &mut audits).await?);
+            continue;
         }
-        let mut applied = apply_set(batch, set, &mut chain, &mut audits).await;
-        if isolate
-            && applied.is_ok()
-            && let Some(own) = audits.get(audits_before..).filter(|own| !own.is_empty())
-            && let Err(err) = batch.insert_audits(own).await
-        {
-            applied = Err(err);
-        }
-        match applied {
-            Ok(receipt) => {
-                if isolate {
-                    batch.release_savepoint().await?;
-                }
-                results.push(Ok(receipt));
-            }
-            Err(err) if isolate => {
-                batch.rollback_to_savepoint().await?;
-                batch.release_savepoint().await?;
-                chain = snapshot;
-                audits.truncate(audits_before);
-                results.push(Err(err));
-            }
+        match apply_set(batch, set, &mut chain, &mut audits).await {
+            Ok(receipt) => results.push(Ok(receipt)),
             Err(err) => {
                 return Ok(Applied {
                     results: vec![Err(err)],
@@ -417,6 +396,33 @@ async fn apply_sets<T: Batch>(
         batch.set_chain_head(&head).await?;
     }
     Ok(Applied { results, commit })
+}
+
+/// Applies one set inside its own savepoint, its audit events inserted there too, so that any
+/// failure of the set is undone alone. The outer `Err` is a failure of the transaction itself.
+async fn apply_isolated<T: Batch>(
+    batch: &mut T,
+    set: &ChangeSet,
+    chain: &mut ChainCursor,
+    audits: &mut Vec<PlacedAudit>,
+) -> StoreResult<StoreResult<CommitReceipt>> {
+    let snapshot = chain.clone();
+    let audits_before = audits.len();
+    batch.savepoint().await?;
+    let mut applied = apply_set(batch, set, chain, audits).await;
+    if applied.is_ok()
+        && let Some(own) = audits.get(audits_before..).filter(|own| !own.is_empty())
+        && let Err(err) = batch.insert_audits(own).await
+    {
+        applied = Err(err);
+    }
+    if applied.is_err() {
+        batch.rollback_to_savepoint().await?;
+        *chain = snapshot;
+        audits.truncate(audits_before);
+    }
+    batch.release_savepoint().await?;
+    Ok(applied)
 }
 
 async fn apply_set<T: Batch>(
