@@ -27,6 +27,10 @@ pub enum CoreError {
     /// The thing asked for has expired.
     #[error("{0} expired")]
     Expired(String),
+    /// The database cannot be reached for now (connection refused or lost, pool exhausted,
+    /// store closing); the request may be tried again. Details are in the server log.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     /// Something failed inside Ward or its database; details are in the server log.
     #[error("internal error: {0}")]
     Internal(String),
@@ -43,6 +47,7 @@ impl CoreError {
             Self::Forbidden(_) => "forbidden",
             Self::RateLimited => "rate_limited",
             Self::Expired(_) => "expired",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -61,7 +66,12 @@ impl From<StoreError> for CoreError {
             StoreError::Duplicate(what) => Self::Conflict(format!("{what} already exists")),
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::ConditionFailed(what) => Self::Conflict(what),
-            StoreError::Unavailable(_) | StoreError::Corrupt(_) => Self::Internal(e.to_string()),
+            StoreError::Unstorable(_) => Self::InvalidInput {
+                field: "input",
+                reason: "contains characters that cannot be accepted".into(),
+            },
+            StoreError::Unavailable(_) => Self::Unavailable(e.to_string()),
+            StoreError::Corrupt(_) => Self::Internal(e.to_string()),
         }
     }
 }

@@ -69,6 +69,11 @@ pub fn router(state: AppState) -> Router {
             "/favicon.ico",
             axum::routing::get(|| async { StatusCode::NO_CONTENT }),
         )
+        // Inside error_pages, so that a refusal is rendered as a page.
+        .layer(axum::middleware::from_fn_with_state(
+            crate::input::Dialect::Page,
+            crate::input::refuse_unstorable,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::same_origin,

@@ -25,13 +25,19 @@ use ward_store::Signal;
 
 use crate::app::AppState;
 
-/// Routes of the device channel, behind the per-address limits.
+/// Routes of the device channel, behind the per-address limits and the input gate
+/// ([`crate::input`]: no NUL character in any field).
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/device/v1/activate", post(activate))
         .route("/device/v1/challenge", post(challenge))
         .route("/device/v1/stream", get(stream))
         .route("/device/v1/answer", post(answer))
+        // Inside the limits: refused input never costs more than the limiter allows.
+        .route_layer(axum::middleware::from_fn_with_state(
+            crate::input::Dialect::Device,
+            crate::input::refuse_unstorable,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limit_by_ip,
@@ -100,6 +106,14 @@ impl From<CoreError> for DeviceApiError {
             CoreError::Expired(what) => {
                 Self(StatusCode::GONE, "expired", format!("{what} expired"))
             }
+            CoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "database unavailable");
+                Self(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "service temporarily unavailable; try again later".into(),
+                )
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self(
@@ -114,14 +128,21 @@ impl From<CoreError> for DeviceApiError {
 
 impl IntoResponse for DeviceApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.0,
             Json(DeviceError {
                 error: self.1.into(),
                 message: self.2,
             }),
         )
-            .into_response()
+            .into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 

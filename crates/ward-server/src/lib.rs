@@ -13,6 +13,7 @@ pub mod device;
 pub mod duo;
 pub mod error;
 pub mod helpdesk;
+pub mod input;
 pub mod limits;
 pub mod listener;
 pub mod mail;

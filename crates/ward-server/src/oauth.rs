@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 use ward_core::service::{OAuthError, OAuthErrorCode, TokenParams};
+use ward_proto::duo::envelope::DuoErrorCode;
 
 use crate::app::AppState;
 
@@ -22,6 +23,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/oauth/v1/health_check", post(health_check))
         .route("/oauth/v1/token", post(token))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .route_layer(axum::middleware::from_fn_with_state(
+            crate::input::Dialect::OAuth,
+            crate::input::refuse_unstorable,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::device::limit_by_ip,
@@ -58,6 +63,9 @@ async fn health_check(
             axum::Json(json!({ "stat": "OK", "response": { "timestamp": timestamp } })),
         )
             .into_response(),
+        Err(e) if e.error == OAuthErrorCode::TemporarilyUnavailable => {
+            crate::error::ApiError::code(DuoErrorCode::Unavailable).into_response()
+        }
         Err(e) => (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({

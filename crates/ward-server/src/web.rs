@@ -120,6 +120,15 @@ impl WebError {
         )
     }
 
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "Ward cannot reach its database right now. Nothing was changed; try again in a \
+             moment.",
+        )
+    }
+
     pub fn forbidden_origin() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
@@ -165,6 +174,10 @@ impl From<CoreError> for WebError {
                 "Expired",
                 format!("{} has expired.", capitalise(&what)),
             ),
+            CoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "database unavailable");
+                Self::unavailable()
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::internal()

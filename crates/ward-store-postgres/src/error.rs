@@ -3,18 +3,24 @@
 use sqlx::error::ErrorKind;
 use ward_store::StoreError;
 
-/// General translation: constraint violations keep their meaning, undecodable data is
-/// `Corrupt`, everything else (I/O, pool, deadlock or serialization failures) is `Unavailable`.
+/// General translation: constraint violations keep their meaning, a value refused as data
+/// (SQLSTATE class 22, e.g. a NUL character) is `Unstorable`, undecodable data and a schema
+/// this build does not expect (class 42) are `Corrupt`, everything else (I/O, pool, server
+/// shutdown, deadlock or serialization failures) is `Unavailable`.
 pub(crate) fn store_err(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::Database(db) => {
             let message = db.message().to_owned();
-            match db.kind() {
-                ErrorKind::UniqueViolation => StoreError::Duplicate(message),
-                ErrorKind::ForeignKeyViolation => StoreError::NotFound(message),
-                ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
+            let class = db
+                .code()
+                .map(|code| code.chars().take(2).collect::<String>());
+            match (db.kind(), class.as_deref()) {
+                (ErrorKind::UniqueViolation, _) => StoreError::Duplicate(message),
+                (ErrorKind::ForeignKeyViolation, _) => StoreError::NotFound(message),
+                (ErrorKind::NotNullViolation | ErrorKind::CheckViolation, _) | (_, Some("42")) => {
                     StoreError::Corrupt(message)
                 }
+                (_, Some("22")) => StoreError::Unstorable(message),
                 _ => StoreError::Unavailable(message),
             }
         }

@@ -48,7 +48,9 @@ mod recovery;
 pub use accounts::{
     duplicate_username, integrations, last_prompt_method, meta, org_scoping, user_status, users,
 };
-pub use audit::{audit_chain, concurrent_commits, failed_set_in_batch, verify_chain};
+pub use audit::{
+    audit_chain, concurrent_commits, failed_set_in_batch, poisoned_write_batch, verify_chain,
+};
 pub use decisions::{
     auth_failures, auth_tx, concurrent_lockout, concurrent_totp_step, totp_factors, totp_step_once,
 };
@@ -88,6 +90,7 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("audit_chain", audit_chain(store)).await?;
     named("failed_set_in_batch", failed_set_in_batch(store)).await?;
     named("concurrent_commits", concurrent_commits(store)).await?;
+    named("poisoned_write_batch", poisoned_write_batch(store)).await?;
     named("activation_once", activation_once(store)).await?;
     named("devices", devices(store)).await?;
     named("nonce_once", nonce_once(store)).await?;

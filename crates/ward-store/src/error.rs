@@ -13,6 +13,10 @@ pub enum StoreError {
     /// A change referred to a record that does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A value holds data no store can hold (a NUL character, or a value the database
+    /// refused as data). Only the change set (or read) holding it failed; nothing was changed.
+    #[error("value cannot be stored: {0}")]
+    Unstorable(String),
     /// The database could not be reached or failed.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -22,15 +22,17 @@
 //! ```text
 //! BEGIN
 //!   read + lock this node's audit chain head
-//!   for each set:  SAVEPOINT · apply changes · RELEASE
+//!   for each set:  SAVEPOINT · apply changes · insert the set's audit events · RELEASE
 //!                  on error: ROLLBACK TO · RELEASE · restore the chain head snapshot
-//!   insert the placed audit events of the sets that applied
 //!   write the chain head back                       (if it moved)
 //! COMMIT  → answer every caller
 //! ```
 //!
 //! A set that fails gets its own error and leaves no trace, while the other sets of its batch
-//! proceed. If the transaction as a whole fails (BEGIN, COMMIT, a savepoint, the chain head),
+//! proceed; that holds for its audit events too, which is why they are inserted inside the
+//! set's savepoint on this path (a failed multi-row insert of the first attempt also leads
+//! here). Before a set joins a batch at all, [`ChangeSet::check_storable`] refuses text no
+//! store can hold, so such a set never costs the others an attempt. If the transaction as a whole fails (BEGIN, COMMIT, a savepoint, the chain head),
 //! every set in the batch gets [`StoreError::Unavailable`] (or [`StoreError::Corrupt`] when the
 //! stored chain head could not be decoded) and nothing of the batch is applied.
 
@@ -170,11 +172,14 @@ impl GroupCommit {
         Self { queue }
     }
 
-    /// Queues `set` and waits until its batch is committed (or the set failed).
+    /// Queues `set` and waits until its batch is committed (or the set failed). A set holding
+    /// text no store can hold fails at once with [`StoreError::Unstorable`], before it joins a
+    /// batch.
     pub async fn commit(&self, set: ChangeSet) -> StoreResult<CommitReceipt> {
         if set.changes.is_empty() {
             return Ok(CommitReceipt::default());
         }
+        set.check_storable()?;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Msg::Commit(set, reply))
@@ -357,25 +362,12 @@ async fn apply_sets<T: Batch>(
     let mut results = Vec::with_capacity(sets.len());
     let mut audits = Vec::new();
     for set in sets {
-        let snapshot = chain.clone();
-        let audits_before = audits.len();
         if isolate {
-            batch.savepoint().await?;
+            results.push(apply_isolated(batch, set, &mut chain, &mut audits).await?);
+            continue;
         }
         match apply_set(batch, set, &mut chain, &mut audits).await {
-            Ok(receipt) => {
-                if isolate {
-                    batch.release_savepoint().await?;
-                }
-                results.push(Ok(receipt));
-            }
-            Err(err) if isolate => {
-                batch.rollback_to_savepoint().await?;
-                batch.release_savepoint().await?;
-                chain = snapshot;
-                audits.truncate(audits_before);
-                results.push(Err(err));
-            }
+            Ok(receipt) => results.push(Ok(receipt)),
             Err(err) => {
                 return Ok(Applied {
                     results: vec![Err(err)],
@@ -385,8 +377,17 @@ async fn apply_sets<T: Batch>(
         }
     }
     let commit = results.iter().any(Result::is_ok);
-    if commit && !audits.is_empty() {
-        batch.insert_audits(&audits).await?;
+    if commit
+        && !isolate
+        && !audits.is_empty()
+        && let Err(err) = batch.insert_audits(&audits).await
+    {
+        // Which set's event was refused is unknown here: as when a set fails, the caller
+        // rolls back and (for several sets) tries again with each set isolated.
+        return Ok(Applied {
+            results: vec![Err(err)],
+            commit: false,
+        });
     }
     if let Some(head) = chain
         .head
@@ -395,6 +396,33 @@ async fn apply_sets<T: Batch>(
         batch.set_chain_head(&head).await?;
     }
     Ok(Applied { results, commit })
+}
+
+/// Applies one set inside its own savepoint, its audit events inserted there too, so that any
+/// failure of the set is undone alone. The outer `Err` is a failure of the transaction itself.
+async fn apply_isolated<T: Batch>(
+    batch: &mut T,
+    set: &ChangeSet,
+    chain: &mut ChainCursor,
+    audits: &mut Vec<PlacedAudit>,
+) -> StoreResult<StoreResult<CommitReceipt>> {
+    let snapshot = chain.clone();
+    let audits_before = audits.len();
+    batch.savepoint().await?;
+    let mut applied = apply_set(batch, set, chain, audits).await;
+    if applied.is_ok()
+        && let Some(own) = audits.get(audits_before..).filter(|own| !own.is_empty())
+        && let Err(err) = batch.insert_audits(own).await
+    {
+        applied = Err(err);
+    }
+    if applied.is_err() {
+        batch.rollback_to_savepoint().await?;
+        *chain = snapshot;
+        audits.truncate(audits_before);
+    }
+    batch.release_savepoint().await?;
+    Ok(applied)
 }
 
 async fn apply_set<T: Batch>(

@@ -16,6 +16,7 @@ mod error;
 pub mod group_commit;
 mod rows;
 mod signals;
+mod storable;
 
 pub use audit::{GENESIS_HASH, audit_hash};
 pub use change::{Change, ChangeSet, CommitReceipt, Outcome};
@@ -26,6 +27,7 @@ pub use rows::{
     RecoveryEventRow, RoleRow, SessionRow, TotpRow, UserRow, UserTokenRow, WebauthnCredentialRow,
 };
 pub use signals::{LocalSignals, Signal, Signals};
+pub use storable::is_storable;
 
 use async_trait::async_trait;
 

@@ -117,11 +117,13 @@ pub enum DuoErrorCode {
     TooManyRequests,
     /// 50000: internal error.
     Internal,
+    /// 50301: the service (its database) is unavailable for now; sent with `Retry-After`.
+    Unavailable,
 }
 
 impl DuoErrorCode {
     /// Every code, in table order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::MissingParameters,
         Self::InvalidParameters,
         Self::MissingCredentials,
@@ -133,6 +135,7 @@ impl DuoErrorCode {
         Self::MethodNotAllowed,
         Self::TooManyRequests,
         Self::Internal,
+        Self::Unavailable,
     ];
 
     /// The five-digit code.
@@ -149,6 +152,7 @@ impl DuoErrorCode {
             Self::MethodNotAllowed => 40501,
             Self::TooManyRequests => 42901,
             Self::Internal => 50000,
+            Self::Unavailable => 50301,
         }
     }
 
@@ -172,6 +176,7 @@ impl DuoErrorCode {
             Self::MethodNotAllowed => "Method not allowed",
             Self::TooManyRequests => "Too Many Requests",
             Self::Internal => "Internal server error",
+            Self::Unavailable => "Service temporarily unavailable",
         }
     }
 
@@ -236,6 +241,7 @@ mod tests {
             (40501, 405, "Method not allowed"),
             (42901, 429, "Too Many Requests"),
             (50000, 500, "Internal server error"),
+            (50301, 503, "Service temporarily unavailable"),
         ];
         for (code, (number, status, message)) in DuoErrorCode::ALL.into_iter().zip(table) {
             assert_eq!(code.code(), number);

@@ -23,7 +23,7 @@ const CANON_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Why a parameter source was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
     /// More than [`MAX_PAIRS`] pairs or more than [`MAX_BYTES`] bytes.
     #[error("request parameters exceed the size limit")]
@@ -34,7 +34,14 @@ pub enum ParamsError {
     /// The body is valid JSON but not an object.
     #[error("JSON request body must be an object")]
     NotAnObject,
+    /// A key or value holds a NUL character, which no Ward store can hold. `key` names the
+    /// parameter, or is empty when the name itself is unusable (too long or holding NUL).
+    #[error("request parameter holds a NUL character")]
+    Unstorable { key: String },
 }
+
+/// Longest parameter name echoed back in [`ParamsError::Unstorable`].
+const MAX_ECHOED_KEY: usize = 64;
 
 /// An ordered multimap of request parameters.
 ///
@@ -236,7 +243,7 @@ fn json_scalar_text(value: Value) -> Option<String> {
     }
 }
 
-/// Counts pairs and decoded bytes against the limits.
+/// Counts pairs and decoded bytes against the limits, and refuses NUL characters.
 #[derive(Default)]
 struct Budget {
     pairs: usize,
@@ -245,6 +252,12 @@ struct Budget {
 
 impl Budget {
     fn take(&mut self, key: &str, value: &str) -> Result<(), ParamsError> {
+        if key.contains('\0') || value.contains('\0') {
+            let named = !key.contains('\0') && key.len() <= MAX_ECHOED_KEY;
+            return Err(ParamsError::Unstorable {
+                key: if named { key.to_owned() } else { String::new() },
+            });
+        }
         self.pairs += 1;
         self.bytes = self
             .bytes
@@ -306,6 +319,37 @@ pub(crate) mod tests {
         assert_eq!(Params::from_json(b"\"x\""), Err(ParamsError::NotAnObject));
         assert_eq!(Params::from_json(b"{"), Err(ParamsError::InvalidJson));
         assert_eq!(Params::from_json(b"{}").unwrap().len(), 0);
+    }
+
+    /// Poisoned write batch: NUL (raw, `%00` or JSON `\u0000`) in any key or value is refused
+    /// by the parser, naming the parameter, so it never reaches a store.
+    #[test]
+    fn poisoned_write_batch_nul_is_refused_naming_the_parameter() {
+        let named = |key: &str| {
+            Err(ParamsError::Unstorable {
+                key: key.to_owned(),
+            })
+        };
+        assert_eq!(
+            Params::from_urlencoded(b"a=1&username=jo%00e"),
+            named("username")
+        );
+        assert_eq!(
+            Params::from_urlencoded(b"username=jo\0e"),
+            named("username")
+        );
+        assert_eq!(Params::from_urlencoded(b"us%00er=joe"), named(""));
+        assert_eq!(Params::from_json(br#"{"txid":"a\u0000b"}"#), named("txid"));
+        assert_eq!(
+            Params::from_json(br#"{"ids":["a","\u0000"]}"#),
+            named("ids")
+        );
+        assert_eq!(Params::from_json(br#"{"\u0000":"x"}"#), named(""));
+        let long = format!("{}=%00", "k".repeat(MAX_ECHOED_KEY + 1));
+        assert_eq!(Params::from_urlencoded(long.as_bytes()), named(""));
+        // Other control characters and non-ASCII text are stored as they are.
+        let p = Params::from_urlencoded(b"name=j%C3%B6rg%09%0A").unwrap();
+        assert_eq!(p.get("name"), Some("j\u{f6}rg\t\n"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The extractor that authenticates a Duo-signed request and parses its parameters.
 //!
-//! Order of checks (Duo's): credentials present (40101) → integration known (40102) →
-//! signature (40103) → date fresh (40105) → integration kind (40301) → rate limit.
+//! Order of checks: parameters well-formed (40002: parsable, within limits, no NUL character,
+//! so nothing a store cannot hold goes further) → then Duo's: credentials present (40101) →
+//! integration known (40102) → signature (40103) → date fresh (40105) → integration kind
+//! (40301) → rate limit.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use chrono::{DateTime, Utc};
 use ward_core::model::{Integration, IntegrationKind};
 use ward_core::service::AuthContext;
 use ward_proto::duo::envelope::DuoErrorCode;
-use ward_proto::duo::params::Params;
+use ward_proto::duo::params::{Params, ParamsError};
 use ward_proto::duo::signature::{self, SigVersion, SignedRequest};
 
 use crate::app::AppState;
@@ -78,6 +80,7 @@ impl FromRequest<AppState> for DuoCall {
                     None,
                 )
             })?;
+        let params = parse_params(&parts, &body)?;
         let now = state.clock.now();
         let result = authenticate(&parts, &body, state, now).await;
         let integration = match result {
@@ -92,7 +95,6 @@ impl FromRequest<AppState> for DuoCall {
         if !state.limits.admit_integration(&integration.ikey) {
             return Err(ApiError::code(DuoErrorCode::TooManyRequests));
         }
-        let params = parse_params(&parts, &body)?;
         Ok(Self {
             integration,
             params,
@@ -173,11 +175,15 @@ fn x_duo_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 fn parse_params(parts: &Parts, body: &[u8]) -> Result<Params, ApiError> {
-    let bad = |_| {
+    let bad = |e: ParamsError| {
+        let detail = match e {
+            ParamsError::Unstorable { key } if !key.is_empty() => Some(key),
+            _ => None,
+        };
         ApiError::message(
             DuoErrorCode::InvalidParameters,
             "Invalid request parameters",
-            None,
+            detail.as_deref(),
         )
     };
     let has_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);

@@ -6,4 +6,5 @@
 #![cfg(test)]
 
 mod auth_api;
+mod edge;
 mod recovery;

@@ -35,6 +35,7 @@ checks!(
     audit_chain,
     failed_set_in_batch,
     concurrent_commits,
+    poisoned_write_batch,
     activation_once,
     devices,
     nonce_once,

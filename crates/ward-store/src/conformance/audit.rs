@@ -200,3 +200,62 @@ pub async fn concurrent_commits(store: &dyn Store) -> Check {
     check!(count >= start + 50, "chain length {count}");
     Ok(())
 }
+
+/// Poisoned write batch: sets holding a NUL character (in an audit event's details, in a row's
+/// field), committed among a hundred good sets, fail alone; every good set commits, the chain
+/// has no gap, and a read naming such a value finds nothing instead of failing the store.
+pub async fn poisoned_write_batch(store: &dyn Store) -> Check {
+    let org = "conf-poison";
+    let (start, _) = head(store).await?;
+    let good = (0..100).map(|i| {
+        let user_id = format!("CPU{i:03}");
+        let changes = vec![
+            Change::InsertUser(user(org, &user_id, &format!("user{i:03}"))),
+            Change::Audit(event(org, "user.create", &user_id)),
+        ];
+        async move { commit(store, changes).await }
+    });
+    let bad = (0..20).map(|i| {
+        let user_id = format!("CPX{i:03}");
+        let changes = if i % 2 == 0 {
+            let mut audit = event(org, "push.answer", &user_id);
+            audit.details = "{\"txid\":\"a\u{0}b\"}".into();
+            vec![Change::Audit(audit)]
+        } else {
+            vec![
+                Change::Audit(event(org, "user.create", &user_id)),
+                Change::InsertUser(user(org, &user_id, "nul\u{0}name")),
+            ]
+        };
+        async move { commit(store, changes).await }
+    });
+    let (good, bad) = futures::join!(join_all(good), join_all(bad));
+    for result in bad {
+        check!(
+            matches!(result, Err(StoreError::Unstorable(_))),
+            "a set holding NUL fails alone as unstorable, got {result:?}"
+        );
+    }
+    let mut seqs = Vec::new();
+    for result in good {
+        match result
+            .ctx("a good set among poisoned ones")?
+            .outcomes
+            .as_slice()
+        {
+            [Outcome::Done, Outcome::Audited { seq, .. }] => seqs.push(*seq),
+            other => return Err(format!("unexpected outcomes {other:?}")),
+        }
+    }
+    seqs.sort_unstable();
+    let expected: Vec<i64> = (start + 1..=start + 100).collect();
+    check_eq!(seqs, expected, "a hundred consecutive sequence numbers");
+    let users = store.list_users(org, 200, 0).await.ctx("list_users")?;
+    check_eq!(users.len(), 100, "every good user committed, no bad one");
+    let lookup = store.user_by_name(org, "nul\u{0}name").await;
+    check!(
+        matches!(lookup, Ok(None) | Err(StoreError::Unstorable(_))),
+        "a read naming NUL finds nothing or is refused as unstorable, got {lookup:?}"
+    );
+    verify_chain(store, store.chain_id()).await.map(drop)
+}

@@ -67,6 +67,11 @@ impl Batch for Fake {
 
     async fn insert_audits(&mut self, events: &[PlacedAudit]) -> StoreResult<()> {
         let seqs: Vec<String> = events.iter().map(|e| e.placement.seq.to_string()).collect();
+        if events.iter().any(|e| e.event.action == "refused") {
+            // As PostgreSQL refuses a value it cannot hold: the statement fails.
+            self.push(format!("audits {} refused", seqs.join(",")));
+            return Err(StoreError::Unavailable("invalid byte sequence".into()));
+        }
         self.push(format!("audits {}", seqs.join(",")));
         Ok(())
     }
@@ -111,6 +116,14 @@ fn audit() -> Change {
     })
 }
 
+fn refused_audit() -> Change {
+    let Change::Audit(mut event) = audit() else {
+        unreachable!()
+    };
+    event.action = "refused".into();
+    Change::Audit(event)
+}
+
 fn status(status: &str) -> Change {
     Change::SetUserStatus {
         org_id: "default".into(),
@@ -151,11 +164,13 @@ async fn failed_set_is_rolled_back_alone_and_its_audit_seq_reused() {
             "change",
             "fail",
             "rollback",
-            // Then again, each set isolated; the failed set's audit seq is given to the next.
+            // Then again, each set isolated with its own events; the failed set's audit seq is
+            // given to the next.
             "begin",
             "head", //
             "savepoint",
             "change",
+            "audits 1",
             "release", //
             "savepoint",
             "fail",
@@ -163,12 +178,108 @@ async fn failed_set_is_rolled_back_alone_and_its_audit_seq_reused() {
             "release", //
             "savepoint",
             "change",
+            "audits 2",
             "release", //
-            "audits 1,2",
             "set_head 2",
             "commit",
         ]
     );
+}
+
+/// Poisoned write batch: an audit event the database refuses fails its own set only, even
+/// though the first attempt inserts every set's events in one statement.
+#[tokio::test]
+async fn poisoned_write_batch_refused_audit_fails_only_its_set() {
+    let fake = Fake::default();
+    let ok = ChangeSet::new().with(audit()).with(status("active"));
+    let bad = ChangeSet::new().with(refused_audit());
+    let results = execute(&fake, "c", &[&ok, &bad, &ok]).await.unwrap();
+
+    assert_eq!(
+        results[0].as_ref().unwrap().outcomes,
+        vec![audited(1), Outcome::Done]
+    );
+    assert!(matches!(results[1], Err(StoreError::Unavailable(_))));
+    assert_eq!(
+        results[2].as_ref().unwrap().outcomes,
+        vec![audited(2), Outcome::Done]
+    );
+    assert_eq!(
+        fake.log(),
+        [
+            // First without savepoints: the one multi-row insert is refused.
+            "begin",
+            "head",
+            "change",
+            "change",
+            "audits 1,2,3 refused",
+            "rollback",
+            // Then each set isolated, its events inserted inside its savepoint.
+            "begin",
+            "head", //
+            "savepoint",
+            "change",
+            "audits 1",
+            "release", //
+            "savepoint",
+            "audits 2 refused",
+            "rollback_to",
+            "release", //
+            "savepoint",
+            "change",
+            "audits 2",
+            "release", //
+            "set_head 2",
+            "commit",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn lone_set_with_a_refused_audit_fails_and_rolls_back() {
+    let fake = Fake::default();
+    let bad = ChangeSet::new().with(refused_audit());
+    let results = execute(&fake, "c", &[&bad]).await.unwrap();
+    assert!(matches!(results[..], [Err(StoreError::Unavailable(_))]));
+    assert_eq!(
+        fake.log(),
+        ["begin", "head", "audits 1 refused", "rollback"]
+    );
+}
+
+/// Poisoned write batch: a set holding a NUL character is refused before it joins a batch,
+/// while the sets queued with it commit.
+#[tokio::test]
+async fn poisoned_write_batch_nul_set_is_refused_before_the_batch() {
+    let fake = Fake::default();
+    let writer = GroupCommit::spawn(fake.clone(), "c".into());
+    let good = ChangeSet::new().with(audit());
+    let bad = ChangeSet::new().with(status("act\0ive"));
+    let results = futures::future::join_all((0..10).map(|i| {
+        writer.commit(if i % 2 == 0 {
+            good.clone()
+        } else {
+            bad.clone()
+        })
+    }))
+    .await;
+    for (i, result) in results.iter().enumerate() {
+        if i % 2 == 0 {
+            assert!(result.is_ok(), "{result:?}");
+        } else {
+            assert!(
+                matches!(result, Err(StoreError::Unstorable(_))),
+                "{result:?}"
+            );
+        }
+    }
+    assert!(!fake.log().iter().any(|e| e == "fail" || e == "rollback"));
+    assert!(
+        fake.log().contains(&"audits 1,2,3,4,5".to_owned()),
+        "{:?}",
+        fake.log()
+    );
+    writer.close().await;
 }
 
 #[tokio::test]

@@ -94,6 +94,10 @@ impl From<CoreError> for OAuthError {
                 OAuthErrorCode::TemporarilyUnavailable,
                 "Too many requests; try again later.",
             ),
+            CoreError::Unavailable(_) => (
+                OAuthErrorCode::TemporarilyUnavailable,
+                "Service temporarily unavailable; try again in a moment.",
+            ),
             CoreError::Internal(_) => (
                 OAuthErrorCode::ServerError,
                 "Ward could not complete this request.",

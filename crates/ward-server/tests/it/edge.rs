@@ -1,0 +1,370 @@
+//! What the front doors refuse before anything reaches a store, and how the Duo APIs answer
+//! while the database is unreachable. Each test runs on SQLite and, when
+//! `WARD_TEST_DATABASE_URL` is set, on PostgreSQL (a private schema per test).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::DateTime;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+use ward_core::clock::{Clock, TestClock};
+use ward_core::crypto::{Keyring, MasterKey};
+use ward_core::model::{Actor, IntegrationKind};
+use ward_core::policy::AuthPolicy;
+use ward_core::service::Ward;
+use ward_proto::duo::params::Params;
+use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
+use ward_server::app::{AppState, router};
+use ward_server::duo::signed::DuoSettings;
+use ward_server::limits::Limits;
+use ward_store::Store;
+use ward_store_postgres::PostgresStore;
+use ward_store_sqlite::SqliteStore;
+
+const HOST: &str = "localhost";
+
+struct Edge {
+    app: axum::Router,
+    store: Arc<dyn Store>,
+    clock: TestClock,
+    ikey: String,
+    skey: String,
+}
+
+async fn edge(store: Arc<dyn Store>) -> Edge {
+    let keys = Keyring::new(MasterKey::from_bytes([6; 32]), vec![]);
+    let ward = Arc::new(
+        Ward::new(Arc::clone(&store), keys, AuthPolicy::default(), "Ward")
+            .await
+            .unwrap(),
+    );
+    let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
+    let now = clock.now();
+    let (integration, skey) = ward
+        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, None, now)
+        .await
+        .unwrap();
+    ward.create_user(&Actor::Cli, "alice", None, now)
+        .await
+        .unwrap();
+    let state = AppState {
+        ward,
+        clock: Arc::new(clock.clone()),
+        settings: Arc::new(DuoSettings {
+            hosts: vec!["localhost:8443".into(), HOST.into()],
+            skew_secs: 300,
+            allow_v1: true,
+            trust_forwarded_for: false,
+            max_body_bytes: 64 * 1024,
+        }),
+        limits: Arc::new(Limits::new(10_000, 10_000, 10_000)),
+        wakers: Arc::default(),
+        web: ward_server::web::WebSettings::new(
+            ward_server::config::Branding {
+                organisation: "Example".into(),
+                logo: None,
+                accent_colour: "#2b59c3".into(),
+            },
+            "localhost:8443",
+        ),
+    };
+    Edge {
+        app: router(state),
+        store,
+        clock,
+        ikey: integration.ikey,
+        skey: skey.to_string(),
+    }
+}
+
+fn peer() -> axum::extract::ConnectInfo<ward_server::listener::PeerAddr> {
+    axum::extract::ConnectInfo(ward_server::listener::PeerAddr(
+        "192.0.2.20:5000".parse().unwrap(),
+    ))
+}
+
+impl Edge {
+    /// A v5-signed JSON POST, as `duo_client` 5 sends it.
+    fn signed(&self, path: &str, body: &Value) -> Request<Body> {
+        let body = body.to_string();
+        let date = self
+            .clock
+            .now()
+            .format("%a, %d %b %Y %H:%M:%S -0000")
+            .to_string();
+        let auth = sign_request(
+            &self.ikey,
+            self.skey.as_bytes(),
+            SigVersion::V5,
+            SigDigest::Sha512,
+            &date,
+            "POST",
+            HOST,
+            path,
+            &Params::new(),
+            body.as_bytes(),
+        );
+        let mut req = Request::post(path)
+            .header("host", "localhost:8443")
+            .header("date", date)
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        req.extensions_mut().insert(peer());
+        req
+    }
+
+    fn preauth(&self, username: &str) -> Request<Body> {
+        self.signed("/auth/v2/preauth", &json!({ "username": username }))
+    }
+
+    /// An unauthenticated device answer.
+    fn answer(txid: &str, device_id: &str) -> Request<Body> {
+        let body = json!({
+            "device_id": device_id, "txid": txid, "decision": "approve", "number": null,
+            "context_hash": "00", "time": 1_800_000_000, "signature": "AAAA",
+        });
+        let mut req = Request::post("/device/v1/answer")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        req.extensions_mut().insert(peer());
+        req
+    }
+
+    async fn call(&self, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, retry, body)
+    }
+}
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let store = SqliteStore::open(&url, "edge").await.unwrap();
+    store.migrate().await.unwrap();
+    (dir, Arc::new(store))
+}
+
+/// A private schema on the test server, dropped by [`Schema::drop_schema`].
+struct Schema {
+    admin_url: String,
+    name: String,
+}
+
+impl Schema {
+    async fn create() -> Option<Self> {
+        let admin_url = std::env::var("WARD_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let Some(admin_url) = admin_url else {
+            eprintln!("SKIPPED on PostgreSQL: set WARD_TEST_DATABASE_URL");
+            return None;
+        };
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+        let name: String = sqlx::query_scalar("SELECT 'ward_edge_' || md5(random()::text)")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        let create = format!("CREATE SCHEMA {name}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        Some(Self { admin_url, name })
+    }
+
+    /// The URL of the schema, through `via` (`host:port`) instead of the server's address.
+    fn url(&self, via: Option<&str>) -> String {
+        let mut url = url::Url::parse(&self.admin_url).unwrap();
+        if let Some(via) = via {
+            let (host, port) = via.split_once(':').unwrap();
+            url.set_host(Some(host)).unwrap();
+            url.set_port(Some(port.parse().unwrap())).unwrap();
+        }
+        let separator = if url.query().is_some() { '&' } else { '?' };
+        format!("{url}{separator}options=-c%20search_path%3D{}", self.name)
+    }
+
+    async fn store(&self, via: Option<&str>) -> Arc<dyn Store> {
+        let store = PostgresStore::open(&self.url(via), "edge").await.unwrap();
+        store.migrate().await.unwrap();
+        Arc::new(store)
+    }
+
+    async fn drop_schema(self) {
+        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
+        let drop = format!("DROP SCHEMA {} CASCADE", self.name);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+    }
+}
+
+/// Poisoned write batch: unauthenticated device answers with NUL in the txid or the device id,
+/// sent among 100 concurrent signed preauths, get a 400 each, and every preauth succeeds.
+async fn poisoned_answers_fail_alone(edge: &Edge) {
+    let (start, _) = chain_head(edge).await;
+    let preauths = (0..100).map(|_| edge.call(edge.preauth("alice")));
+    let answers = (0..100).map(|i| {
+        let req = if i % 2 == 0 {
+            Edge::answer("TX\0poison", "DPunknown")
+        } else {
+            Edge::answer("TXunknown", "DP\0poison")
+        };
+        edge.call(req)
+    });
+    let (preauths, answers) = futures::join!(
+        futures::future::join_all(preauths),
+        futures::future::join_all(answers)
+    );
+    for (status, _, body) in answers {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_input", "{body}");
+    }
+    for (status, _, body) in preauths {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["stat"], "OK", "{body}");
+    }
+    let (end, _) = chain_head(edge).await;
+    assert!(
+        end >= start + 100,
+        "each preauth was audited: {start} → {end}"
+    );
+}
+
+/// A signed preauth with NUL in the username gets a 400 Duo envelope naming the parameter.
+async fn nul_username_gets_a_duo_400(edge: &Edge) {
+    let (status, _, body) = edge.call(edge.preauth("ali\0ce")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["stat"], "FAIL");
+    assert_eq!(body["code"], 40002);
+    assert_eq!(body["message_detail"], "username");
+}
+
+async fn chain_head(edge: &Edge) -> (i64, String) {
+    let chains = edge.store.audit_chains().await.unwrap();
+    chains
+        .into_iter()
+        .find(|c| c.chain_id == "edge")
+        .map_or((0, String::new()), |c| (c.head_seq, c.head_hash))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poisoned_write_batch_on_sqlite() {
+    let (_dir, store) = sqlite().await;
+    let edge = edge(store).await;
+    poisoned_answers_fail_alone(&edge).await;
+    nul_username_gets_a_duo_400(&edge).await;
+    edge.store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poisoned_write_batch_on_postgres() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let edge = edge(schema.store(None).await).await;
+    poisoned_answers_fail_alone(&edge).await;
+    nul_username_gets_a_duo_400(&edge).await;
+    edge.store.close().await;
+    schema.drop_schema().await;
+}
+
+/// A TCP relay to PostgreSQL that can be cut (existing connections dropped, new ones closed
+/// at once) and restored, as a network or database outage looks to Ward.
+struct Relay {
+    addr: String,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let (up2, links2) = (Arc::clone(&up), Arc::clone(&links));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                links2.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Self { addr, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Database outage: while PostgreSQL cannot be reached, a Duo client gets 503 with a Duo
+/// envelope (50301) and `Retry-After`; once it is back, the same call succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_then_recovers() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let server = url::Url::parse(&schema.admin_url).unwrap();
+    let target = format!(
+        "{}:{}",
+        server.host_str().unwrap(),
+        server.port().unwrap_or(5432)
+    );
+    let relay = Relay::start(target).await;
+    let edge = edge(schema.store(Some(&relay.addr)).await).await;
+    let (status, _, body) = edge.call(edge.preauth("alice")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    relay.cut();
+    for username in ["alice", "nobody"] {
+        let (status, retry, body) = edge.call(edge.preauth(username)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["stat"], "FAIL");
+        assert_eq!(body["code"], 50301);
+        assert_eq!(body["message"], "Service temporarily unavailable");
+        assert_eq!(retry.as_deref(), Some("5"));
+    }
+    let (status, _, body) = edge.call(Edge::answer("TX1", "DP1")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    relay.restore();
+    let (status, _, body) = edge.call(edge.preauth("alice")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    edge.store.close().await;
+    schema.drop_schema().await;
+}
