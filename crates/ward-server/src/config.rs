@@ -199,6 +199,61 @@ struct LimitsFile {
     ip_failures_per_minute: Option<u32>,
     integration_requests_per_second: Option<u32>,
     max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    header_read_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    tls_handshake_timeout_seconds: Option<u64>,
+}
+
+/// `[limits]` on connections (see [`crate::connections`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// Open connections in total; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    /// Open connections per client address (not applied with `trust_forwarded_for`).
+    pub max_per_address: usize,
+    pub header_read_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub tls_handshake_timeout: std::time::Duration,
+}
+
+fn resolve_connections(limits: &LimitsFile) -> Result<ConnectionSettings, ConfigError> {
+    let seconds =
+        |key: &'static str, value: Option<u64>, default: u64| match value.unwrap_or(default) {
+            n @ 1..=3600 => Ok(std::time::Duration::from_secs(n)),
+            _ => Err(value_err(key, "must be between 1 and 3600 seconds")),
+        };
+    if limits.max_connections == Some(0) {
+        return Err(value_err("limits.max_connections", "must be at least 1"));
+    }
+    Ok(ConnectionSettings {
+        max_connections: limits.max_connections,
+        max_per_address: match limits.max_connections_per_address {
+            Some(0) => {
+                return Err(value_err(
+                    "limits.max_connections_per_address",
+                    "must be at least 1",
+                ));
+            }
+            n => n.unwrap_or(256),
+        },
+        header_read_timeout: seconds(
+            "limits.header_read_timeout_seconds",
+            limits.header_read_timeout_seconds,
+            10,
+        )?,
+        idle_timeout: seconds(
+            "limits.idle_timeout_seconds",
+            limits.idle_timeout_seconds,
+            60,
+        )?,
+        tls_handshake_timeout: seconds(
+            "limits.tls_handshake_timeout_seconds",
+            limits.tls_handshake_timeout_seconds,
+            10,
+        )?,
+    })
 }
 
 /// Where the master key comes from.
@@ -250,6 +305,8 @@ pub struct Config {
     pub ip_failures_per_minute: u32,
     pub integration_requests_per_second: u32,
     pub max_body_bytes: usize,
+    /// `[limits]` on connections: counts and timeouts.
+    pub connections: ConnectionSettings,
     pub push: PushSettings,
     /// `[alerts] command`: run for each alert with the alert as JSON on standard input.
     pub alert_command: Vec<String>,
@@ -373,6 +430,7 @@ impl Config {
         let push = resolve_push(env, file.push)?;
         let limits = file.limits;
         let max_body_bytes = resolve_max_body(limits.max_body_bytes)?;
+        let connections = resolve_connections(&limits)?;
         Ok(Self {
             issuer: file.issuer.unwrap_or_else(|| "Ward".into()),
             enroll_portal_url: auth.enroll_portal_url,
@@ -403,6 +461,7 @@ impl Config {
                 .unwrap_or(20_000)
                 .max(1),
             max_body_bytes,
+            connections,
             push,
             alert_command: file.alerts.command.unwrap_or_default(),
             branding: portal::resolve_branding(env, file.branding)?,

@@ -17,15 +17,11 @@ use crate::app::AppState;
 
 const MAX_BODY: usize = 16 * 1024;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/oauth/v1/health_check", post(health_check))
         .route("/oauth/v1/token", post(token))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::device::limit_by_ip,
-        ))
 }
 
 /// Query and form fields, the form winning on conflicts.

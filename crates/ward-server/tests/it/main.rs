@@ -6,4 +6,5 @@
 #![cfg(test)]
 
 mod auth_api;
+mod limits;
 mod recovery;
