@@ -211,8 +211,9 @@ struct LimitsFile {
 pub struct ConnectionSettings {
     /// Open connections in total; `None`: derived from the open-file limit at start.
     pub max_connections: Option<usize>,
-    /// Open connections per client address (not applied with `trust_forwarded_for`).
-    pub max_per_address: usize,
+    /// Open connections per client address (not applied with `trust_forwarded_for`); `None`:
+    /// 256, or a quarter of `max_connections` when that is less.
+    pub max_per_address: Option<usize>,
     pub header_read_timeout: std::time::Duration,
     pub idle_timeout: std::time::Duration,
     pub tls_handshake_timeout: std::time::Duration,
@@ -236,7 +237,7 @@ fn resolve_connections(limits: &LimitsFile) -> Result<ConnectionSettings, Config
                     "must be at least 1",
                 ));
             }
-            n => n.unwrap_or(256),
+            n => n,
         },
         header_read_timeout: seconds(
             "limits.header_read_timeout_seconds",

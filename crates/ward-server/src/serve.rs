@@ -105,7 +105,11 @@ fn connection_limits(config: &Config, open_files: u64) -> ConnectionLimits {
     ConnectionLimits {
         max_connections,
         // Behind a proxy every connection comes from the proxy.
-        max_per_address: (!config.trust_forwarded_for).then_some(settings.max_per_address),
+        max_per_address: (!config.trust_forwarded_for).then(|| {
+            settings
+                .max_per_address
+                .unwrap_or_else(|| (max_connections / 4).clamp(1, 256))
+        }),
         header_read_timeout: settings.header_read_timeout,
         idle_timeout: settings.idle_timeout,
         handshake_timeout: settings.tls_handshake_timeout,
