@@ -212,7 +212,7 @@ pub struct ConnectionSettings {
     /// Open connections in total; `None`: derived from the open-file limit at start.
     pub max_connections: Option<usize>,
     /// Open connections per client address (not applied with `trust_forwarded_for`); `None`:
-    /// 256, or a quarter of `max_connections` when that is less.
+    /// a quarter of `max_connections`, at most 4096.
     pub max_per_address: Option<usize>,
     pub header_read_timeout: std::time::Duration,
     pub idle_timeout: std::time::Duration,

@@ -108,7 +108,7 @@ fn connection_limits(config: &Config, open_files: u64) -> ConnectionLimits {
         max_per_address: (!config.trust_forwarded_for).then(|| {
             settings
                 .max_per_address
-                .unwrap_or_else(|| (max_connections / 4).clamp(1, 256))
+                .unwrap_or_else(|| (max_connections / 4).clamp(1, 4096))
         }),
         header_read_timeout: settings.header_read_timeout,
         idle_timeout: settings.idle_timeout,
