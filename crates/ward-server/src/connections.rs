@@ -57,6 +57,19 @@ pub struct ConnectionLimits {
     pub handshake_timeout: Duration,
 }
 
+impl Default for ConnectionLimits {
+    /// Ward's defaults, with a fixed total (`ward serve` derives it from the open-file limit).
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_per_address: Some(256),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_mins(1),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 struct Shared {
     app: Router,
     tls: Option<TlsAcceptor>,
@@ -410,3 +423,6 @@ async fn accept_error(e: io::Error) {
     error!(error = %e, "accept failed; retrying in 1s");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
+
+#[cfg(test)]
+mod tests;
