@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod limits;
 mod portal;
 mod recovery;
 mod smtp;
+
+pub use limits::ConnectionSettings;
 
 pub use portal::{Branding, PortalTimes};
 
@@ -61,7 +64,7 @@ struct FileConfig {
     #[serde(default)]
     auth: AuthFile,
     #[serde(default)]
-    limits: LimitsFile,
+    limits: limits::LimitsFile,
     #[serde(default)]
     push: PushFile,
     #[serde(default)]
@@ -190,71 +193,6 @@ struct AuthFile {
     allow_v1_signatures: Option<bool>,
     enroll_portal_url: Option<String>,
     transaction_ttl_seconds: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsFile {
-    ip_requests_per_second: Option<u32>,
-    ip_failures_per_minute: Option<u32>,
-    integration_requests_per_second: Option<u32>,
-    max_body_bytes: Option<usize>,
-    max_connections: Option<usize>,
-    max_connections_per_address: Option<usize>,
-    header_read_timeout_seconds: Option<u64>,
-    idle_timeout_seconds: Option<u64>,
-    tls_handshake_timeout_seconds: Option<u64>,
-}
-
-/// `[limits]` on connections (see [`crate::connections`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionSettings {
-    /// Open connections in total; `None`: derived from the open-file limit at start.
-    pub max_connections: Option<usize>,
-    /// Open connections per client address (not applied with `trust_forwarded_for`); `None`:
-    /// a quarter of `max_connections`, at most 4096.
-    pub max_per_address: Option<usize>,
-    pub header_read_timeout: std::time::Duration,
-    pub idle_timeout: std::time::Duration,
-    pub tls_handshake_timeout: std::time::Duration,
-}
-
-fn resolve_connections(limits: &LimitsFile) -> Result<ConnectionSettings, ConfigError> {
-    let seconds =
-        |key: &'static str, value: Option<u64>, default: u64| match value.unwrap_or(default) {
-            n @ 1..=3600 => Ok(std::time::Duration::from_secs(n)),
-            _ => Err(value_err(key, "must be between 1 and 3600 seconds")),
-        };
-    if limits.max_connections == Some(0) {
-        return Err(value_err("limits.max_connections", "must be at least 1"));
-    }
-    Ok(ConnectionSettings {
-        max_connections: limits.max_connections,
-        max_per_address: match limits.max_connections_per_address {
-            Some(0) => {
-                return Err(value_err(
-                    "limits.max_connections_per_address",
-                    "must be at least 1",
-                ));
-            }
-            n => n,
-        },
-        header_read_timeout: seconds(
-            "limits.header_read_timeout_seconds",
-            limits.header_read_timeout_seconds,
-            10,
-        )?,
-        idle_timeout: seconds(
-            "limits.idle_timeout_seconds",
-            limits.idle_timeout_seconds,
-            60,
-        )?,
-        tls_handshake_timeout: seconds(
-            "limits.tls_handshake_timeout_seconds",
-            limits.tls_handshake_timeout_seconds,
-            10,
-        )?,
-    })
 }
 
 /// Where the master key comes from.
@@ -431,7 +369,7 @@ impl Config {
         let push = resolve_push(env, file.push)?;
         let limits = file.limits;
         let max_body_bytes = resolve_max_body(limits.max_body_bytes)?;
-        let connections = resolve_connections(&limits)?;
+        let connections = limits::resolve_connections(&limits)?;
         Ok(Self {
             issuer: file.issuer.unwrap_or_else(|| "Ward".into()),
             enroll_portal_url: auth.enroll_portal_url,

@@ -3,6 +3,10 @@
 //! Order of checks (Duo's): credentials present (40101) → integration known (40102) →
 //! signature (40103) → rate limit of the integration → date fresh (40105) → integration kind
 //! (40301).
+//!
+//! A request whose signature verifies is charged to its integration, not to its address (see
+//! [`crate::limits::guard`]), so even an address that is over its failure budget has its
+//! signatures checked: that costs a cached credential lookup and one HMAC per request.
 
 use std::net::IpAddr;
 use std::sync::Arc;
