@@ -103,10 +103,39 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes as one line: a cause whose text the message already carries is
+/// not repeated, and the OS error numbers are left out.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = without_os_error_code(&cause.to_string());
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// `No such file or directory (os error 2)` → `No such file or directory`.
+fn without_os_error_code(text: &str) -> String {
+    let mut out = text.to_owned();
+    while let Some(start) = out.find(" (os error ") {
+        let Some(len) = out.get(start..).and_then(|rest| rest.find(')')) else {
+            break;
+        };
+        out.replace_range(start..=start + len, "");
+    }
+    out
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -141,5 +170,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::EnrolLink { username, ttl, out } => {
             admin::enrol_link(&config, &username, &ttl, out).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_errors_name_their_cause_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let config = ward_server::config::ConfigError::Read {
+            path: "/etc/ward.toml".into(),
+            source: io,
+        };
+        let line = one_line(&anyhow::Error::new(config));
+        assert_eq!(
+            line,
+            "cannot read config file /etc/ward.toml: No such file or directory"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! `ward-bench hello`: the floor. The same stack as `ward serve` (tokio, hyper via axum,
-//! rustls with the ring provider, Ward's TLS listener and local CA) answering
+//! rustls with the ring provider, Ward's connection handling and local CA) answering
 //! `POST /auth/v2/auth` with a fixed body, without checking anything. What `auth` measures
 //! against it is the cost of the transport and of the load generator itself.
 
@@ -13,7 +13,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::post;
 use tokio::net::TcpListener;
 use ward_core::clock::{Clock, SystemClock};
-use ward_server::listener::{PeerAddr, PlainListener, TlsListener};
+use ward_server::connections::{self, ConnectionLimits};
 use ward_server::tls;
 
 /// The fixed answer: what Ward sends for an allowed passcode.
@@ -42,9 +42,13 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
     if !args.listen.ip().is_loopback() {
         bail!("--listen must be a loopback address");
     }
-    let app = Router::new()
-        .route("/auth/v2/auth", post(allow))
-        .into_make_service_with_connect_info::<PeerAddr>();
+    let app = Router::new().route("/auth/v2/auth", post(allow));
+    // The load generator's connections all come from one address.
+    let limits = ConnectionLimits {
+        max_connections: 100_000,
+        max_per_address: None,
+        ..ConnectionLimits::default()
+    };
     let tcp = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -54,19 +58,14 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
         let files = tls::ensure_local_ca(dir, &[], SystemClock.now())
             .with_context(|| format!("local CA in {}", dir.display()))?;
         let config = tls::server_config(&files.cert, &files.key).context("TLS configuration")?;
-        let listener = TlsListener::new(tcp, config).context("TLS listener")?;
         println!(
             "listening on https://{addr} (CA: {})",
             files.ca_cert.display()
         );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        connections::serve(tcp, Some(config), app, limits, shutdown).await;
     } else {
         println!("listening on http://{addr}");
-        axum::serve(PlainListener::new(tcp), app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        connections::serve(tcp, None, app, limits, shutdown).await;
     }
     Ok(())
 }

@@ -31,6 +31,41 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub wakers: Arc<crate::device::DeviceWakers>,
     pub web: Arc<crate::web::WebSettings>,
+    /// Tells long-polls that the server is shutting down.
+    pub shutdown: Shutdown,
+}
+
+/// Whether the server is shutting down: long-polls answer at once instead of holding their
+/// request open.
+#[derive(Clone, Debug)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A shutdown flag and the sender that raises it.
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_started(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes when shutdown begins (never, once the sender is gone without raising it).
+    pub async fn started(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|started| *started).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Default for Shutdown {
+    /// A flag that is never raised (tests that build the state themselves).
+    fn default() -> Self {
+        Self::new().1
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -56,10 +91,10 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %id)
     });
     let pages = Router::new()
-        .merge(crate::portal::router(&state))
-        .merge(crate::prompt::router(&state))
-        .merge(crate::recovery::router(&state))
-        .merge(crate::helpdesk::router(&state))
+        .merge(crate::portal::router())
+        .merge(crate::prompt::router())
+        .merge(crate::recovery::router())
+        .merge(crate::helpdesk::router())
         .route("/static/{name}", axum::routing::get(crate::web::asset))
         .route(
             "/",
@@ -85,11 +120,15 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::web::security_headers));
     Router::new()
         .merge(duo::router())
-        .merge(crate::device::router(&state))
-        .merge(crate::oauth::router(&state))
+        .merge(crate::device::router())
+        .merge(crate::oauth::router())
         .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::guard,
+        ))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

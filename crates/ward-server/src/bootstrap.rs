@@ -23,21 +23,55 @@ pub enum BootError {
     MasterKey(String),
     #[error("database: {0}")]
     Database(String),
-    #[error("{0}")]
-    Core(#[from] ward_core::CoreError),
+    #[error("{}", core_message(.0))]
+    Core(ward_core::CoreError),
+}
+
+impl From<ward_core::CoreError> for BootError {
+    fn from(e: ward_core::CoreError) -> Self {
+        Self::Core(e)
+    }
+}
+
+/// The core's sentence, without the kind that prefixes it for API callers.
+fn core_message(e: &ward_core::CoreError) -> String {
+    match e {
+        ward_core::CoreError::Forbidden(why) => why.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn io(context: &str, path: &Path, e: &std::io::Error) -> BootError {
-    BootError::Io(format!("{context} {}: {e}", path.display()))
+    BootError::Io(format!("{context} {}: {}", path.display(), reason(e)))
 }
 
-/// Creates the data directory (mode 0700) if needed.
+/// An I/O error's reason, without the OS error number.
+fn reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.split(" (os error ").next().unwrap_or(&text).to_owned()
+}
+
+/// Creates the data directory (mode 0700) if needed, and checks that Ward can enter it.
 pub fn prepare_data_dir(dir: &Path) -> Result<(), BootError> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| io("cannot create data directory", dir, &e))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io("cannot set permissions of", dir, &e))?;
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(BootError::Io(format!(
+                "data directory {} is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| io("cannot create data directory", dir, &e))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io("cannot set permissions of", dir, &e))?;
+        }
+        Err(e) => return Err(io("cannot open data directory", dir, &e)),
     }
+    // Listing it needs the same rights as using it; a missing right shows here, not as a
+    // master key problem.
+    std::fs::read_dir(dir).map_err(|e| io("cannot open data directory", dir, &e))?;
     Ok(())
 }
 
@@ -115,7 +149,11 @@ pub async fn open_store(
     chain_id: &str,
     max_connections: u32,
 ) -> Result<Arc<dyn Store>, BootError> {
-    let db = |e: ward_store::StoreError| BootError::Database(e.to_string());
+    let db = |e: ward_store::StoreError| match e {
+        // Its message says what is unavailable; "database unavailable:" would say it twice.
+        ward_store::StoreError::Unavailable(why) => BootError::Database(why),
+        other => BootError::Database(other.to_string()),
+    };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = ward_store_postgres::PostgresStore::open_with(url, chain_id, max_connections)
             .await

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod limits;
 mod portal;
 mod recovery;
 mod smtp;
+
+pub use limits::ConnectionSettings;
 
 pub use portal::{Branding, PortalTimes};
 
@@ -61,7 +64,7 @@ struct FileConfig {
     #[serde(default)]
     auth: AuthFile,
     #[serde(default)]
-    limits: LimitsFile,
+    limits: limits::LimitsFile,
     #[serde(default)]
     push: PushFile,
     #[serde(default)]
@@ -192,15 +195,6 @@ struct AuthFile {
     transaction_ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsFile {
-    ip_requests_per_second: Option<u32>,
-    ip_failures_per_minute: Option<u32>,
-    integration_requests_per_second: Option<u32>,
-    max_body_bytes: Option<usize>,
-}
-
 /// Where the master key comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MasterKeySource {
@@ -250,6 +244,8 @@ pub struct Config {
     pub ip_failures_per_minute: u32,
     pub integration_requests_per_second: u32,
     pub max_body_bytes: usize,
+    /// `[limits]` on connections: counts and timeouts.
+    pub connections: ConnectionSettings,
     pub push: PushSettings,
     /// `[alerts] command`: run for each alert with the alert as JSON on standard input.
     pub alert_command: Vec<String>,
@@ -373,6 +369,7 @@ impl Config {
         let push = resolve_push(env, file.push)?;
         let limits = file.limits;
         let max_body_bytes = resolve_max_body(limits.max_body_bytes)?;
+        let connections = limits::resolve_connections(&limits)?;
         Ok(Self {
             issuer: file.issuer.unwrap_or_else(|| "Ward".into()),
             enroll_portal_url: auth.enroll_portal_url,
@@ -403,6 +400,7 @@ impl Config {
                 .unwrap_or(20_000)
                 .max(1),
             max_body_bytes,
+            connections,
             push,
             alert_command: file.alerts.command.unwrap_or_default(),
             branding: portal::resolve_branding(env, file.branding)?,

@@ -25,9 +25,9 @@ use ward_store::Signal;
 
 use crate::app::AppState;
 
-/// Routes of the device channel, behind the per-address limits and the input gate
-/// ([`crate::input`]: no NUL character in any field).
-pub fn router(state: &AppState) -> Router<AppState> {
+/// Routes of the device channel, behind the per-address limits of [`crate::limits::guard`]
+/// and the input gate ([`crate::input`]: no NUL character in any field).
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/device/v1/activate", post(activate))
         .route("/device/v1/challenge", post(challenge))
@@ -38,40 +38,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             crate::input::Dialect::Device,
             crate::input::refuse_unstorable,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limit_by_ip,
-        ))
-}
-
-/// Refuses addresses over their request rate or with too many recent failures, and counts
-/// this request's failure (a refused signature, code or answer) against its address.
-pub(crate) async fn limit_by_ip(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let ip = crate::duo::signed::client_ip(&parts, state.settings.trust_forwarded_for);
-    if !state.limits.admit_ip(ip) {
-        return DeviceApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests; try again later".into(),
-        )
-        .into_response();
-    }
-    let response = next
-        .run(axum::extract::Request::from_parts(parts, body))
-        .await;
-    let status = response.status();
-    if matches!(
-        status,
-        StatusCode::UNAUTHORIZED | StatusCode::GONE | StatusCode::NOT_FOUND
-    ) {
-        state.limits.note_failure(ip);
-    }
-    response
 }
 
 /// An error of the device endpoints, as JSON.

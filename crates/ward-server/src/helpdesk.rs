@@ -23,7 +23,7 @@ use crate::web::{JsonError, Layout, SignedIn, WebError, render, when};
 
 const MAX_BODY: usize = 16 * 1024;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/helpdesk", get(console))
         .route("/helpdesk/lookup", get(lookup))
@@ -34,10 +34,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/helpdesk/users/{username}/note", post(note))
         .route("/helpdesk/api/verify/{txid}", get(verify_status))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::device::limit_by_ip,
-        ))
 }
 
 const NOT_AGENT: &str = "The helpdesk console needs the helpdesk role and a sign-in with a \

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod app;
 pub mod bootstrap;
 pub mod config;
+pub mod connections;
 pub mod device;
 pub mod duo;
 pub mod error;

@@ -1,19 +1,33 @@
-//! Request rate limits: per client address, per integration, and a tighter one on failed
-//! authentication per client address.
+//! Request rate limits: per client address, per integration, and a budget of failed requests
+//! per client address.
+//!
+//! [`guard`] runs in front of every route. A request that is not (yet) known to come from an
+//! integration is charged to its address: refused once the address is over its request rate or
+//! its failure budget, and counted as a failure when it is refused for bad input, failed
+//! authentication or ends in a server error. A request whose Duo signature verifies for a known
+//! integration is charged to that integration instead, so that noise from a shared address (a
+//! NAT, a multi-user host) never locks out correctly signed logins.
 //!
 //! Limits are kept in each node's memory; behind a load balancer each node enforces them on
 //! the traffic it sees.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
+use ward_proto::duo::envelope::DuoErrorCode;
+
+use crate::app::AppState;
+use crate::error::ApiError;
 
 const FAILURE_WINDOW: Duration = Duration::from_mins(1);
 
@@ -51,8 +65,8 @@ impl Limits {
         }
     }
 
-    /// Admits one request from `ip`, unless it is over its rate or has failed to
-    /// authenticate too often recently.
+    /// Admits one request from `ip` that no integration vouches for, unless the address is over
+    /// its rate or has failed too often recently.
     pub fn admit_ip(&self, ip: IpAddr) -> bool {
         self.failures_below_limit(ip) && self.ip.check_key(&ip).is_ok()
     }
@@ -66,7 +80,7 @@ impl Limits {
         })
     }
 
-    /// Counts a failed authentication from `ip`.
+    /// Counts a failed request from `ip`.
     pub fn note_failure(&self, ip: IpAddr) {
         if let Ok(mut failures) = self.ip_failures.lock() {
             let entry = failures.entry(ip).or_insert((Instant::now(), 0));
@@ -97,6 +111,101 @@ impl Limits {
             }
         })
     }
+}
+
+/// Set on a request (by the Duo extractor) once its signature verified for a known
+/// integration: the request is then charged to the integration, not to its address.
+#[derive(Clone, Debug, Default)]
+pub struct Verified(Arc<AtomicBool>);
+
+impl Verified {
+    /// Marks the request as coming from a known integration.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The per-address gate in front of every route (see the module documentation).
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let ip = crate::duo::signed::client_ip(&parts, state.settings.trust_forwarded_for);
+    request = Request::from_parts(parts, body);
+    let path = request.uri().path().to_owned();
+    // A request that may carry a Duo signature is refused only once it turned out not to
+    // verify: its address's noise must not keep a correctly signed login out.
+    let may_be_signed = may_carry_duo_signature(&request);
+    if !may_be_signed && !state.limits.admit_ip(ip) {
+        return too_many_requests(&path);
+    }
+    let verified = Verified::default();
+    request.extensions_mut().insert(verified.clone());
+    let response = next.run(request).await;
+    if verified.is_marked() {
+        return response;
+    }
+    if may_be_signed && !state.limits.admit_ip(ip) {
+        return too_many_requests(&path);
+    }
+    if counts_as_failure(response.status()) {
+        state.limits.note_failure(ip);
+    }
+    response
+}
+
+fn may_carry_duo_signature(request: &Request) -> bool {
+    let path = request.uri().path();
+    (path.starts_with("/auth/v2/") || path.starts_with("/rest/v1/"))
+        && request.headers().contains_key(header::AUTHORIZATION)
+}
+
+/// Answers that mean the request was bad, unauthenticated, probing, or made the server fail.
+fn counts_as_failure(status: StatusCode) -> bool {
+    status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::BAD_REQUEST
+                | StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::GONE
+                | StatusCode::LENGTH_REQUIRED
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::URI_TOO_LONG
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+                | StatusCode::UNPROCESSABLE_ENTITY
+                | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        )
+}
+
+/// A 429 in the dialect of the endpoint asked.
+fn too_many_requests(path: &str) -> Response {
+    let mut response = if path.starts_with("/auth/") || path.starts_with("/rest/") {
+        ApiError::code(DuoErrorCode::TooManyRequests).into_response()
+    } else if path.starts_with("/device/") {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(ward_proto::device::DeviceError {
+                error: "rate_limited".into(),
+                message: "too many requests; try again later".into(),
+            }),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests from your address; try again in a minute.\n",
+        )
+            .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+    response
 }
 
 #[cfg(test)]

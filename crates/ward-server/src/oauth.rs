@@ -18,7 +18,7 @@ use crate::app::AppState;
 
 const MAX_BODY: usize = 16 * 1024;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/oauth/v1/health_check", post(health_check))
         .route("/oauth/v1/token", post(token))
@@ -26,10 +26,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(axum::middleware::from_fn_with_state(
             crate::input::Dialect::OAuth,
             crate::input::refuse_unstorable,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::device::limit_by_ip,
         ))
 }
 

@@ -20,7 +20,7 @@ use crate::web::{JsonError, Layout, WebError, render};
 
 const MAX_BODY: usize = 16 * 1024;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/oauth/v1/authorize", get(authorize))
         .route("/prompt/passcode", post(passcode))
@@ -32,10 +32,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/prompt/api/push/start", post(push_start))
         .route("/prompt/api/push/status", post(push_status))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::device::limit_by_ip,
-        ))
 }
 
 /// One method button or form on the prompt page.

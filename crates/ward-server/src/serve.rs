@@ -1,4 +1,5 @@
 //! `ward serve`: bind, speak HTTPS (or plain HTTP behind a proxy), shut down gracefully.
+//! Connections themselves are handled by [`crate::connections`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,20 +7,22 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use ward_core::clock::{Clock, SystemClock};
 
-use crate::app::{AppState, router};
+use crate::app::{AppState, Shutdown, router};
 use crate::bootstrap::{self, BootError};
 use crate::config::{Config, TlsMode, split_host_port};
+use crate::connections::{self, ConnectionLimits};
 use crate::device::DeviceWakers;
 use crate::duo::signed::DuoSettings;
 use crate::limits::Limits;
-use crate::listener::{PeerAddr, PlainListener, TlsListener};
 use crate::tls;
 
-/// Runs the server until `shutdown` completes, then drains connections and closes the store.
+/// Runs the server until `shutdown` completes, then answers the connections already accepted
+/// and closes the store.
 pub async fn run(
     mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BootError> {
+    let open_files = raise_open_file_limit();
     let tcp = TcpListener::bind(config.listen)
         .await
         .map_err(|e| BootError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -41,6 +44,7 @@ pub async fn run(
     let recovering = spawn_recovery_tick(Arc::clone(&ward), Arc::clone(&clock));
     let wakers = Arc::new(DeviceWakers::default());
     let forwarding = wakers.spawn(ward.store().signals().subscribe());
+    let (stopping, shutdown_flag) = Shutdown::new();
     let state = AppState {
         ward: Arc::clone(&ward),
         clock: Arc::clone(&clock),
@@ -48,45 +52,97 @@ pub async fn run(
         limits,
         wakers: Arc::clone(&wakers),
         web: crate::web::WebSettings::new(config.branding.clone(), &config.public_host),
+        shutdown: shutdown_flag,
     };
-    // Device streams never end by themselves: end them when shutdown begins, so the graceful
-    // shutdown does not wait for them.
+    // Long-polls and device streams never end by themselves: end them when shutdown begins,
+    // so that the drain does not wait for them.
     let shutdown = async move {
         shutdown.await;
+        let _ = stopping.send(true);
         wakers.close();
     };
-    let app = router(state).into_make_service_with_connect_info::<PeerAddr>();
-    let served = match config.tls {
-        TlsMode::Off => {
-            tracing::info!(
-                backend = ward.store().backend(),
-                "listening on http://{addr}"
-            );
-            axum::serve(PlainListener::new(tcp), app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        TlsMode::Auto | TlsMode::Files => {
-            let server_config = tls_config(&config, clock.as_ref())?;
-            tracing::info!(
-                backend = ward.store().backend(),
-                "listening on https://{addr}"
-            );
-            let listener = TlsListener::new(tcp, server_config)
-                .map_err(|e| BootError::Io(format!("TLS listener: {e}")))?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+    let tls = match config.tls {
+        TlsMode::Off => None,
+        TlsMode::Auto | TlsMode::Files => Some(tls_config(&config, clock.as_ref())?),
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let connection_limits = connection_limits(&config, open_files);
+    tracing::info!(
+        backend = ward.store().backend(),
+        max_connections = connection_limits.max_connections,
+        "listening on {scheme}://{addr}"
+    );
+    connections::serve(tcp, tls, router(state), connection_limits, shutdown).await;
     housekeeping.abort();
     forwarding.abort();
     purging.abort();
     recovering.abort();
     ward.store().close().await;
-    served.map_err(|e| BootError::Io(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Descriptors kept free for the database, the store's listener, files and logs.
+const RESERVED_FILES: u64 = 64;
+
+fn connection_limits(config: &Config, open_files: u64) -> ConnectionLimits {
+    let settings = &config.connections;
+    let reserved = RESERVED_FILES + u64::from(config.database_max_connections) + 2;
+    let fitting =
+        usize::try_from(open_files.saturating_sub(reserved).max(16)).unwrap_or(usize::MAX);
+    let max_connections = match settings.max_connections {
+        Some(n) if n > fitting => {
+            tracing::warn!(
+                configured = n,
+                open_file_limit = open_files,
+                "limits.max_connections exceeds what the open-file limit allows; using {fitting}"
+            );
+            fitting
+        }
+        Some(n) => n,
+        None => fitting,
+    };
+    ConnectionLimits {
+        max_connections,
+        // Behind a proxy every connection comes from the proxy.
+        max_per_address: (!config.trust_forwarded_for).then(|| {
+            settings
+                .max_per_address
+                .unwrap_or_else(|| (max_connections / 4).clamp(1, 4096))
+        }),
+        header_read_timeout: settings.header_read_timeout,
+        idle_timeout: settings.idle_timeout,
+        handshake_timeout: settings.tls_handshake_timeout,
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (systemd starts services with a soft
+/// limit of 1024; set `LimitNOFILE=` to change the hard one) and answers the limit in force.
+fn raise_open_file_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let current = getrlimit(Resource::Nofile);
+    let Some(soft) = current.current else {
+        return u64::MAX;
+    };
+    // An unlimited hard limit is not accepted for RLIMIT_NOFILE; the kernel's ceiling is.
+    let target = current.maximum.unwrap_or(1 << 20);
+    if target <= soft {
+        return soft;
+    }
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: current.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::info!(from = soft, to = target, "raised the open-file limit");
+            target
+        }
+        Err(e) => {
+            tracing::warn!(limit = soft, error = %e, "cannot raise the open-file limit");
+            soft
+        }
+    }
 }
 
 fn tls_config(config: &Config, clock: &dyn Clock) -> Result<Arc<rustls::ServerConfig>, BootError> {

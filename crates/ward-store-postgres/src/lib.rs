@@ -60,6 +60,41 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// How long one connection attempt at start-up may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One connection attempt, so that an unreachable server is reported at once and by its
+/// address, rather than after the pool's 30 s acquire timeout as "pool timed out".
+async fn probe(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let at = format!("{}:{}", options.get_host(), options.get_port());
+    let unreachable =
+        |why: &str| StoreError::Unavailable(format!("cannot connect to PostgreSQL at {at}: {why}"));
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            if let Err(err) = conn.close().await {
+                tracing::debug!(error = %err, "closing the probe connection failed");
+            }
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(err))) => Err(unreachable(&io_reason(&err))),
+        Ok(Err(sqlx::Error::Database(db))) => Err(unreachable(db.message())),
+        Ok(Err(other)) => Err(unreachable(&other.to_string())),
+        Err(_) => Err(unreachable("no answer within 10 s")),
+    }
+}
+
+fn io_reason(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "timed out".into(),
+        std::io::ErrorKind::NotFound => "no such socket".into(),
+        _ => {
+            let text = err.to_string();
+            text.split(" (os error ").next().unwrap_or(&text).to_owned()
+        }
+    }
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` and starts this node's writer task.
     ///
@@ -83,6 +118,7 @@ impl PostgresStore {
     ) -> Result<PostgresStore, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| StoreError::Unavailable(format!("bad PostgreSQL URL: {err}")))?;
+        probe(&options).await?;
         // One connection, kept open: the writer of this node. A broken connection is closed
         // after its batch fails and replaced on the next batch, so no ping before each batch.
         let writes = PgPoolOptions::new()

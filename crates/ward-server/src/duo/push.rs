@@ -123,7 +123,8 @@ pub async fn wait_decided(
         let now = state.clock.now();
         let view = state.ward.auth_status(ctx, txid, now).await?;
         let remaining = give_up.saturating_duration_since(Instant::now());
-        if view.result != TxResult::Waiting || remaining.is_zero() {
+        // At shutdown a long-poll answers with the state so far (`waiting`) at once.
+        if view.result != TxResult::Waiting || remaining.is_zero() || state.shutdown.is_started() {
             return Ok(view);
         }
         // Wake up at the push's deadline at the latest, to time it out.
@@ -138,6 +139,7 @@ pub async fn wait_decided(
         tokio::select! {
             () = decided(&mut signals, txid) => {}
             () = tokio::time::sleep(wait) => {}
+            () = state.shutdown.started() => {}
         }
     }
 }

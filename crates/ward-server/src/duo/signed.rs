@@ -2,8 +2,12 @@
 //!
 //! Order of checks: parameters well-formed (40002: parsable, within limits, no NUL character,
 //! so nothing a store cannot hold goes further) → then Duo's: credentials present (40101) →
-//! integration known (40102) → signature (40103) → date fresh (40105) → integration kind
-//! (40301) → rate limit.
+//! integration known (40102) → signature (40103) → rate limit of the integration → date fresh
+//! (40105) → integration kind (40301).
+//!
+//! A request whose signature verifies is charged to its integration, not to its address (see
+//! [`crate::limits::guard`]), so even an address that is over its failure budget has its
+//! signatures checked: that costs a cached credential lookup and one HMAC per request.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use ward_proto::duo::signature::{self, SigVersion, SignedRequest};
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::limits::Verified;
 use crate::listener::PeerAddr;
 
 /// An authenticated call from an integration, with its parameters.
@@ -65,12 +70,11 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
 impl FromRequest<AppState> for DuoCall {
     type Rejection = ApiError;
 
+    /// Address limits are applied by [`crate::limits::guard`]: this only marks a request whose
+    /// signature verifies, which is then charged to its integration instead of its address.
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         let ip = client_ip(&parts, state.settings.trust_forwarded_for);
-        if !state.limits.admit_ip(ip) {
-            return Err(ApiError::code(DuoErrorCode::TooManyRequests));
-        }
         let body = axum::body::to_bytes(body, state.settings.max_body_bytes)
             .await
             .map_err(|_| {
@@ -82,19 +86,14 @@ impl FromRequest<AppState> for DuoCall {
             })?;
         let params = parse_params(&parts, &body)?;
         let now = state.clock.now();
-        let result = authenticate(&parts, &body, state, now).await;
-        let integration = match result {
-            Ok(integration) => integration,
-            Err(e) => {
-                if e.0.http_status() == 401 {
-                    state.limits.note_failure(ip);
-                }
-                return Err(e);
-            }
-        };
+        let (integration, version) = verify_signature(&parts, &body, state, now).await?;
+        if let Some(verified) = parts.extensions.get::<Verified>() {
+            verified.mark();
+        }
         if !state.limits.admit_integration(&integration.ikey) {
             return Err(ApiError::code(DuoErrorCode::TooManyRequests));
         }
+        check_date_and_kind(&parts, &integration, version, state, now)?;
         Ok(Self {
             integration,
             params,
@@ -104,12 +103,14 @@ impl FromRequest<AppState> for DuoCall {
     }
 }
 
-async fn authenticate(
+/// Credentials present, integration known, signature valid: the request comes from the
+/// integration.
+async fn verify_signature(
     parts: &Parts,
     body: &[u8],
     state: &AppState,
     now: DateTime<Utc>,
-) -> Result<Integration, ApiError> {
+) -> Result<(Integration, SigVersion), ApiError> {
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -124,8 +125,6 @@ async fn authenticate(
     let Some(found) = state.ward.integration_credentials(&creds.ikey, now).await? else {
         return Err(ApiError::code(DuoErrorCode::InvalidIntegrationKey));
     };
-    let date =
-        header_str(&parts.headers, "x-duo-date").or_else(|| header_str(&parts.headers, "date"));
     let x_duo = x_duo_headers(&parts.headers);
     let hosts =
         signature::host_candidates(&state.settings.hosts, header_str(&parts.headers, "host"));
@@ -135,7 +134,7 @@ async fn authenticate(
         raw_query: parts.uri.query().unwrap_or(""),
         content_type: header_str(&parts.headers, "content-type"),
         body,
-        date,
+        date: request_date(&parts.headers),
         x_duo_headers: &x_duo,
         hosts: &hosts,
     };
@@ -146,18 +145,33 @@ async fn authenticate(
         state.settings.allow_v1,
     )
     .ok_or_else(|| ApiError::code(DuoErrorCode::InvalidSignature))?;
+    Ok((found.integration.clone(), version))
+}
+
+fn request_date(headers: &HeaderMap) -> Option<&str> {
+    header_str(headers, "x-duo-date").or_else(|| header_str(headers, "date"))
+}
+
+/// The checks after the signature: a fresh date, and an integration of the Auth API kind.
+fn check_date_and_kind(
+    parts: &Parts,
+    integration: &Integration,
+    version: SigVersion,
+    state: &AppState,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let date_required = version != SigVersion::V1;
-    match date {
+    match request_date(&parts.headers) {
         Some(d) if !signature::date_is_fresh(d, now.timestamp(), state.settings.skew_secs) => {
             return Err(ApiError::code(DuoErrorCode::InvalidDate));
         }
         None if date_required => return Err(ApiError::code(DuoErrorCode::InvalidDate)),
         _ => {}
     }
-    if found.integration.kind != IntegrationKind::AuthApi {
+    if integration.kind != IntegrationKind::AuthApi {
         return Err(ApiError::code(DuoErrorCode::Forbidden));
     }
-    Ok(found.integration.clone())
+    Ok(())
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -40,7 +40,7 @@ use totp::{totp_confirm, totp_new_page};
 /// Largest form or JSON body the portal accepts.
 const MAX_BODY: usize = 16 * 1024;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/portal", get(home))
         .route("/portal/", get(|| async { Redirect::to("/portal") }))
@@ -77,10 +77,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(report_page).post(report_confirm),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::device::limit_by_ip,
-        ))
 }
 
 /// Checks a form's CSRF token against the session.

@@ -47,7 +47,7 @@ async fn uniform<T>(min: std::time::Duration, work: impl Future<Output = T>) -> 
 /// Largest form or JSON body these pages accept.
 const MAX_BODY: usize = 16 * 1024;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/recovery", get(pages::start_page))
         .route("/recovery/", get(pages::start_page))
@@ -67,10 +67,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(contact::contact_page).post(contact::contact_submit),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::device::limit_by_ip,
-        ))
 }
 
 /// Whether a string can be a case handle (URL-safe base64); anything else is refused before it

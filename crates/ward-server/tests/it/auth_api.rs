@@ -25,15 +25,20 @@ use ward_store_sqlite::SqliteStore;
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const HOST: &str = "localhost";
 
-struct Api {
+pub(super) struct Api {
     _dir: tempfile::TempDir,
-    app: axum::Router,
-    clock: TestClock,
-    ikey: String,
+    pub(super) app: axum::Router,
+    pub(super) clock: TestClock,
+    pub(super) ikey: String,
     skey: String,
 }
 
 async fn api() -> Api {
+    api_with(Limits::new(1000, 1000, 1000)).await
+}
+
+/// The Auth API with the given request limits.
+pub(super) async fn api_with(limits: Limits) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let store = SqliteStore::open(&url, "t").await.unwrap();
@@ -71,8 +76,9 @@ async fn api() -> Api {
         ward,
         clock: Arc::new(clock.clone()),
         settings,
-        limits: Arc::new(Limits::new(1000, 1000, 1000)),
+        limits: Arc::new(limits),
         wakers: Arc::default(),
+        shutdown: ward_server::app::Shutdown::default(),
         web: ward_server::web::WebSettings::new(
             ward_server::config::Branding {
                 organisation: "Example".into(),
@@ -147,7 +153,12 @@ impl Api {
     }
 
     /// A v2-signed GET (form parameters in the query).
-    fn get(&self, path: &str, params: &[(&str, &str)], at: DateTime<Utc>) -> Request<Body> {
+    pub(super) fn get(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        at: DateTime<Utc>,
+    ) -> Request<Body> {
         let p: Params = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -180,7 +191,7 @@ impl Api {
         req
     }
 
-    async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
+    pub(super) async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();

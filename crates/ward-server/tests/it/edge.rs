@@ -65,6 +65,7 @@ async fn edge(store: Arc<dyn Store>) -> Edge {
         }),
         limits: Arc::new(Limits::new(10_000, 10_000, 10_000)),
         wakers: Arc::default(),
+        shutdown: ward_server::app::Shutdown::default(),
         web: ward_server::web::WebSettings::new(
             ward_server::config::Branding {
                 organisation: "Example".into(),

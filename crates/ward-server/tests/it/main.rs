@@ -7,4 +7,5 @@
 
 mod auth_api;
 mod edge;
+mod limits;
 mod recovery;

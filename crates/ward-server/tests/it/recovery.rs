@@ -67,6 +67,7 @@ async fn site_with(pool: Argon2Pool) -> Site {
         }),
         limits: Arc::new(Limits::new(1000, 1000, 1000)),
         wakers: Arc::default(),
+        shutdown: ward_server::app::Shutdown::default(),
         web: ward_server::web::WebSettings::new(
             ward_server::config::Branding {
                 organisation: "Example".into(),
