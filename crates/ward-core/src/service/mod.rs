@@ -35,7 +35,7 @@ pub use prompt::{
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 pub use recovery::{
     CallerCheck, CaseStatus, CaseSummary, HelpdeskView, PendingApproval, RecoverySettings,
-    Submitted,
+    Submission, Submitted,
 };
 
 use crate::crypto::Keyring;

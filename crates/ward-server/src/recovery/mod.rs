@@ -52,7 +52,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/recovery", get(pages::start_page))
         .route("/recovery/", get(pages::start_page))
         .route("/recovery/start", post(pages::start))
-        .route("/recovery/continue/{handle}", get(pages::continue_case))
+        .route(
+            "/recovery/continue/{link}",
+            get(pages::continue_page).post(pages::adopt),
+        )
         .route("/recovery/case", get(pages::case_page))
         .route("/recovery/code", post(evidence::submit_code))
         .route("/recovery/email/send", post(evidence::send_email))

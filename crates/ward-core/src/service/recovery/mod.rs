@@ -10,8 +10,10 @@
 //! shorten cooling or receive a token.
 
 mod approvals;
+mod contact;
 mod evidence;
 mod finish;
+mod handles;
 mod helpdesk;
 mod notices;
 mod tick;
@@ -24,6 +26,7 @@ use zeroize::Zeroizing;
 
 pub use approvals::PendingApproval;
 pub use evidence::Submitted;
+pub use handles::Submission;
 pub use helpdesk::{CallerCheck, CaseSummary, HelpdeskView};
 
 use super::Ward;
@@ -52,6 +55,9 @@ pub struct RecoverySettings {
     pub email_code_ttl: TimeDelta,
     /// After a recovery: no new approvers or recovery methods without a fresh approval.
     pub probation: TimeDelta,
+    /// Notices about recovery starts an account may get per hour (on each channel); starts
+    /// past the cap are still recorded in the audit log, but not announced separately.
+    pub start_notices_per_hour: i64,
 }
 
 impl Default for RecoverySettings {
@@ -64,6 +70,7 @@ impl Default for RecoverySettings {
             breaker_floor: 20,
             email_code_ttl: TimeDelta::minutes(30),
             probation: TimeDelta::days(7),
+            start_notices_per_hour: 3,
         }
     }
 }
@@ -82,6 +89,32 @@ pub struct CaseStatus {
     pub approvals: usize,
     /// Whether e-mail codes can be sent at all (a mail server is configured).
     pub email_available: bool,
+    /// When the case was started.
+    pub opened_ms: i64,
+    /// The address it was started from (`None` when a helpdesk agent opened it).
+    pub opened_from: Option<String>,
+    /// Whether a helpdesk agent opened it (at a caller's request).
+    pub by_helpdesk: bool,
+}
+
+/// What a start needs to know.
+struct Start<'a> {
+    user: Option<&'a UserRow>,
+    opener: &'a Opener,
+    ip: Option<&'a str>,
+    breaker: bool,
+    now: DateTime<Utc>,
+}
+
+/// A case just opened: its browser handle, and for an agent-opened case the continue link's
+/// token (the only way into the case).
+struct Opened {
+    loaded: Loaded,
+    handle: Zeroizing<String>,
+    link: Option<Zeroizing<String>>,
+    reason: Option<&'static str>,
+    /// Whether the start's notice fits within the hourly cap.
+    told: bool,
 }
 
 /// A case with its row and its folded events.
@@ -117,8 +150,27 @@ fn category_label(c: Category) -> &'static str {
     }
 }
 
+/// What a person is told when the case machine refuses a command: a fixed sentence (the
+/// refusal itself goes to the log; a state's `Debug` form is no message for a person).
 fn refusal_error(r: &Refusal) -> CoreError {
-    CoreError::Forbidden(format!("recovery: {r}"))
+    tracing::info!(refusal = %r, code = r.code(), "recovery command refused");
+    match r {
+        Refusal::OwnCase => CoreError::Forbidden(
+            "An agent cannot open a recovery case for their own account.".into(),
+        ),
+        _ => not_now(),
+    }
+}
+
+/// The one refusal of a step the case is not at (or a phantom case never reaches), so that
+/// real and phantom cases in the same stage answer alike.
+pub(crate) fn not_now() -> CoreError {
+    CoreError::Conflict("This step of the recovery is not available now.".into())
+}
+
+/// What an unknown or replaced handle answers.
+pub(crate) fn case_missing() -> CoreError {
+    CoreError::NotFound("recovery case (start again)".into())
 }
 
 impl Ward {
@@ -181,15 +233,14 @@ impl Ward {
     }
 
     pub(crate) async fn case_by_handle(&self, handle: &str) -> CoreResult<Loaded> {
-        let missing = || CoreError::NotFound("recovery case (start again)".into());
         if handle.is_empty() || handle.len() > 128 {
-            return Err(missing());
+            return Err(case_missing());
         }
         let row = self
             .store
             .recovery_case_by_handle(&token_hash(handle))
             .await?
-            .ok_or_else(missing)?;
+            .ok_or_else(case_missing)?;
         self.load_case(row).await
     }
 
@@ -347,7 +398,9 @@ impl Ward {
 
     /// Starts a recovery (self-service, or a helpdesk agent for a caller). Always answers the
     /// same way: a handle for the browser. Unknown, disabled, blocked or rate-limited accounts
-    /// and a second start while a case is open get a phantom case.
+    /// and a second start while a case is open get a phantom case. A case an agent opens has
+    /// no browser yet: the handle returned is empty, and the user adopts the case with the
+    /// continue link in their notice.
     pub async fn recovery_start(
         &self,
         username: &str,
@@ -363,23 +416,59 @@ impl Ward {
         };
         let reason = self.phantom_reason(user.as_ref(), now).await?;
         let breaker = self.check_breaker(now).await?;
+        let start = Start {
+            user: user.as_ref(),
+            opener: &opener,
+            ip,
+            breaker,
+            now,
+        };
+        let opened = match self.open_case(&start, reason).await? {
+            Ok(opened) => opened,
+            // Another start for the account opened its case first: this one is a phantom,
+            // answered the same way.
+            Err(()) => self
+                .open_case(&start, Some("case already open"))
+                .await?
+                .map_err(|()| CoreError::Conflict("the recovery case is busy; try again".into()))?,
+        };
+        self.start_notices(&start, &opened).await;
+        let handle = match opener {
+            Opener::User => opened.handle,
+            Opener::Agent { .. } => Zeroizing::new(String::new()),
+        };
+        Ok((handle, opened.loaded.row.case_id))
+    }
+
+    /// Opens a case (a phantom when `reason` is set) with its audit event; `Err(())` when the
+    /// account already has an open case (a concurrent start won).
+    async fn open_case(
+        &self,
+        start: &Start<'_>,
+        reason: Option<&'static str>,
+    ) -> CoreResult<Result<Opened, ()>> {
+        let now = start.now;
         let handle = Zeroizing::new(new_token());
+        let link = match start.opener {
+            Opener::Agent { .. } => Some(Zeroizing::new(new_token())),
+            Opener::User => None,
+        };
         let case_id = format!(
             "RC{}",
             &crate::ids::txid().replace('-', "")[..18].to_uppercase()
         );
-        let real = user.as_ref().filter(|_| reason.is_none());
+        let real = start.user.filter(|_| reason.is_none());
         // The case records the level every start gets now (more while the breaker is tripped);
         // a privileged account's stricter level comes from its facts at each decision, so
         // nothing recorded or shown at the start tells it from an ordinary or unknown account.
-        let level = if breaker { Level::R2 } else { Level::R1 };
+        let level = if start.breaker { Level::R2 } else { Level::R1 };
         let first = open(
             &self.recovery.policy,
             OpenCase {
                 case_id: case_id.clone(),
                 user_id: real.map_or_else(|| format!("phantom-{case_id}"), |u| u.user_id.clone()),
                 level,
-                opened_by: opener.clone(),
+                opened_by: start.opener.clone(),
                 phantom: real.is_none(),
             },
             now.timestamp_millis(),
@@ -392,59 +481,89 @@ impl Ward {
             handle_hash: token_hash(&handle),
             state: "collecting".into(),
             is_open: true,
-            opened_by: opener
+            opened_by: start
+                .opener
                 .agent_id()
                 .map_or_else(|| "user".into(), |a| format!("agent:{a}")),
             opened_ms: now.timestamp_millis(),
             updated_ms: now.timestamp_millis(),
             expires_ms: first.at_ms() + self.recovery.policy.collect_ttl_ms,
             version: 1,
+            opened_from: start.ip.filter(|_| link.is_none()).map(str::to_owned),
+            adopt_hash: link.as_ref().map(|l| token_hash(l)),
         };
-        let actor = opener
+        // Notices about starts are capped per account and hour; the cap is counted before the
+        // start is recorded so that the audit event says whether the user was told.
+        let told = match (real, start.user, start_again_notice(reason)) {
+            (Some(u), _, _) => {
+                self.take_notice_slot(&u.user_id, "recovery.start", now)
+                    .await
+            }
+            (None, Some(u), Some(_)) => {
+                self.take_notice_slot(&u.user_id, "recovery.start", now)
+                    .await
+            }
+            _ => false,
+        };
+        let actor = start
+            .opener
             .agent_id()
             .map_or(AuditActor::Anonymous, |a| AuditActor::User(a.to_owned()));
-        let target = user.as_ref().map_or("-", |u| u.user_id.as_str());
+        let target = start.user.map_or("-", |u| u.user_id.as_str());
         let audit = Event::new(DEFAULT_ORG, now, &actor, "recovery.start", target, "ok")
             .detail("case_id", case_id.as_str())
             .detail("phantom", real.is_none())
             .detail_opt("phantom_reason", reason)
-            .detail("breaker", breaker)
-            .detail_opt("ip", ip.map(str::to_owned));
-        let event_row = first_event_row(&case_id, &first)?;
-        self.store
-            .commit(
-                ChangeSet::new()
-                    .with(Change::OpenRecoveryCase {
-                        case: row.clone(),
-                        first_event: event_row,
-                    })
-                    .with(audit.into_change()),
-            )
-            .await?;
-        match (real, &user) {
-            (Some(u), _) => {
-                let loaded = Loaded {
-                    view: fold(&[first]).map_err(|e| CoreError::Internal(format!("{e:?}")))?,
-                    row,
-                };
-                self.case_opened_notices(&loaded, u, &opener, ip, &handle, now)
-                    .await;
-            }
-            (None, Some(u)) => {
-                if let Some(body) = start_again_notice(reason) {
-                    self.notify_user(
-                        u,
-                        "recovery.start_again",
-                        "Someone tried to start another recovery of your account",
-                        body,
-                        now,
-                    )
-                    .await;
-                }
-            }
-            (None, None) => {}
+            .detail("breaker", start.breaker)
+            .detail("user_told", told)
+            .detail_opt("ip", start.ip.map(str::to_owned));
+        let set = ChangeSet::new()
+            .with(Change::OpenRecoveryCase {
+                case: row.clone(),
+                first_event: first_event_row(&case_id, &first)?,
+            })
+            .with(audit.into_change());
+        match self.store.commit(set).await {
+            Ok(_) => {}
+            Err(StoreError::Duplicate(_)) if real.is_some() => return Ok(Err(())),
+            Err(e) => return Err(e.into()),
         }
-        Ok((handle, case_id))
+        let view = fold(&[first]).map_err(|e| CoreError::Internal(format!("{e:?}")))?;
+        Ok(Ok(Opened {
+            loaded: Loaded { row, view },
+            handle,
+            link,
+            reason,
+            told,
+        }))
+    }
+
+    /// The notices a start sends: the opened case's on every channel, or the user's notice of
+    /// a start that opened a phantom for their account (within the hourly cap).
+    async fn start_notices(&self, start: &Start<'_>, opened: &Opened) {
+        let Some(user) = start.user else {
+            return;
+        };
+        if opened.loaded.row.user_id.is_some() {
+            self.case_opened_notices(
+                &opened.loaded,
+                user,
+                start.opener,
+                start.ip,
+                opened.link.as_deref().map(String::as_str),
+                start.now,
+            )
+            .await;
+        } else if let (true, Some(body)) = (opened.told, start_again_notice(opened.reason)) {
+            self.notify_user(
+                user,
+                "recovery.start_again",
+                "Someone tried to start another recovery of your account",
+                body,
+                start.now,
+            )
+            .await;
+        }
     }
 
     /// Why a start for this account opens a phantom case instead (`None`: a real case).
@@ -571,6 +690,9 @@ impl Ward {
             cooling_until_ms: view.cooling_until_ms,
             approvals: view.approvals.len(),
             email_available: self.mailer.is_some(),
+            opened_ms: loaded.row.opened_ms,
+            opened_from: loaded.row.opened_from.clone(),
+            by_helpdesk: loaded.row.opened_by.starts_with("agent:"),
         })
     }
 
@@ -725,73 +847,4 @@ fn case_event_audit(
         _ => {}
     }
     event
-}
-
-impl Ward {
-    /// "Someone claiming to be IT contacted me": alerts the security contacts and audits; a
-    /// signed-in user may also block recovery of their account for `block_days`.
-    pub async fn report_contact(
-        &self,
-        user_id: Option<&str>,
-        kind: &str,
-        description: &str,
-        block_days: Option<u32>,
-        ip: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<()> {
-        let kind = match kind {
-            "call" | "message" | "visit" | "other" => kind,
-            _ => {
-                return Err(CoreError::invalid(
-                    "kind",
-                    "must be call, message, visit or other",
-                ));
-            }
-        };
-        let description = description.trim();
-        if description.chars().count() > 2000 {
-            return Err(CoreError::invalid(
-                "description",
-                "must be at most 2000 characters",
-            ));
-        }
-        let actor = user_id.map_or(AuditActor::Anonymous, |u| AuditActor::User(u.into()));
-        let mut set = ChangeSet::new();
-        let block = match (user_id, block_days) {
-            (Some(user_id), Some(days)) if (1..=30).contains(&days) => {
-                let until = (now + TimeDelta::days(i64::from(days))).timestamp_millis();
-                set.push(Change::SetRecoveryBlock {
-                    org_id: DEFAULT_ORG.into(),
-                    user_id: user_id.into(),
-                    until_ms: Some(until),
-                });
-                Some(until)
-            }
-            _ => None,
-        };
-        set.push(
-            Event::new(
-                DEFAULT_ORG,
-                now,
-                &actor,
-                "security.contact_report",
-                user_id.unwrap_or("-"),
-                "ok",
-            )
-            .detail("kind", kind)
-            .detail("description", description)
-            .detail_opt("recovery_blocked_until_ms", block)
-            .detail_opt("ip", ip.map(str::to_owned))
-            .into_change(),
-        );
-        self.store.commit(set).await?;
-        self.raise(crate::notify::Alert::SuspiciousContact {
-            org_id: DEFAULT_ORG.into(),
-            user_id: user_id.map(str::to_owned),
-            kind: kind.into(),
-            at_ms: now.timestamp_millis(),
-        })
-        .await;
-        Ok(())
-    }
 }
