@@ -12,6 +12,7 @@
 mod api;
 mod contact;
 mod evidence;
+mod flood;
 mod pages;
 
 use axum::Router;
@@ -69,6 +70,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/report-contact",
             get(contact::contact_page).post(contact::contact_submit),
         )
+        .layer(axum::Extension(std::sync::Arc::new(
+            flood::ContactLimits::default(),
+        )))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

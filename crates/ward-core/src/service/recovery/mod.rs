@@ -423,8 +423,8 @@ impl Ward {
             breaker,
             now,
         };
-        let opened = match self.open_case(&start, reason).await? {
-            Ok(opened) => opened,
+        let case = match self.open_case(&start, reason).await? {
+            Ok(case) => case,
             // Another start for the account opened its case first: this one is a phantom,
             // answered the same way.
             Err(()) => self
@@ -432,12 +432,12 @@ impl Ward {
                 .await?
                 .map_err(|()| CoreError::Conflict("the recovery case is busy; try again".into()))?,
         };
-        self.start_notices(&start, &opened).await;
+        self.start_notices(&start, &case).await;
         let handle = match opener {
-            Opener::User => opened.handle,
+            Opener::User => case.handle,
             Opener::Agent { .. } => Zeroizing::new(String::new()),
         };
-        Ok((handle, opened.loaded.row.case_id))
+        Ok((handle, case.loaded.row.case_id))
     }
 
     /// Opens a case (a phantom when `reason` is set) with its audit event; `Err(())` when the
@@ -494,16 +494,13 @@ impl Ward {
         };
         // Notices about starts are capped per account and hour; the cap is counted before the
         // start is recorded so that the audit event says whether the user was told.
-        let told = match (real, start.user, start_again_notice(reason)) {
-            (Some(u), _, _) => {
+        let announced = real.or(start.user.filter(|_| start_again_notice(reason).is_some()));
+        let told = match announced {
+            Some(u) => {
                 self.take_notice_slot(&u.user_id, "recovery.start", now)
                     .await
             }
-            (None, Some(u), Some(_)) => {
-                self.take_notice_slot(&u.user_id, "recovery.start", now)
-                    .await
-            }
-            _ => false,
+            None => false,
         };
         let actor = start
             .opener

@@ -19,7 +19,7 @@ async fn a_user_who_lost_every_factor_recovers_with_a_code_and_an_email_code() {
 #[tokio::test]
 async fn a_user_who_lost_every_factor_recovers_on_postgres() {
     on_postgres(short_cooling(), |mut r| async move {
-        lost_everything(&mut r).await
+        lost_everything(&mut r).await;
     })
     .await;
 }

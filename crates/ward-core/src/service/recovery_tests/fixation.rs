@@ -82,7 +82,7 @@ async fn case_handle_fixation_a_continue_link_is_adopted_once() {
 #[tokio::test]
 async fn case_handle_fixation_a_continue_link_is_adopted_once_on_postgres() {
     on_postgres(short_cooling(), |mut r| async move {
-        adopted_once(&mut r).await
+        adopted_once(&mut r).await;
     })
     .await;
 }

@@ -47,7 +47,7 @@ async fn anonymous_floods_hundred_concurrent_starts() {
 #[tokio::test]
 async fn anonymous_floods_hundred_concurrent_starts_on_postgres() {
     on_postgres(short_cooling(), |mut r| async move {
-        concurrent_starts(&mut r).await
+        concurrent_starts(&mut r).await;
     })
     .await;
 }
