@@ -34,16 +34,16 @@ fn winners<T: std::fmt::Debug>(results: &[StoreResult<T>]) -> Result<Vec<usize>,
 pub async fn concurrent_adopt(store: &dyn Store) -> Check {
     let org = "conf-rc-adopt";
     let case = crate::RecoveryCaseRow {
-        opened_by: "agent:RAU2".into(),
+        opened_by: "agent:HAU2".into(),
         opened_from: None,
-        adopt_hash: Some("link-of-RA1".into()),
+        adopt_hash: Some("link-of-HA1".into()),
         handle_hash: "nobody-holds-this".into(),
-        ..case_row(org, "RA1", Some("RAU1"), 1_000)
+        ..case_row(org, "HA1", Some("HAU1"), 1_000)
     };
-    let setup = vec![Change::InsertUser(user(org, "RAU1", "alice")), open(&case)];
+    let setup = vec![Change::InsertUser(user(org, "HAU1", "alice")), open(&case)];
     commit(store, setup).await.ctx("setup")?;
     let found = store
-        .recovery_case_by_adopt_hash("link-of-RA1")
+        .recovery_case_by_adopt_hash("link-of-HA1")
         .await
         .ctx("recovery_case_by_adopt_hash")?;
     check_eq!(found, Some(case.clone()), "found by its link");
@@ -51,8 +51,8 @@ pub async fn concurrent_adopt(store: &dyn Store) -> Check {
         commit(
             store,
             vec![Change::AdoptRecoveryCase {
-                case_id: "RA1".into(),
-                adopt_hash: "link-of-RA1".into(),
+                case_id: "HA1".into(),
+                adopt_hash: "link-of-HA1".into(),
                 handle_hash: format!("browser-{i}"),
             }],
         )
@@ -72,18 +72,18 @@ pub async fn concurrent_adopt(store: &dyn Store) -> Check {
     };
     check_eq!(held, Some(expected), "the winner holds the case");
     let link = store
-        .recovery_case_by_adopt_hash("link-of-RA1")
+        .recovery_case_by_adopt_hash("link-of-HA1")
         .await
         .ctx("recovery_case_by_adopt_hash")?;
     check_eq!(link, None, "the link is used up");
     // A self-service case has no link to adopt it with.
-    let own = case_row(org, "RA2", None, 1_000);
-    commit(store, vec![open(&own)]).await.ctx("open RA2")?;
+    let own = case_row(org, "HA2", None, 1_000);
+    commit(store, vec![open(&own)]).await.ctx("open HA2")?;
     let refused = commit(
         store,
         vec![Change::AdoptRecoveryCase {
-            case_id: "RA2".into(),
-            adopt_hash: "handle-of-RA2".into(),
+            case_id: "HA2".into(),
+            adopt_hash: "handle-of-HA2".into(),
             handle_hash: "intruder".into(),
         }],
     )
@@ -99,15 +99,15 @@ pub async fn concurrent_adopt(store: &dyn Store) -> Check {
 /// finds nothing.
 pub async fn concurrent_rotate(store: &dyn Store) -> Check {
     let org = "conf-rc-rotate";
-    let case = case_row(org, "RR1", Some("RRU1"), 1_000);
-    let setup = vec![Change::InsertUser(user(org, "RRU1", "alice")), open(&case)];
+    let case = case_row(org, "HR1", Some("HRU1"), 1_000);
+    let setup = vec![Change::InsertUser(user(org, "HRU1", "alice")), open(&case)];
     commit(store, setup).await.ctx("setup")?;
     let attempts = (0..RACERS).map(|i| {
         commit(
             store,
             vec![Change::RotateRecoveryHandle {
-                case_id: "RR1".into(),
-                old_hash: "handle-of-RR1".into(),
+                case_id: "HR1".into(),
+                old_hash: "handle-of-HR1".into(),
                 new_hash: format!("holder-{i}"),
             }],
         )
@@ -127,11 +127,11 @@ pub async fn concurrent_rotate(store: &dyn Store) -> Check {
         .map(|c| c.case_id);
     check_eq!(
         held,
-        Some("RR1".to_owned()),
+        Some("HR1".to_owned()),
         "the winner's handle finds the case"
     );
     let old = store
-        .recovery_case_by_handle("handle-of-RR1")
+        .recovery_case_by_handle("handle-of-HR1")
         .await
         .ctx("recovery_case_by_handle")?;
     check_eq!(old, None, "the old handle finds nothing");
