@@ -98,6 +98,21 @@ pub enum Alert {
     },
 }
 
+impl Alert {
+    /// The alert's kind, as in its JSON `alert` field.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::FraudReported { .. } => "fraud_reported",
+            Self::AccountFrozen { .. } => "account_frozen",
+            Self::RecoveryCircuitBreaker { .. } => "recovery_circuit_breaker",
+            Self::RecoveryFrozen { .. } => "recovery_frozen",
+            Self::SuspiciousContact { .. } => "suspicious_contact",
+            Self::CredentialCloneSuspected { .. } => "credential_clone_suspected",
+        }
+    }
+}
+
 /// Receives alerts.
 #[async_trait]
 pub trait AlertSink: Send + Sync + std::fmt::Debug {

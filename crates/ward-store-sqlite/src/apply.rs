@@ -9,6 +9,7 @@ use ward_store::{
 
 use crate::error::{insert_err, store_err, user_insert_err};
 
+mod handles;
 mod portal;
 mod push;
 mod recovery;
@@ -102,6 +103,9 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         | Change::SetRecoveryBlock { .. }
         | Change::SetRecovered { .. }
         | Change::RevokeFactors { .. } => recovery::apply(conn, change).await,
+        Change::AdoptRecoveryCase { .. }
+        | Change::RotateRecoveryHandle { .. }
+        | Change::TakeNoticeSlot { .. } => handles::apply(conn, change).await,
         Change::PurgeExpired { before_ms } => purge_expired(conn, *before_ms).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(

@@ -215,6 +215,32 @@ pub enum Change {
         updated_ms: i64,
         expires_ms: i64,
     },
+    /// Conditional: gives an agent-opened case, still waiting to be adopted with the continue
+    /// link whose token hashes to `adopt_hash`, to the browser holding the handle that hashes
+    /// to `handle_hash`. The link is used up: of browsers racing to adopt, exactly one wins.
+    AdoptRecoveryCase {
+        case_id: String,
+        adopt_hash: String,
+        handle_hash: String,
+    },
+    /// Conditional: replaces the case's handle `old_hash` with `new_hash`, so only the browser
+    /// given the new handle keeps the case. Fails when the case no longer has `old_hash`.
+    RotateRecoveryHandle {
+        case_id: String,
+        old_hash: String,
+        new_hash: String,
+    },
+    /// Conditional: counts one notice of `kind` to the user in the window that started at most
+    /// `window_ms` before `now_ms` (a new window starts when it is older), and fails when `cap`
+    /// were already counted in it. Count and check are one statement.
+    TakeNoticeSlot {
+        org_id: String,
+        user_id: String,
+        kind: String,
+        now_ms: i64,
+        window_ms: i64,
+        cap: i64,
+    },
     /// Fails with `Duplicate` when the user already holds the role.
     GrantRole(RoleRow),
     /// Fails with `NotFound` when the user does not hold the role.

@@ -65,8 +65,9 @@ pub use push::{
     push_requests, pushes_since, signals,
 };
 pub use recovery::{
-    approvers, concurrent_recovery_append, recovery_account_fields, recovery_append,
-    recovery_cases, recovery_close, recovery_queries, revoke_factors, roles,
+    approvers, concurrent_adopt, concurrent_notice_slots, concurrent_recovery_append,
+    concurrent_rotate, recovery_account_fields, recovery_append, recovery_cases, recovery_close,
+    recovery_queries, revoke_factors, roles,
 };
 
 /// What a check returns.
@@ -121,6 +122,9 @@ pub async fn run_all(store: &dyn Store) -> Check {
     )
     .await?;
     named("recovery_queries", recovery_queries(store)).await?;
+    named("concurrent_adopt", concurrent_adopt(store)).await?;
+    named("concurrent_rotate", concurrent_rotate(store)).await?;
+    named("concurrent_notice_slots", concurrent_notice_slots(store)).await?;
     named("roles", roles(store)).await?;
     named("approvers", approvers(store)).await?;
     named("recovery_account_fields", recovery_account_fields(store)).await?;

@@ -153,6 +153,11 @@ pub trait RecoveryStore {
         &self,
         handle_hash: &str,
     ) -> StoreResult<Option<RecoveryCaseRow>>;
+    /// An agent-opened case waiting to be adopted, by the hash of its continue link's token.
+    async fn recovery_case_by_adopt_hash(
+        &self,
+        adopt_hash: &str,
+    ) -> StoreResult<Option<RecoveryCaseRow>>;
     /// The user's open case, if any.
     async fn open_recovery_case(
         &self,

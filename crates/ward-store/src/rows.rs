@@ -369,6 +369,11 @@ pub struct RecoveryCaseRow {
     pub expires_ms: i64,
     /// How many events the case has; appends are conditional on it.
     pub version: i64,
+    /// The client address the case was started from (`None` when an agent opened it).
+    pub opened_from: Option<String>,
+    /// SHA-256 (hex) of the continue link's token while an agent-opened case waits to be
+    /// adopted by the user's browser; `None` once adopted, and always for self-service cases.
+    pub adopt_hash: Option<String>,
 }
 
 impl std::fmt::Debug for RecoveryCaseRow {
@@ -384,6 +389,8 @@ impl std::fmt::Debug for RecoveryCaseRow {
             .field("updated_ms", &self.updated_ms)
             .field("expires_ms", &self.expires_ms)
             .field("version", &self.version)
+            .field("opened_from", &self.opened_from)
+            .field("adoptable", &self.adopt_hash.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -321,6 +321,33 @@ fn texts_and_kind<'a>(change: &'a Change, out: &mut Vec<&'a str>) -> &'static st
             }
             "AppendRecoveryEvents"
         }
+        Change::AdoptRecoveryCase {
+            case_id,
+            adopt_hash,
+            handle_hash,
+        } => {
+            out.extend([case_id.as_str(), adopt_hash, handle_hash]);
+            "AdoptRecoveryCase"
+        }
+        Change::RotateRecoveryHandle {
+            case_id,
+            old_hash,
+            new_hash,
+        } => {
+            out.extend([case_id.as_str(), old_hash, new_hash]);
+            "RotateRecoveryHandle"
+        }
+        Change::TakeNoticeSlot {
+            org_id,
+            user_id,
+            kind,
+            now_ms: _,
+            window_ms: _,
+            cap: _,
+        } => {
+            out.extend([org_id.as_str(), user_id, kind]);
+            "TakeNoticeSlot"
+        }
         Change::GrantRole(row) => {
             row.texts(out);
             "GrantRole"

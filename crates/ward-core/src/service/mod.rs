@@ -37,7 +37,7 @@ pub use prompt::{
 pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 pub use recovery::{
     CallerCheck, CaseStatus, CaseSummary, HelpdeskView, PendingApproval, RecoverySettings,
-    Submitted,
+    Submission, Submitted,
 };
 
 use crate::argon::Argon2Pool;

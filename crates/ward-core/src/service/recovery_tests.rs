@@ -9,6 +9,8 @@ mod abuse;
 mod approvals;
 mod completion;
 mod enumeration;
+mod fixation;
+mod floods;
 mod helpdesk;
 
 use std::sync::{Arc, Mutex};
@@ -236,6 +238,28 @@ impl Rig {
             .unwrap()
     }
 
+    /// Submits a saved recovery code as the case page does: the browser keeps the new handle.
+    async fn submit_code(&self, handle: &mut Zeroizing<String>, code: &str) -> Submitted {
+        let s = self
+            .ward()
+            .recovery_submit_code(handle, code, self.now())
+            .await
+            .unwrap();
+        *handle = s.handle;
+        s.outcome
+    }
+
+    /// Submits an e-mailed code as the case page does: the browser keeps the new handle.
+    async fn submit_email(&self, handle: &mut Zeroizing<String>, code: &str) -> Submitted {
+        let s = self
+            .ward()
+            .recovery_submit_email_code(handle, code, self.now())
+            .await
+            .unwrap();
+        *handle = s.handle;
+        s.outcome
+    }
+
     /// Whether the case is a phantom (no user on its row).
     async fn is_phantom(&self, case_id: &str) -> bool {
         let row = self.f.store.recovery_case(case_id).await.unwrap().unwrap();
@@ -445,5 +469,52 @@ fn postgres_url() -> Option<String> {
             );
             None
         }
+    }
+}
+
+/// Runs `test` on a rig over a fresh PostgreSQL schema (dropped afterwards, even when the test
+/// fails); skipped without `WARD_TEST_DATABASE_URL`.
+async fn on_postgres<F, Fut>(recovery: RecoverySettings, test: F)
+where
+    F: FnOnce(Rig) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    use sqlx::Connection as _;
+
+    let Some(url) = postgres_url() else { return };
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let schema: String = sqlx::query_scalar("SELECT 'ward_recovery_test_' || md5(random()::text)")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    // The name is generated above from hex digits only.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    // In a task of its own so that the schema is dropped even when the test fails.
+    let outcome = tokio::task::LocalSet::new()
+        .run_until(async move {
+            tokio::task::spawn_local(async move {
+                let store = ward_store_postgres::PostgresStore::open(&scoped, "node-a")
+                    .await
+                    .unwrap();
+                store.migrate().await.unwrap();
+                let store: Arc<dyn Store> = Arc::new(store);
+                test(rig_on(Arc::clone(&store), recovery).await).await;
+                store.close().await;
+            })
+            .await
+        })
+        .await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
     }
 }

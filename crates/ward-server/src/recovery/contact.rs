@@ -1,11 +1,14 @@
 //! "Someone claiming to be IT contacted me": a report to the security contacts, signed in or
 //! not. Signed in, the user may also block recovery of their account for a week.
 
+use std::sync::Arc;
+
 use askama::Template;
-use axum::Form;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
+use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::client_ip;
@@ -51,14 +54,30 @@ pub(super) struct ContactForm {
     csrf: Option<String>,
 }
 
+/// What a report over the limits gets (nothing of it is recorded).
+fn too_many() -> WebError {
+    WebError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many reports",
+        "Too many reports were sent just now. Wait a few minutes and send yours again, or \
+         call your IT or security team directly.",
+    )
+    .next("/report-contact", "Back to the form")
+}
+
 pub(super) async fn contact_submit(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<super::flood::ContactLimits>>,
     MaybeSession(session): MaybeSession,
     parts: Parts,
     Form(form): Form<ContactForm>,
 ) -> Result<Response, WebError> {
     if let Some(session) = &session {
         crate::portal::check_csrf(&state, session, form.csrf.as_deref().unwrap_or(""))?;
+    }
+    let address = crate::duo::signed::client_ip(&parts, state.settings.trust_forwarded_for);
+    if !limits.admit(address) {
+        return Err(too_many());
     }
     let user_id = session.as_ref().map(|s| s.user.user_id.as_str());
     let block_days = form.block.is_some().then_some(BLOCK_DAYS);

@@ -3,11 +3,11 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use ward_core::CoreError;
-use ward_core::service::Submitted;
+use ward_core::service::{Submission, Submitted};
 
 use super::handle_of;
 use crate::app::AppState;
@@ -47,14 +47,23 @@ fn refusal(e: CoreError) -> Response {
     }
 }
 
-/// Back to the case page with the submission's result.
-fn outcome(result: Result<Submitted, CoreError>, accepted: &str, refused: &str) -> Response {
-    let to = match result {
-        Ok(Submitted::Accepted) => format!("/recovery/case?done={accepted}"),
-        Ok(Submitted::Refused) => format!("/recovery/case?done={refused}"),
+/// Back to the case page with the submission's result, and the case's new handle: this
+/// browser keeps the case, any other holder of the old handle has lost it.
+fn outcome(result: Result<Submission, CoreError>, accepted: &str, refused: &str) -> Response {
+    let submission = match result {
+        Ok(s) => s,
         Err(e) => return refusal(e),
     };
-    Redirect::to(&to).into_response()
+    let to = match submission.outcome {
+        Submitted::Accepted => format!("/recovery/case?done={accepted}"),
+        Submitted::Refused => format!("/recovery/case?done={refused}"),
+    };
+    let mut response = Redirect::to(&to).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        super::set_handle_cookie(&submission.handle),
+    );
+    response
 }
 
 pub(super) async fn submit_code(

@@ -12,6 +12,7 @@
 mod api;
 mod contact;
 mod evidence;
+mod flood;
 mod pages;
 
 use axum::Router;
@@ -52,7 +53,10 @@ pub fn router() -> Router<AppState> {
         .route("/recovery", get(pages::start_page))
         .route("/recovery/", get(pages::start_page))
         .route("/recovery/start", post(pages::start))
-        .route("/recovery/continue/{handle}", get(pages::continue_case))
+        .route(
+            "/recovery/continue/{link}",
+            get(pages::continue_page).post(pages::adopt),
+        )
         .route("/recovery/case", get(pages::case_page))
         .route("/recovery/code", post(evidence::submit_code))
         .route("/recovery/email/send", post(evidence::send_email))
@@ -66,6 +70,9 @@ pub fn router() -> Router<AppState> {
             "/report-contact",
             get(contact::contact_page).post(contact::contact_submit),
         )
+        .layer(axum::Extension(std::sync::Arc::new(
+            flood::ContactLimits::default(),
+        )))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 

@@ -66,17 +66,65 @@ pub(super) async fn start(
     Ok(response)
 }
 
-/// The link sent to the user when a helpdesk agent opened a case: adopts the case in this
-/// browser (the path never reaches the page or the logs' query strings).
-pub(super) async fn continue_case(Path(handle): Path<String>) -> Response {
-    if !is_handle(&handle) {
-        return Redirect::to("/recovery/case").into_response();
+#[derive(Template)]
+#[template(path = "recovery/continue.html")]
+struct ContinuePage {
+    layout: Layout,
+}
+
+#[derive(Template)]
+#[template(path = "recovery/link_used.html")]
+struct LinkUsedPage {
+    layout: Layout,
+}
+
+/// The link sent to the user when a helpdesk agent opened a case: a page with one button, so
+/// that a mail scanner following the link does not use it up. The token stays in the path
+/// (the form posts back to it); it is not written into the page.
+pub(super) async fn continue_page(State(state): State<AppState>) -> Response {
+    render(&ContinuePage {
+        layout: Layout::new(&state, "Continue your account recovery", None),
+    })
+}
+
+/// Adopts the case in this browser with the link's token: this browser gets a new handle and
+/// the link is used up.
+///
+/// # Security
+/// Only a case a helpdesk agent opened, not yet adopted, can be adopted, once: a handle of a
+/// self-service start is no link, so nobody can fix their own case on someone else's browser.
+/// A link that cannot be used leaves this browser's cookie alone.
+pub(super) async fn adopt(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+    parts: Parts,
+) -> Result<Response, WebError> {
+    let unusable = || {
+        let mut page = render(&LinkUsedPage {
+            layout: Layout::new(&state, "This link cannot be used", None),
+        });
+        *page.status_mut() = StatusCode::NOT_FOUND;
+        page
+    };
+    if !is_handle(&link) {
+        return Ok(unusable());
     }
-    let mut response = Redirect::to("/recovery/case").into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, set_handle_cookie(&handle));
-    response
+    let ip = client_ip(&state, &parts);
+    match state
+        .ward
+        .recovery_adopt(&link, Some(&ip), state.clock.now())
+        .await
+    {
+        Ok(handle) => {
+            let mut response = Redirect::to("/recovery/case").into_response();
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, set_handle_cookie(&handle));
+            Ok(response)
+        }
+        Err(CoreError::NotFound(_)) => Ok(unusable()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Template)]
@@ -128,6 +176,8 @@ fn notice(done: Option<&str>) -> Option<Notice> {
 struct CasePage {
     layout: Layout,
     status: CaseStatus,
+    /// When and from where the case was started, e.g. "on 6 Dec 2026, 02:34 UTC from …".
+    started: String,
     cooling_until: String,
     notice: Option<Notice>,
 }
@@ -157,8 +207,19 @@ pub(super) async fn case_page(
     };
     Ok(render(&CasePage {
         layout: Layout::new(&state, "Recover your account", None),
+        started: started(&status),
         cooling_until: status.cooling_until_ms.map_or_else(String::new, when),
         notice: notice(q.done.as_deref()),
         status,
     }))
+}
+
+/// When and from where a case was started, as the case page says it.
+fn started(status: &CaseStatus) -> String {
+    let from = match (&status.opened_from, status.by_helpdesk) {
+        (_, true) => "by the helpdesk, at a caller's request".to_owned(),
+        (Some(ip), false) => format!("from the address {ip}"),
+        (None, false) => "from an unknown address".to_owned(),
+    };
+    format!("on {} {from}", when(status.opened_ms))
 }

@@ -16,34 +16,41 @@ use ward_core::crypto::{Keyring, MasterKey};
 use ward_core::model::{Actor, Role};
 use ward_core::policy::AuthPolicy;
 use ward_core::service::Ward;
+use ward_server::alerts::CommandAlerts;
 use ward_server::app::{AppState, router};
 use ward_server::duo::signed::DuoSettings;
 use ward_server::limits::Limits;
 use ward_server::listener::PeerAddr;
+use ward_store::Store;
 use ward_store_sqlite::SqliteStore;
 
 struct Site {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     app: axum::Router,
+    store: Arc<dyn Store>,
 }
 
 async fn site() -> Site {
-    site_with(Argon2Pool::default()).await
+    site_with(Argon2Pool::default(), None).await
 }
 
-/// A site whose Argon2 work runs on `pool`.
-async fn site_with(pool: Argon2Pool) -> Site {
+/// A site whose Argon2 work runs on `pool` and whose alerts go to `hook` (a command) as well
+/// as to the log.
+async fn site_with(pool: Argon2Pool, hook: Option<Vec<String>>) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let store = SqliteStore::open(&url, "t").await.unwrap();
     store.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
     let keys = Keyring::new(MasterKey::from_bytes([7; 32]), vec![]);
-    let ward = Arc::new(
-        Ward::new(Arc::new(store), keys, AuthPolicy::default(), "Ward")
-            .await
-            .unwrap()
-            .with_argon2_pool(pool),
-    );
+    let mut ward = Ward::new(Arc::clone(&store), keys, AuthPolicy::default(), "Ward")
+        .await
+        .unwrap()
+        .with_argon2_pool(pool);
+    if let Some(hook) = hook {
+        ward = ward.with_alerts(Arc::new(CommandAlerts::new(&hook).unwrap()));
+    }
+    let ward = Arc::new(ward);
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
     ward.create_user(&Actor::Cli, "alice", Some("alice@example.test"), now)
@@ -78,8 +85,9 @@ async fn site_with(pool: Argon2Pool) -> Site {
         ),
     };
     Site {
-        _dir: dir,
+        dir,
         app: router(state),
+        store,
     }
 }
 
@@ -195,19 +203,9 @@ async fn the_start_answers_the_same_bytes_whoever_is_named() {
 async fn a_wrong_code_is_refused_with_the_fixed_message() {
     let site = site().await;
     let (_, handle) = site.start("alice").await;
-    let res = site
-        .send(request(
-            "POST",
-            "/recovery/code",
-            Some(&handle),
-            Some("code=AAAA-BBBB-CCCC-DDDD"),
-        ))
-        .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        res.headers()[header::LOCATION],
-        "/recovery/case?done=code-refused"
-    );
+    let (location, handle) =
+        submit(&site, "/recovery/code", &handle, "code=AAAA-BBBB-CCCC-DDDD").await;
+    assert_eq!(location, "/recovery/case?done=code-refused");
     let (_, page) = site
         .page(request(
             "GET",
@@ -226,7 +224,7 @@ async fn a_wrong_code_is_refused_with_the_fixed_message() {
 #[tokio::test]
 async fn a_code_submitted_while_argon2_is_saturated_is_answered_429() {
     let pool = Argon2Pool::new(1, 0);
-    let site = site_with(pool.clone()).await;
+    let site = site_with(pool.clone(), None).await;
     let (_, real) = site.start("alice").await;
     let (_, unknown) = site.start("nobody-here").await;
     let held = pool.admit().unwrap();
@@ -287,28 +285,69 @@ async fn without_a_case_the_page_says_so_and_forgets_an_unknown_handle() {
 }
 
 #[tokio::test]
-async fn the_continue_link_adopts_only_a_well_formed_handle() {
+async fn case_handle_fixation_a_self_service_handle_is_no_continue_link() {
     let site = site().await;
+    let (_, attackers) = site.start("alice").await;
+    // The link shows a page with a button; following it changes nothing.
+    let path = format!("/recovery/continue/{attackers}");
+    let res = site.send(request("GET", &path, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!res.headers().contains_key(header::SET_COOKIE));
+    // The button: a self-service handle adopts nothing, and the victim's cookie is left alone.
+    for path in [path.as_str(), "/recovery/continue/x%3B%20Domain%3Devil"] {
+        let res = site
+            .send(request("POST", path, Some("victims"), None))
+            .await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert!(!res.headers().contains_key(header::SET_COOKIE));
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(page.contains("This link cannot be used"), "{page}");
+    }
+    // The case page says when and from where the case was started.
+    let (_, page) = site
+        .page(request("GET", "/recovery/case", Some(&attackers), None))
+        .await;
+    assert!(
+        page.contains("was started on 15 Jan 2027, 08:00 UTC from the address 192.0.2.20"),
+        "{page}"
+    );
+}
+
+/// Posts a form to the case; returns the `Location` and the handle the browser now holds.
+async fn submit(site: &Site, path: &str, handle: &str, form: &str) -> (String, String) {
     let res = site
-        .send(request(
-            "GET",
-            "/recovery/continue/abcdefghijklmnopqrstuvwxyz0123456789-_ABCDEF",
-            None,
-            None,
-        ))
+        .send(request("POST", path, Some(handle), Some(form)))
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()[header::LOCATION], "/recovery/case");
-    assert!(res.headers().contains_key(header::SET_COOKIE));
-    let res = site
-        .send(request(
-            "GET",
-            "/recovery/continue/x%3B%20Domain%3Devil",
-            None,
-            None,
-        ))
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let handle = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.strip_prefix("__Host-ward_recovery="))
+        .and_then(|rest| rest.split(';').next())
+        .map_or_else(|| handle.to_owned(), str::to_owned);
+    (location, handle)
+}
+
+#[tokio::test]
+async fn case_handle_fixation_a_submission_moves_the_case_to_the_submitting_browser() {
+    let site = site().await;
+    let (_, shared) = site.start("alice").await;
+    let (location, kept) =
+        submit(&site, "/recovery/code", &shared, "code=AAAA-BBBB-CCCC-DDDD").await;
+    assert_eq!(location, "/recovery/case?done=code-refused");
+    assert_ne!(kept, shared);
+    let (status, _) = site
+        .page(request("GET", "/recovery/case", Some(&kept), None))
         .await;
-    assert!(!res.headers().contains_key(header::SET_COOKIE));
+    assert_eq!(status, StatusCode::OK);
+    let (status, page) = site
+        .page(request("GET", "/recovery/case", Some(&shared), None))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("No recovery in progress"), "{page}");
 }
 
 #[tokio::test]
@@ -362,4 +401,133 @@ async fn the_helpdesk_console_needs_a_session() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("error"));
+}
+
+/// A JSON call of the case page's script.
+fn json_call(path: &str, handle: &str, body: &str) -> Request<Body> {
+    let mut req = request("POST", path, Some(handle), None);
+    req.headers_mut()
+        .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    *req.body_mut() = Body::from(body.to_owned());
+    req
+}
+
+/// Every JSON call of the case page, with a body it accepts.
+const JSON_CALLS: [(&str, &str); 5] = [
+    ("/recovery/api/token", ""),
+    (
+        "/recovery/api/enrol/start",
+        r#"{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#,
+    ),
+    (
+        "/recovery/api/enrol/finish",
+        r#"{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","ceremony":"c","credential":{}}"#,
+    ),
+    ("/recovery/api/confirm/start", ""),
+    (
+        "/recovery/api/confirm/finish",
+        r#"{"ceremony":"c","credential":{}}"#,
+    ),
+];
+
+/// Each JSON call on a real and a phantom case: byte-identical status and body.
+async fn json_calls_alike(site: &Site, real: &str, phantom: &str, stage: &str) {
+    for (path, body) in JSON_CALLS {
+        let on_real = site.page(json_call(path, real, body)).await;
+        let on_phantom = site.page(json_call(path, phantom, body)).await;
+        assert_eq!(on_real, on_phantom, "{path} in stage {stage}");
+        assert_eq!(on_real.0, StatusCode::CONFLICT, "{path}: {on_real:?}");
+        assert!(
+            !on_real.1.contains("Collecting") && !on_real.1.contains('`'),
+            "{on_real:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn recovery_enumeration_json_calls_answer_a_phantom_like_a_real_case() {
+    let site = site().await;
+    let (_, mut real) = site.start("alice").await;
+    let (_, mut phantom) = site.start("nobody-here").await;
+    json_calls_alike(&site, &real, &phantom, "collecting").await;
+    // Six wrong codes: the real case is denied, the phantom looks the same ("closed").
+    for _ in 0..6 {
+        for handle in [&mut real, &mut phantom] {
+            let form = "code=AAAA-BBBB-CCCC-DDDD";
+            (_, *handle) = submit(&site, "/recovery/code", handle, form).await;
+        }
+    }
+    for handle in [&real, &phantom] {
+        let (_, page) = site
+            .page(request("GET", "/recovery/case", Some(handle), None))
+            .await;
+        assert!(page.contains(r#"data-recovery-stage="closed""#), "{page}");
+    }
+    json_calls_alike(&site, &real, &phantom, "closed").await;
+}
+
+/// A contact report from `ip`.
+fn report_from(ip: &str, description: &str) -> Request<Body> {
+    let form = format!("kind=call&description={description}");
+    let mut req = request("POST", "/report-contact", None, Some(&form));
+    req.extensions_mut().insert(ConnectInfo(PeerAddr(
+        format!("{ip}:5000").parse::<SocketAddr>().unwrap(),
+    )));
+    req
+}
+
+#[tokio::test]
+async fn anonymous_floods_contact_reports_are_limited_and_run_the_hook_once() {
+    let hook_dir = tempfile::tempdir().unwrap();
+    let log = hook_dir.path().join("hook.log");
+    let script = format!("cat >> {}", log.display());
+    let site = site_with(
+        Argon2Pool::default(),
+        Some(vec!["sh".into(), "-c".into(), script]),
+    )
+    .await;
+    let text = "x".repeat(2000);
+    // 100 at once from one address: a few are taken, the rest refused with a fixed sentence.
+    let same = (0..100).map(|_| site.page(report_from("192.0.2.30", &text)));
+    let answers = futures::future::join_all(same).await;
+    let taken = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(taken, 3, "per address");
+    for (status, page) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            page.contains("Too many reports were sent just now."),
+            "{page}"
+        );
+    }
+    // 100 at once from 100 addresses: the ceiling for everyone.
+    let spread = (0..100).map(|i| site.page(report_from(&format!("198.51.100.{i}"), &text)));
+    let answers = futures::future::join_all(spread).await;
+    let taken = taken + answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(taken, 20, "for everyone");
+
+    let mut audit = Vec::new();
+    ward_core::audit::export(site.store.as_ref(), &mut audit)
+        .await
+        .unwrap();
+    let reports: Vec<serde_json::Value> = String::from_utf8(audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "security.contact_report")
+        .collect();
+    assert_eq!(reports.len(), 20);
+    for r in &reports {
+        let kept = r["details"]["description"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count();
+        assert!(kept <= 300, "{kept} characters kept");
+    }
+    // The alert hook ran once: the other reports of its window are held for one summary.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert!(ran.contains(r#""alert":"suspicious_contact""#), "{ran}");
+    drop(site.dir);
 }

@@ -190,8 +190,8 @@ async fn open_case(
     next_version(&case.case_id, 0, std::slice::from_ref(first_event))?;
     sqlx::query(
         "INSERT INTO recovery_cases (case_id, org_id, user_id, handle_hash, state, is_open, \
-         opened_by, opened_ms, updated_ms, expires_ms, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         opened_by, opened_ms, updated_ms, expires_ms, version, opened_from, adopt_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&case.case_id)
     .bind(&case.org_id)
@@ -204,6 +204,8 @@ async fn open_case(
     .bind(case.updated_ms)
     .bind(case.expires_ms)
     .bind(case.version)
+    .bind(&case.opened_from)
+    .bind(&case.adopt_hash)
     .execute(&mut *conn)
     .await
     .map_err(case_insert_err)?;

@@ -12,7 +12,7 @@ use crate::error::store_err;
 macro_rules! case_columns {
     () => {
         "c.case_id, c.org_id, c.user_id, c.handle_hash, c.state, c.is_open, c.opened_by, \
-         c.opened_ms, c.updated_ms, c.expires_ms, c.version"
+         c.opened_ms, c.updated_ms, c.expires_ms, c.version, c.opened_from, c.adopt_hash"
     };
 }
 
@@ -29,6 +29,8 @@ fn case(row: &PgRow) -> Result<RecoveryCaseRow, sqlx::Error> {
         updated_ms: row.try_get("updated_ms")?,
         expires_ms: row.try_get("expires_ms")?,
         version: row.try_get("version")?,
+        opened_from: row.try_get("opened_from")?,
+        adopt_hash: row.try_get("adopt_hash")?,
     })
 }
 
@@ -101,6 +103,18 @@ impl RecoveryStore for PostgresStore {
             " FROM recovery_cases c WHERE c.handle_hash = $1"
         );
         self.case_where(sql, handle_hash).await
+    }
+
+    async fn recovery_case_by_adopt_hash(
+        &self,
+        adopt_hash: &str,
+    ) -> StoreResult<Option<RecoveryCaseRow>> {
+        let sql = concat!(
+            "SELECT ",
+            case_columns!(),
+            " FROM recovery_cases c WHERE c.adopt_hash = $1"
+        );
+        self.case_where(sql, adopt_hash).await
     }
 
     async fn open_recovery_case(

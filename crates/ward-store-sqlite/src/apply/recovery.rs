@@ -189,8 +189,8 @@ async fn open_case(
     next_version(&case.case_id, 0, std::slice::from_ref(first_event))?;
     sqlx::query(
         "INSERT INTO recovery_cases (case_id, org_id, user_id, handle_hash, state, is_open, \
-         opened_by, opened_ms, updated_ms, expires_ms, version) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         opened_by, opened_ms, updated_ms, expires_ms, version, opened_from, adopt_hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&case.case_id)
     .bind(&case.org_id)
@@ -203,6 +203,8 @@ async fn open_case(
     .bind(case.updated_ms)
     .bind(case.expires_ms)
     .bind(case.version)
+    .bind(&case.opened_from)
+    .bind(&case.adopt_hash)
     .execute(&mut *conn)
     .await
     .map_err(case_insert_err)?;

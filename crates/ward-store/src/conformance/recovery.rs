@@ -8,8 +8,10 @@ use super::{Check, Ctx, commit, event, head, user};
 use crate::{Change, Outcome, RecoveryCaseRow, RecoveryEventRow, Store, StoreError};
 
 mod account;
+mod handles;
 
 pub use account::{approvers, recovery_account_fields, revoke_factors, roles};
+pub use handles::{concurrent_adopt, concurrent_notice_slots, concurrent_rotate};
 
 /// An open case at version 1, opened at `opened_ms`, expiring a day later.
 fn case_row(org_id: &str, case_id: &str, user_id: Option<&str>, opened_ms: i64) -> RecoveryCaseRow {
@@ -25,6 +27,8 @@ fn case_row(org_id: &str, case_id: &str, user_id: Option<&str>, opened_ms: i64) 
         updated_ms: opened_ms,
         expires_ms: opened_ms + 86_400_000,
         version: 1,
+        opened_from: Some("192.0.2.1".into()),
+        adopt_hash: None,
     }
 }
 

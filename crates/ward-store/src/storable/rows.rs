@@ -290,9 +290,13 @@ impl Texts for RecoveryCaseRow {
             updated_ms: _,
             expires_ms: _,
             version: _,
+            opened_from,
+            adopt_hash,
         } = self;
         out.extend([case_id.as_str(), org_id, handle_hash, state, opened_by]);
         opt(out, user_id.as_ref());
+        opt(out, opened_from.as_ref());
+        opt(out, adopt_hash.as_ref());
     }
 }
 

@@ -8,7 +8,7 @@ use ward_store::DEFAULT_ORG;
 use super::{Ward, category_label, state_name};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, Role};
-use crate::recovery::{Approval, CaseState, Command, Refusal};
+use crate::recovery::{Approval, ApprovalFault, CaseState, Command, Refusal};
 use crate::service::{CeremonyStart, Session};
 
 /// A case an approver may approve, as their page lists it.
@@ -33,12 +33,36 @@ fn purpose(case_id: &str) -> String {
 /// What the approver reads when their approval is refused (the audit keeps the exact refusal;
 /// a state's `Debug` form is no message for a person).
 fn approval_refusal_message(r: &Refusal) -> String {
-    match r {
-        Refusal::Approval(fault) => format!("This approval cannot count: {fault}."),
+    let text = match r {
+        Refusal::Approval(fault) => fault_message(*fault),
         Refusal::Closed(_) | Refusal::WrongState { .. } | Refusal::FailureLimit => {
-            "This recovery is no longer waiting for approvals.".into()
+            "This recovery is no longer waiting for approvals."
         }
-        other => format!("This approval could not be recorded ({}).", other.code()),
+        _ => "This approval could not be recorded.",
+    };
+    text.to_owned()
+}
+
+/// Why an approval cannot count, in a fixed sentence for the approver.
+fn fault_message(fault: ApprovalFault) -> &'static str {
+    match fault {
+        ApprovalFault::OtherCase => "This approval cannot count: it is for another case.",
+        ApprovalFault::NotYetValid | ApprovalFault::Expired | ApprovalFault::LifetimeTooLong => {
+            "This approval cannot count: it is outside its time limits. Start it again."
+        }
+        ApprovalFault::ApproverIsUser => {
+            "This approval cannot count: you are the user being recovered."
+        }
+        ApprovalFault::ApproverIsOpener => {
+            "This approval cannot count: the agent who opened the case cannot approve it."
+        }
+        ApprovalFault::NotAnApprover => {
+            "This approval cannot count: you are not one of this person's approvers."
+        }
+        ApprovalFault::RecentlyRecovered => {
+            "This approval cannot count: your own account was recovered recently."
+        }
+        ApprovalFault::Duplicate => "This approval cannot count: you already approved this case.",
     }
 }
 

@@ -1,11 +1,14 @@
 //! Evidence the person recovering presents: a saved recovery code, and a one-time code sent to
 //! the account's verified e-mail address. A phantom case checks nothing and fails the same way.
+//! Each submission first replaces the case's handle: the submitting browser keeps the case,
+//! any other holder of the old handle loses it.
 
 use chrono::{DateTime, Utc};
 use rand::RngExt;
 use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, StoreError};
+use zeroize::Zeroizing;
 
-use super::{Loaded, Ward};
+use super::{Loaded, Submission, Ward};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor as AuditActor;
@@ -33,6 +36,17 @@ impl Ward {
             ));
         }
         Ok(loaded)
+    }
+
+    /// The collecting case of `handle`, which this submission takes over: its new handle.
+    async fn take_over(
+        &self,
+        handle: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(Loaded, Zeroizing<String>)> {
+        let loaded = self.collecting(handle).await?;
+        let new = self.rotate_handle(&loaded, handle, now).await?;
+        Ok((loaded, new))
     }
 
     async fn record(
@@ -70,11 +84,12 @@ impl Ward {
         handle: &str,
         code: &str,
         now: DateTime<Utc>,
-    ) -> CoreResult<Submitted> {
-        let loaded = self.collecting(handle).await?;
-        // Every submission takes a place in the Argon2 pool, a phantom's too: when the pool is
-        // full, real and unknown accounts are refused alike.
+    ) -> CoreResult<Submission> {
+        // Every submission takes a place in the Argon2 pool first, a phantom's too: when the
+        // pool is full, real and unknown accounts are refused alike, and nobody's case handle
+        // is replaced by a submission that was not checked.
         let ticket = self.argon2.admit()?;
+        let (loaded, handle) = self.take_over(handle, now).await?;
         let matched = match (&loaded.row.user_id, loaded.view.phantom) {
             (Some(user_id), false) => {
                 self.use_recovery_code_with(ticket, user_id, code, now)
@@ -83,14 +98,16 @@ impl Ward {
             _ => false,
         };
         let digest = matched.then(|| token_hash(&format!("recovery-code:{}", loaded.row.case_id)));
-        self.record(
-            loaded,
-            Category::RecoveryCode,
-            digest,
-            "wrong or used recovery code",
-            now,
-        )
-        .await
+        let outcome = self
+            .record(
+                loaded,
+                Category::RecoveryCode,
+                digest,
+                "wrong or used recovery code",
+                now,
+            )
+            .await?;
+        Ok(Submission { outcome, handle })
     }
 
     /// Sends a one-time code to the account's verified e-mail address. Answers the same for
@@ -148,8 +165,8 @@ impl Ward {
         handle: &str,
         code: &str,
         now: DateTime<Utc>,
-    ) -> CoreResult<Submitted> {
-        let loaded = self.collecting(handle).await?;
+    ) -> CoreResult<Submission> {
+        let (loaded, handle) = self.take_over(handle, now).await?;
         let code: String = code.chars().filter(char::is_ascii_digit).collect();
         let matched = if loaded.view.phantom || code.len() != 8 {
             false
@@ -169,13 +186,15 @@ impl Ward {
             }
         };
         let digest = matched.then(|| token_hash(&format!("email-code:{}", loaded.row.case_id)));
-        self.record(
-            loaded,
-            Category::EmailCode,
-            digest,
-            "wrong or expired e-mail code",
-            now,
-        )
-        .await
+        let outcome = self
+            .record(
+                loaded,
+                Category::EmailCode,
+                digest,
+                "wrong or expired e-mail code",
+                now,
+            )
+            .await?;
+        Ok(Submission { outcome, handle })
     }
 }

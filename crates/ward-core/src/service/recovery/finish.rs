@@ -1,12 +1,18 @@
 //! The end of a recovery: a one-time token (in the case's own browser session) that only
 //! binds a new passkey; the new passkey must sign in once; then the old factors are revoked,
 //! every session ends, recovery codes are renewed and the account enters probation.
+//!
+//! # Security
+//! A phantom case never gets here, but it must fail each of these calls exactly like a real
+//! case in the same stage: any case not at the step asked for gets the same fixed refusal
+//! ([`not_now`]), checked before anything else, and refusals of the case machine are fixed
+//! sentences too.
 
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, DEFAULT_ORG};
 use zeroize::Zeroizing;
 
-use super::{Loaded, Ward, refusal_error};
+use super::{Loaded, Ward, not_now, refusal_error};
 use crate::crypto::{constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor as AuditActor;
@@ -18,12 +24,12 @@ fn confirm_purpose(case_id: &str) -> String {
 }
 
 impl Ward {
-    fn case_owner(loaded: &Loaded) -> CoreResult<String> {
+    /// The case's user, when the case is real and at `stage`; otherwise the refusal every case
+    /// not at that step gets.
+    fn case_owner(loaded: &Loaded, stage: fn(CaseState) -> bool) -> CoreResult<String> {
         match (&loaded.row.user_id, loaded.view.phantom) {
-            (Some(id), false) => Ok(id.clone()),
-            _ => Err(CoreError::Forbidden(
-                "this recovery cannot be finished".into(),
-            )),
+            (Some(id), false) if stage(loaded.view.state) => Ok(id.clone()),
+            _ => Err(not_now()),
         }
     }
 
@@ -34,7 +40,13 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<Zeroizing<String>> {
         let loaded = self.case_by_handle(handle).await?;
-        let user_id = Self::case_owner(&loaded)?;
+        // Cooling may have just ended, or a token lapsed: the machine decides, after time passes.
+        let user_id = Self::case_owner(&loaded, |s| {
+            matches!(
+                s,
+                CaseState::Cooling { .. } | CaseState::ReadyToIssue | CaseState::TokenIssued { .. }
+            )
+        })?;
         let token = Zeroizing::new(new_token());
         let command = Command::IssueToken {
             by: Actor::User,
@@ -57,11 +69,9 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<(Loaded, String)> {
         let loaded = self.case_by_handle(handle).await?;
-        let user_id = Self::case_owner(&loaded)?;
+        let user_id = Self::case_owner(&loaded, |s| matches!(s, CaseState::TokenIssued { .. }))?;
         let CaseState::TokenIssued { expires_ms } = loaded.view.state else {
-            return Err(CoreError::Conflict(
-                "no enrolment token is outstanding".into(),
-            ));
+            return Err(not_now());
         };
         let ok = loaded
             .view
@@ -123,10 +133,7 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         let loaded = self.case_by_handle(handle).await?;
-        let user_id = Self::case_owner(&loaded)?;
-        if loaded.view.state != CaseState::Bound {
-            return Err(CoreError::Conflict("no new passkey to confirm".into()));
-        }
+        let user_id = Self::case_owner(&loaded, |s| s == CaseState::Bound)?;
         self.passkey_auth_start(&confirm_purpose(&loaded.row.case_id), Some(&user_id), now)
             .await
     }
@@ -141,7 +148,7 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<Zeroizing<String>>> {
         let loaded = self.case_by_handle(handle).await?;
-        let user_id = Self::case_owner(&loaded)?;
+        let user_id = Self::case_owner(&loaded, |s| s == CaseState::Bound)?;
         let check = self
             .passkey_auth_finish(
                 &confirm_purpose(&loaded.row.case_id),

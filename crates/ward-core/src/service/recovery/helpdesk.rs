@@ -183,10 +183,12 @@ impl Ward {
                 txid: started.txid,
                 number: started.number.unwrap_or_default(),
             }),
-            PushOutcome::Decided(d) => Err(CoreError::Conflict(format!(
-                "no verification could be sent ({})",
-                d.status_msg
-            ))),
+            PushOutcome::Decided(d) => {
+                tracing::info!(user_id = %user.user_id, status = %d.status_msg, "caller verification not sent");
+                Err(CoreError::Conflict(
+                    "No verification could be sent to the user's devices now.".into(),
+                ))
+            }
         }
     }
 

@@ -10,30 +10,32 @@
 //! shorten cooling or receive a token.
 
 mod approvals;
+mod contact;
 mod evidence;
 mod finish;
+mod handles;
 mod helpdesk;
 mod notices;
+mod start;
 mod tick;
 
+pub use approvals::PendingApproval;
 use chrono::{DateTime, TimeDelta, Utc};
+pub use evidence::Submitted;
+pub use handles::Submission;
+pub use helpdesk::{CallerCheck, CaseSummary, HelpdeskView};
 use ward_store::{
     Change, ChangeSet, DEFAULT_ORG, RecoveryCaseRow, RecoveryEventRow, StoreError, UserRow,
 };
-use zeroize::Zeroizing;
-
-pub use approvals::PendingApproval;
-pub use evidence::Submitted;
-pub use helpdesk::{CallerCheck, CaseSummary, HelpdeskView};
 
 use super::Ward;
 use crate::audit::Event;
-use crate::crypto::{new_token, token_hash};
+use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, Role};
 use crate::recovery::{
     AccountFacts, ApproverFacts, CaseEvent, CaseState, CaseView, Category, Command, Level,
-    OpenCase, Opener, PolicyInput, RecoveryPolicy, Refusal, decide, evaluate, fold, open,
+    PolicyInput, RecoveryPolicy, Refusal, decide, evaluate, fold,
 };
 
 /// How recovery behaves in this deployment.
@@ -52,6 +54,9 @@ pub struct RecoverySettings {
     pub email_code_ttl: TimeDelta,
     /// After a recovery: no new approvers or recovery methods without a fresh approval.
     pub probation: TimeDelta,
+    /// Notices about recovery starts an account may get per hour (on each channel); starts
+    /// past the cap are still recorded in the audit log, but not announced separately.
+    pub start_notices_per_hour: i64,
 }
 
 impl Default for RecoverySettings {
@@ -64,6 +69,7 @@ impl Default for RecoverySettings {
             breaker_floor: 20,
             email_code_ttl: TimeDelta::minutes(30),
             probation: TimeDelta::days(7),
+            start_notices_per_hour: 3,
         }
     }
 }
@@ -82,6 +88,12 @@ pub struct CaseStatus {
     pub approvals: usize,
     /// Whether e-mail codes can be sent at all (a mail server is configured).
     pub email_available: bool,
+    /// When the case was started.
+    pub opened_ms: i64,
+    /// The address it was started from (`None` when a helpdesk agent opened it).
+    pub opened_from: Option<String>,
+    /// Whether a helpdesk agent opened it (at a caller's request).
+    pub by_helpdesk: bool,
 }
 
 /// A case with its row and its folded events.
@@ -117,8 +129,27 @@ fn category_label(c: Category) -> &'static str {
     }
 }
 
+/// What a person is told when the case machine refuses a command: a fixed sentence (the
+/// refusal itself goes to the log; a state's `Debug` form is no message for a person).
 fn refusal_error(r: &Refusal) -> CoreError {
-    CoreError::Forbidden(format!("recovery: {r}"))
+    tracing::info!(refusal = %r, code = r.code(), "recovery command refused");
+    match r {
+        Refusal::OwnCase => CoreError::Forbidden(
+            "An agent cannot open a recovery case for their own account.".into(),
+        ),
+        _ => not_now(),
+    }
+}
+
+/// The one refusal of a step the case is not at (or a phantom case never reaches), so that
+/// real and phantom cases in the same stage answer alike.
+pub(crate) fn not_now() -> CoreError {
+    CoreError::Conflict("This step of the recovery is not available now.".into())
+}
+
+/// What an unknown or replaced handle answers.
+pub(crate) fn case_missing() -> CoreError {
+    CoreError::NotFound("recovery case (start again)".into())
 }
 
 impl Ward {
@@ -181,15 +212,14 @@ impl Ward {
     }
 
     pub(crate) async fn case_by_handle(&self, handle: &str) -> CoreResult<Loaded> {
-        let missing = || CoreError::NotFound("recovery case (start again)".into());
         if handle.is_empty() || handle.len() > 128 {
-            return Err(missing());
+            return Err(case_missing());
         }
         let row = self
             .store
             .recovery_case_by_handle(&token_hash(handle))
             .await?
-            .ok_or_else(missing)?;
+            .ok_or_else(case_missing)?;
         self.load_case(row).await
     }
 
@@ -314,179 +344,6 @@ impl Ward {
         self.store.commit(set).await.map(|_| ())
     }
 
-    /// Checks the circuit breaker, alerting when it is tripped.
-    async fn check_breaker(&self, now: DateTime<Utc>) -> CoreResult<bool> {
-        let tripped = self.breaker_tripped(now).await?;
-        if tripped {
-            self.raise(crate::notify::Alert::RecoveryCircuitBreaker {
-                org_id: DEFAULT_ORG.into(),
-                at_ms: now.timestamp_millis(),
-            })
-            .await;
-        }
-        Ok(tripped)
-    }
-
-    /// Whether recovery starts in the last hour exceed the circuit breaker's threshold.
-    async fn breaker_tripped(&self, now: DateTime<Utc>) -> CoreResult<bool> {
-        let s = &self.recovery;
-        let hour = self
-            .store
-            .recovery_cases_opened_since(
-                DEFAULT_ORG,
-                (now - TimeDelta::hours(1)).timestamp_millis(),
-            )
-            .await?;
-        let week = self
-            .store
-            .recovery_cases_opened_since(DEFAULT_ORG, (now - TimeDelta::days(7)).timestamp_millis())
-            .await?;
-        let baseline = (week / (7 * 24)).max(1);
-        Ok(hour >= (baseline * s.breaker_multiple).max(s.breaker_floor))
-    }
-
-    /// Starts a recovery (self-service, or a helpdesk agent for a caller). Always answers the
-    /// same way: a handle for the browser. Unknown, disabled, blocked or rate-limited accounts
-    /// and a second start while a case is open get a phantom case.
-    pub async fn recovery_start(
-        &self,
-        username: &str,
-        opener: Opener,
-        ip: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<(Zeroizing<String>, String)> {
-        let username = username.trim();
-        let user = if username.is_empty() || username.len() > 100 {
-            None
-        } else {
-            self.store.user_by_name(DEFAULT_ORG, username).await?
-        };
-        let reason = self.phantom_reason(user.as_ref(), now).await?;
-        let breaker = self.check_breaker(now).await?;
-        let handle = Zeroizing::new(new_token());
-        let case_id = format!(
-            "RC{}",
-            &crate::ids::txid().replace('-', "")[..18].to_uppercase()
-        );
-        let real = user.as_ref().filter(|_| reason.is_none());
-        // The case records the level every start gets now (more while the breaker is tripped);
-        // a privileged account's stricter level comes from its facts at each decision, so
-        // nothing recorded or shown at the start tells it from an ordinary or unknown account.
-        let level = if breaker { Level::R2 } else { Level::R1 };
-        let first = open(
-            &self.recovery.policy,
-            OpenCase {
-                case_id: case_id.clone(),
-                user_id: real.map_or_else(|| format!("phantom-{case_id}"), |u| u.user_id.clone()),
-                level,
-                opened_by: opener.clone(),
-                phantom: real.is_none(),
-            },
-            now.timestamp_millis(),
-        )
-        .map_err(|r| refusal_error(&r))?;
-        let row = RecoveryCaseRow {
-            case_id: case_id.clone(),
-            org_id: DEFAULT_ORG.into(),
-            user_id: real.map(|u| u.user_id.clone()),
-            handle_hash: token_hash(&handle),
-            state: "collecting".into(),
-            is_open: true,
-            opened_by: opener
-                .agent_id()
-                .map_or_else(|| "user".into(), |a| format!("agent:{a}")),
-            opened_ms: now.timestamp_millis(),
-            updated_ms: now.timestamp_millis(),
-            expires_ms: first.at_ms() + self.recovery.policy.collect_ttl_ms,
-            version: 1,
-        };
-        let actor = opener
-            .agent_id()
-            .map_or(AuditActor::Anonymous, |a| AuditActor::User(a.to_owned()));
-        let target = user.as_ref().map_or("-", |u| u.user_id.as_str());
-        let audit = Event::new(DEFAULT_ORG, now, &actor, "recovery.start", target, "ok")
-            .detail("case_id", case_id.as_str())
-            .detail("phantom", real.is_none())
-            .detail_opt("phantom_reason", reason)
-            .detail("breaker", breaker)
-            .detail_opt("ip", ip.map(str::to_owned));
-        let event_row = first_event_row(&case_id, &first)?;
-        self.store
-            .commit(
-                ChangeSet::new()
-                    .with(Change::OpenRecoveryCase {
-                        case: row.clone(),
-                        first_event: event_row,
-                    })
-                    .with(audit.into_change()),
-            )
-            .await?;
-        match (real, &user) {
-            (Some(u), _) => {
-                let loaded = Loaded {
-                    view: fold(&[first]).map_err(|e| CoreError::Internal(format!("{e:?}")))?,
-                    row,
-                };
-                self.case_opened_notices(&loaded, u, &opener, ip, &handle, now)
-                    .await;
-            }
-            (None, Some(u)) => {
-                if let Some(body) = start_again_notice(reason) {
-                    self.notify_user(
-                        u,
-                        "recovery.start_again",
-                        "Someone tried to start another recovery of your account",
-                        body,
-                        now,
-                    )
-                    .await;
-                }
-            }
-            (None, None) => {}
-        }
-        Ok((handle, case_id))
-    }
-
-    /// Why a start for this account opens a phantom case instead (`None`: a real case).
-    async fn phantom_reason(
-        &self,
-        user: Option<&UserRow>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<Option<&'static str>> {
-        let Some(user) = user else {
-            return Ok(Some("unknown user"));
-        };
-        if user.status != "active" {
-            return Ok(Some("disabled"));
-        }
-        if user
-            .recovery_blocked_until_ms
-            .is_some_and(|t| t > now.timestamp_millis())
-        {
-            return Ok(Some("recovery blocked"));
-        }
-        if self
-            .store
-            .open_recovery_case(DEFAULT_ORG, &user.user_id)
-            .await?
-            .is_some()
-        {
-            return Ok(Some("case already open"));
-        }
-        let day_ago = (now - TimeDelta::days(1)).timestamp_millis();
-        let recent = self
-            .store
-            .recovery_cases_for_user(DEFAULT_ORG, &user.user_id, 10)
-            .await?
-            .iter()
-            .filter(|c| c.opened_ms > day_ago)
-            .count();
-        if recent as i64 >= self.recovery.starts_per_day {
-            return Ok(Some("too many starts"));
-        }
-        Ok(None)
-    }
-
     /// Where a case stands, as the person recovering sees it (time passes first).
     pub async fn recovery_status(
         &self,
@@ -571,6 +428,9 @@ impl Ward {
             cooling_until_ms: view.cooling_until_ms,
             approvals: view.approvals.len(),
             email_available: self.mailer.is_some(),
+            opened_ms: loaded.row.opened_ms,
+            opened_from: loaded.row.opened_from.clone(),
+            by_helpdesk: loaded.row.opened_by.starts_with("agent:"),
         })
     }
 
@@ -652,31 +512,6 @@ impl Ward {
     }
 }
 
-/// What the user is told when a start for their account opened a phantom (spec §5.8: a start
-/// over the limit is silent to the requester but still notifies the user); `None`: nothing.
-fn start_again_notice(reason: Option<&str>) -> Option<&'static str> {
-    match reason? {
-        "case already open" => Some(
-            "A recovery of your account is already open, and someone tried to start another one.",
-        ),
-        "too many starts" => Some(
-            "Someone tried to start a recovery of your account again. Too many recoveries were \
-             started today, so nothing was opened.",
-        ),
-        _ => None,
-    }
-}
-
-fn first_event_row(case_id: &str, first: &CaseEvent) -> CoreResult<RecoveryEventRow> {
-    Ok(RecoveryEventRow {
-        case_id: case_id.to_owned(),
-        seq: 1,
-        at_ms: first.at_ms(),
-        event: serde_json::to_string(first)
-            .map_err(|e| CoreError::Internal(format!("recovery event: {e}")))?,
-    })
-}
-
 fn case_event_audit(
     row: &RecoveryCaseRow,
     e: &CaseEvent,
@@ -725,73 +560,4 @@ fn case_event_audit(
         _ => {}
     }
     event
-}
-
-impl Ward {
-    /// "Someone claiming to be IT contacted me": alerts the security contacts and audits; a
-    /// signed-in user may also block recovery of their account for `block_days`.
-    pub async fn report_contact(
-        &self,
-        user_id: Option<&str>,
-        kind: &str,
-        description: &str,
-        block_days: Option<u32>,
-        ip: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<()> {
-        let kind = match kind {
-            "call" | "message" | "visit" | "other" => kind,
-            _ => {
-                return Err(CoreError::invalid(
-                    "kind",
-                    "must be call, message, visit or other",
-                ));
-            }
-        };
-        let description = description.trim();
-        if description.chars().count() > 2000 {
-            return Err(CoreError::invalid(
-                "description",
-                "must be at most 2000 characters",
-            ));
-        }
-        let actor = user_id.map_or(AuditActor::Anonymous, |u| AuditActor::User(u.into()));
-        let mut set = ChangeSet::new();
-        let block = match (user_id, block_days) {
-            (Some(user_id), Some(days)) if (1..=30).contains(&days) => {
-                let until = (now + TimeDelta::days(i64::from(days))).timestamp_millis();
-                set.push(Change::SetRecoveryBlock {
-                    org_id: DEFAULT_ORG.into(),
-                    user_id: user_id.into(),
-                    until_ms: Some(until),
-                });
-                Some(until)
-            }
-            _ => None,
-        };
-        set.push(
-            Event::new(
-                DEFAULT_ORG,
-                now,
-                &actor,
-                "security.contact_report",
-                user_id.unwrap_or("-"),
-                "ok",
-            )
-            .detail("kind", kind)
-            .detail("description", description)
-            .detail_opt("recovery_blocked_until_ms", block)
-            .detail_opt("ip", ip.map(str::to_owned))
-            .into_change(),
-        );
-        self.store.commit(set).await?;
-        self.raise(crate::notify::Alert::SuspiciousContact {
-            org_id: DEFAULT_ORG.into(),
-            user_id: user_id.map(str::to_owned),
-            kind: kind.into(),
-            at_ms: now.timestamp_millis(),
-        })
-        .await;
-        Ok(())
-    }
 }

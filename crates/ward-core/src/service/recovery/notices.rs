@@ -33,7 +33,7 @@ impl Ward {
         user: &UserRow,
         opener: &Opener,
         ip: Option<&str>,
-        handle: &str,
+        link: Option<&str>,
         now: DateTime<Utc>,
     ) {
         let who = match opener {
@@ -46,12 +46,12 @@ impl Ward {
             "A recovery of your account's sign-in methods was started by {who}{}. {HOW_TO_CANCEL}",
             ip.map_or_else(String::new, |ip| format!(" from {ip}"))
         );
-        if matches!(opener, Opener::Agent { .. })
-            && let Ok(url) = self.portal_url(&format!("/recovery/continue/{handle}"))
+        if let Some(link) = link
+            && let Ok(url) = self.portal_url(&format!("/recovery/continue/{link}"))
         {
             body.push_str(
-                "\n\nIf it was you who called, continue here (the helpdesk never asks for this \
-                 link): ",
+                "\n\nIf it was you who called, continue here (the link works once, in one \
+                 browser; the helpdesk never asks for it): ",
             );
             body.push_str(&url);
         }

@@ -30,7 +30,7 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     r.add_approver("alice", "carol").await;
     r.add_approver("dave", "bob").await;
 
-    let (alices_handle, case_a) = r.start("alice").await;
+    let (mut alices_handle, case_a) = r.start("alice").await;
     r.advance(TimeDelta::minutes(1));
     let (daves_handle, case_b) = r.start("dave").await;
     assert_approvers_asked(&mut r, &bob.id, &erin.id).await;
@@ -102,11 +102,7 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     assert_eq!(status.missing, ["a recovery code"]);
     let pending = r.ward().pending_approvals(&bob.session).await.unwrap();
     assert!(pending[0].approved && !pending[1].approved, "{pending:?}");
-    let submitted = r
-        .ward()
-        .recovery_submit_code(&alices_handle, &codes[0], r.now())
-        .await
-        .unwrap();
+    let submitted = r.submit_code(&mut alices_handle, &codes[0]).await;
     assert_eq!(submitted, Submitted::Accepted);
     let status = r.status(&alices_handle).await;
     assert_eq!(status.stage, "cooling");
@@ -138,7 +134,7 @@ async fn with_the_circuit_breaker_tripped_a_case_needs_two_approvals_and_both_co
         r.start(ghost).await;
     }
 
-    let (handle, case_id) = r.start("alice").await;
+    let (mut handle, case_id) = r.start("alice").await;
     let status = r.status(&handle).await;
     assert_eq!(
         status.missing,
@@ -147,11 +143,7 @@ async fn with_the_circuit_breaker_tripped_a_case_needs_two_approvals_and_both_co
     r.approve(&bob.session, &mut bob.key, &case_id)
         .await
         .unwrap();
-    let code = r
-        .ward()
-        .recovery_submit_code(&handle, &codes[0], r.now())
-        .await
-        .unwrap();
+    let code = r.submit_code(&mut handle, &codes[0]).await;
     assert_eq!(code, Submitted::Accepted);
     // P-code + S(1) would do at R1, not here.
     let status = r.status(&handle).await;
@@ -165,11 +157,7 @@ async fn with_the_circuit_breaker_tripped_a_case_needs_two_approvals_and_both_co
         .await
         .unwrap();
     let mail = r.mail.at_least(1).await.pop().unwrap();
-    let mailed = r
-        .ward()
-        .recovery_submit_email_code(&handle, &code_in(&mail.body), r.now())
-        .await
-        .unwrap();
+    let mailed = r.submit_email(&mut handle, &code_in(&mail.body)).await;
     assert_eq!(mailed, Submitted::Accepted);
     let status = r.status(&handle).await;
     assert_eq!((status.stage, status.approvals), ("cooling", 2));

@@ -4,7 +4,6 @@
 
 use chrono::TimeDelta;
 use ward_proto::device::Decision;
-use ward_store::Store;
 
 use super::super::passkey_tests::{ORIGIN, events};
 use super::*;
@@ -19,45 +18,10 @@ async fn a_user_who_lost_every_factor_recovers_with_a_code_and_an_email_code() {
 
 #[tokio::test]
 async fn a_user_who_lost_every_factor_recovers_on_postgres() {
-    use sqlx::Connection as _;
-
-    let Some(url) = postgres_url() else { return };
-    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let schema: String = sqlx::query_scalar("SELECT 'ward_recovery_test_' || md5(random()::text)")
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-    // The name is generated above from hex digits only.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    // In a task of its own so that the schema is dropped even when the test fails.
-    let outcome = tokio::task::LocalSet::new()
-        .run_until(async move {
-            tokio::task::spawn_local(async move {
-                let store = ward_store_postgres::PostgresStore::open(&scoped, "node-a")
-                    .await
-                    .unwrap();
-                store.migrate().await.unwrap();
-                let store: Arc<dyn Store> = Arc::new(store);
-                let mut r = rig_on(Arc::clone(&store), short_cooling()).await;
-                lost_everything(&mut r).await;
-                store.close().await;
-            })
-            .await
-        })
-        .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    on_postgres(short_cooling(), |mut r| async move {
+        lost_everything(&mut r).await;
+    })
+    .await;
 }
 
 /// Alice before she lost everything: a passkey, an authenticator app, a phone and a set of
@@ -74,7 +38,7 @@ async fn lost_everything(r: &mut Rig) {
     let mut alice = equipped_alice(r).await;
     // Alice lost all of that but the printed codes.
     r.advance(TimeDelta::minutes(1));
-    let (handle, case_id) = r
+    let (mut handle, case_id) = r
         .ward()
         .recovery_start("alice", Opener::User, Some("203.0.113.9"), r.now())
         .await
@@ -89,8 +53,12 @@ async fn lost_everything(r: &mut Rig) {
     let status = r.status(&handle).await;
     assert_eq!(status.stage, "collecting");
     assert!(status.email_available);
+    // The case page shows when and from where the case was started.
+    assert_eq!(status.opened_ms, r.now().timestamp_millis());
+    assert_eq!(status.opened_from.as_deref(), Some("203.0.113.9"));
+    assert!(!status.by_helpdesk);
 
-    let email_code = present_both_codes(r, &alice, &handle, &case_id).await;
+    let email_code = present_both_codes(r, &alice, &mut handle, &case_id).await;
     wait_out_cooling(r, &alice.id, &handle).await;
     let (token, mut new, new_view) = bind_new_passkey(r, &alice.id, &handle).await;
     let new_codes = confirm_new_passkey(r, &handle, &mut alice.old, &mut new).await;
@@ -137,12 +105,13 @@ async fn equipped_alice(r: &Rig) -> Alice {
 
 /// A recovery code, then a code sent to her verified address: cooling starts. Returns the
 /// e-mailed code.
-async fn present_both_codes(r: &mut Rig, alice: &Alice, handle: &str, case_id: &str) -> String {
-    let code = r
-        .ward()
-        .recovery_submit_code(handle, &alice.codes[0], r.now())
-        .await
-        .unwrap();
+async fn present_both_codes(
+    r: &mut Rig,
+    alice: &Alice,
+    handle: &mut Zeroizing<String>,
+    case_id: &str,
+) -> String {
+    let code = r.submit_code(handle, &alice.codes[0]).await;
     assert_eq!(code, Submitted::Accepted);
     r.ward().recovery_send_email(handle, r.now()).await.unwrap();
     let mails = r.mail.at_least(1).await;
@@ -150,11 +119,7 @@ async fn present_both_codes(r: &mut Rig, alice: &Alice, handle: &str, case_id: &
     assert_eq!(mails[0].to, "alice@example.com");
     assert_eq!(mails[0].subject, "Your account recovery code");
     let email_code = code_in(&mails[0].body);
-    let mailed = r
-        .ward()
-        .recovery_submit_email_code(handle, &email_code, r.now())
-        .await
-        .unwrap();
+    let mailed = r.submit_email(handle, &email_code).await;
     assert_eq!(mailed, Submitted::Accepted);
 
     // P-code + P-mail: the configured cooling for R1 without approvals.
@@ -167,7 +132,7 @@ async fn present_both_codes(r: &mut Rig, alice: &Alice, handle: &str, case_id: &
     r.recovery_push(&alice.phone, case_id, "Account recovery waiting")
         .await;
     let early = r.ward().recovery_issue_token(handle, r.now()).await;
-    assert!(matches!(early, Err(CoreError::Forbidden(_))), "{early:?}");
+    assert!(matches!(early, Err(CoreError::Conflict(_))), "{early:?}");
     email_code
 }
 

@@ -11,8 +11,8 @@ use crate::notify::Alert;
 
 const STARTED: &str = "Account recovery started";
 
-/// The case handle in the continue link of an agent-opened case's notice.
-fn continue_handle(body: &str) -> String {
+/// The token of the continue link in an agent-opened case's notice.
+pub(super) fn continue_link(body: &str) -> String {
     let prefix = format!("{ORIGIN}/recovery/continue/");
     let at = body
         .find(&prefix)
@@ -54,17 +54,30 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
     let by_id = r.ward().recovery_issue_token(&case_id, r.now()).await;
     assert!(matches!(by_id, Err(CoreError::NotFound(_))), "{by_id:?}");
 
-    // Alice's notice names the agent and carries the only copy of the handle.
+    // Alice's notice names the agent and carries the only way in: a link she adopts once.
     let opened = r.notice(&alice, "recovery.opened").await;
     assert!(opened.body.contains(&helen), "{}", opened.body);
-    let handle = continue_handle(&opened.body);
+    let link = continue_link(&opened.body);
+    let refused = r.ward().recovery_status(&link, r.now()).await;
+    assert!(
+        matches!(refused, Err(CoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    let handle = r
+        .ward()
+        .recovery_adopt(&link, Some("198.51.100.4"), r.now())
+        .await
+        .unwrap();
     let status = r.status(&handle).await;
     assert_eq!((status.stage, status.approvals), ("collecting", 0));
-    let text = serde_json::to_string(&r.audit().await).unwrap();
     assert!(
-        !text.contains(&handle),
-        "the audit log holds the case handle"
+        status.by_helpdesk && status.opened_from.is_none(),
+        "{status:?}"
     );
+    let text = serde_json::to_string(&r.audit().await).unwrap();
+    for secret in [&link, handle.as_str()] {
+        assert!(!text.contains(secret), "the audit log holds a case secret");
+    }
     let view = r
         .ward()
         .helpdesk_lookup(&agent, "alice", r.now())
@@ -187,7 +200,11 @@ async fn deny_and_report_freezes(
     assert_eq!(frozen[0]["details"]["case_id"], second.as_str());
     r.notice(alice, "recovery.frozen").await;
     let opened = r.notices(alice, "recovery.opened").await;
-    let second_handle = continue_handle(&opened[1].body);
-    assert_ne!(second_handle, first_handle);
+    let second_handle = r
+        .ward()
+        .recovery_adopt(&continue_link(&opened[1].body), None, r.now())
+        .await
+        .unwrap();
+    assert_ne!(second_handle.as_str(), first_handle);
     assert_eq!(r.status(&second_handle).await.stage, "closed");
 }
