@@ -385,6 +385,24 @@ impl Ward {
         .await
     }
 
+    /// Records the refusal of a signed request that gives a single-valued parameter more than
+    /// once (its signature covers every order of the values, so neither can be trusted).
+    pub async fn refuse_repeated_parameter(
+        &self,
+        ctx: &AuthContext,
+        parameter: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        let event = ctx
+            .event(now, "auth.request_refused", &ctx.integration.ikey, "deny")
+            .detail("reason", "repeated_parameter")
+            .detail("parameter", parameter);
+        self.store
+            .commit(ChangeSet::new().with(event.into_change()))
+            .await?;
+        Ok(())
+    }
+
     /// Verifies a passcode for a user (Duo `auth` with `factor=passcode`). Audited; counts
     /// failures towards lockout. With `want_txid`, the result can later be read by
     /// [`Ward::auth_status`].

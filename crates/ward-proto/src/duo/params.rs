@@ -110,6 +110,24 @@ impl Params {
         self.pairs.push((key.into(), value.into()));
     }
 
+    /// The first key given more than once that is not one of `lists` (the parameters that
+    /// carry lists as repeated keys). Signing canonicalisation sorts repeated values, so one
+    /// signature covers every order of them: a single-valued parameter given twice would be
+    /// read as whichever comes first, and must be refused instead.
+    pub fn repeated_key(&self, lists: &[&str]) -> Option<&str> {
+        self.pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (i, key.as_str()))
+            .filter(|(_, key)| !lists.contains(key))
+            .find(|(i, key)| {
+                self.pairs
+                    .get(..*i)
+                    .is_some_and(|before| before.iter().any(|(k, _)| k == key))
+            })
+            .map(|(_, key)| key)
+    }
+
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
@@ -495,6 +513,19 @@ pub(crate) mod tests {
     #[test]
     fn python_sort_order_with_common_prefix() {
         assert_eq!(canon(&[("foo_bar", "2"), ("foo", "1")]), "foo=1&foo_bar=2");
+    }
+
+    #[test]
+    fn repeated_single_valued_keys_are_found() {
+        let p = Params::from_urlencoded(b"username=mallory&factor=push&username=alice").unwrap();
+        assert_eq!(p.repeated_key(&[]), Some("username"));
+        let lists = Params::from_urlencoded(b"ids=1&ids=2&username=alice").unwrap();
+        assert_eq!(lists.repeated_key(&["ids"]), None);
+        assert_eq!(lists.repeated_key(&[]), Some("ids"));
+        let json = Params::from_json(br#"{"username":["mallory","alice"]}"#).unwrap();
+        assert_eq!(json.repeated_key(&[]), Some("username"));
+        let once = Params::from_urlencoded(b"a=1&b=2&c=3").unwrap();
+        assert_eq!(once.repeated_key(&[]), None);
     }
 
     #[test]

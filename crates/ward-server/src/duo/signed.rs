@@ -94,6 +94,9 @@ impl FromRequest<AppState> for DuoCall {
             return Err(ApiError::code(DuoErrorCode::TooManyRequests));
         }
         check_date_and_kind(&parts, &integration, version, state, now)?;
+        if let Some(key) = params.repeated_key(LIST_PARAMETERS) {
+            return Err(refuse_repeated(state, &integration, ip, key, now).await);
+        }
         Ok(Self {
             integration,
             params,
@@ -153,6 +156,36 @@ fn request_date(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The checks after the signature: a fresh date, and an integration of the Auth API kind.
+/// Parameters of the Duo APIs Ward serves that carry lists as repeated keys: none so far.
+const LIST_PARAMETERS: &[&str] = &[];
+
+/// Longest parameter name echoed back in a refusal.
+const MAX_ECHOED_KEY: usize = 64;
+
+/// Refuses (and audits) a signed request that gives a single-valued parameter twice.
+async fn refuse_repeated(
+    state: &AppState,
+    integration: &Integration,
+    ip: IpAddr,
+    key: &str,
+    now: DateTime<Utc>,
+) -> ApiError {
+    let key: String = key.chars().take(MAX_ECHOED_KEY).collect();
+    let ctx = AuthContext {
+        integration: integration.clone(),
+        user_ip: None,
+        client_ip: Some(ip.to_string()),
+    };
+    if let Err(e) = state.ward.refuse_repeated_parameter(&ctx, &key, now).await {
+        return e.into();
+    }
+    ApiError::message(
+        DuoErrorCode::InvalidParameters,
+        "Invalid request parameters: a parameter was given more than once",
+        Some(&key),
+    )
+}
+
 fn check_date_and_kind(
     parts: &Parts,
     integration: &Integration,

@@ -31,6 +31,7 @@ pub(super) struct Api {
     pub(super) clock: TestClock,
     pub(super) ikey: String,
     skey: String,
+    ward: Arc<Ward>,
 }
 
 async fn api() -> Api {
@@ -73,7 +74,7 @@ pub(super) async fn api_with(limits: Limits) -> Api {
         max_body_bytes: 64 * 1024,
     });
     let state = AppState {
-        ward,
+        ward: Arc::clone(&ward),
         clock: Arc::new(clock.clone()),
         settings,
         limits: Arc::new(limits),
@@ -94,6 +95,7 @@ pub(super) async fn api_with(limits: Limits) -> Api {
         clock,
         ikey: integration.ikey,
         skey: skey.to_string(),
+        ward,
     }
 }
 
@@ -435,4 +437,40 @@ async fn unknown_paths_and_parameters_use_the_envelope() {
         (status, body["code"].as_u64()),
         (StatusCode::BAD_REQUEST, Some(40002))
     );
+}
+
+/// Regression (repeated parameters): v1/v2 signing sorts repeated values, so one signature
+/// covers `username=mallory&username=alice` in both orders. A single-valued parameter given
+/// twice is refused (40002, naming it) and audited, whatever the order.
+#[tokio::test]
+async fn repeated_single_valued_parameters_are_refused_and_audited() {
+    let api = api().await;
+    let now = api.clock.now();
+    for users in [
+        [("username", "mallory"), ("username", "alice")],
+        [("username", "alice"), ("username", "mallory")],
+    ] {
+        let (status, body) = api.call(api.get("/auth/v2/preauth", &users, now)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["code"], 40002, "{body}");
+        assert_eq!(body["message_detail"], "username", "{body}");
+    }
+    // The same request with the parameter once is answered.
+    let (status, body) = api
+        .call(api.get("/auth/v2/preauth", &[("username", "alice")], now))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mut out = Vec::new();
+    ward_core::audit::export(api.ward.store().as_ref(), &mut out)
+        .await
+        .unwrap();
+    let refused = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["action"] == "auth.request_refused")
+        .filter(|e| e["details"]["parameter"] == "username")
+        .count();
+    assert_eq!(refused, 2);
 }
