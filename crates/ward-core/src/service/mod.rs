@@ -199,6 +199,8 @@ fn check_text(field: &'static str, value: &str, max: usize) -> CoreResult<()> {
 #[cfg(test)]
 mod gate_matrix_tests;
 #[cfg(test)]
+mod limits_tests;
+#[cfg(test)]
 mod passkey_tests;
 #[cfg(test)]
 mod portal_tests;
