@@ -5,6 +5,10 @@
 //! methods shown before a choice) and renders the answer in its own dialect. No entry point
 //! keeps a copy of these checks.
 //!
+//! Changes to how an account signs in ([`may_alter`]: adding or removing factors, new recovery
+//! methods or approvers) have their own small gate beside it: a freeze after "this wasn't me"
+//! and the probation after a recovery are decided there, for every path that changes them.
+//!
 //! The gate is pure: no clock, store or network; the caller reads the user once and passes
 //! `now`. What must hold under concurrency (the lockout threshold, the push storm limit, a time
 //! step used once) is not decided here but by one conditional statement in the store, which the
@@ -96,6 +100,10 @@ pub struct Subject {
     pub status: UserStatus,
     pub locked_until_ms: Option<i64>,
     pub push_muted_until_ms: Option<i64>,
+    /// Factor changes are frozen (the user answered "this wasn't me").
+    pub factors_frozen: bool,
+    /// After a recovery: no new recovery methods or approvers before then.
+    pub probation_until_ms: Option<i64>,
 }
 
 impl Subject {
@@ -105,6 +113,8 @@ impl Subject {
             status: row.status.parse()?,
             locked_until_ms: row.locked_until_ms,
             push_muted_until_ms: row.push_muted_until_ms,
+            factors_frozen: row.factors_frozen_ms.is_some(),
+            probation_until_ms: row.probation_until_ms,
         })
     }
 
@@ -171,6 +181,42 @@ pub fn admit(
     }
     if method == Method::Push && subject.push_muted(now_ms) {
         return Err(Refusal::PushMuted);
+    }
+    Ok(())
+}
+
+/// A change to how an account signs in or recovers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alteration {
+    /// Adding, renaming or removing a passkey, authenticator app or push device.
+    Factors,
+    /// New recovery codes, or a change of the account's recovery approvers.
+    RecoveryMethods,
+}
+
+/// Why a change to an account's sign-in or recovery methods is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlterationRefusal {
+    /// Frozen after a report of suspicious activity, until an administrator unfreezes.
+    Frozen,
+    /// On probation after a recovery (a takeover must not leave itself a way back in).
+    Probation,
+}
+
+/// May the account's sign-in or recovery methods change now?
+pub fn may_alter(
+    subject: &Subject,
+    alteration: Alteration,
+    now_ms: i64,
+) -> Result<(), AlterationRefusal> {
+    if subject.factors_frozen {
+        return Err(AlterationRefusal::Frozen);
+    }
+    let on_probation = subject
+        .probation_until_ms
+        .is_some_and(|until| until > now_ms);
+    if alteration == Alteration::RecoveryMethods && on_probation {
+        return Err(AlterationRefusal::Probation);
     }
     Ok(())
 }

@@ -9,7 +9,37 @@ fn active() -> Subject {
         status: UserStatus::Active,
         locked_until_ms: None,
         push_muted_until_ms: None,
+        factors_frozen: false,
+        probation_until_ms: None,
     }
+}
+
+#[test]
+fn frozen_accounts_change_nothing_and_probation_holds_recovery_methods() {
+    let frozen = Subject {
+        factors_frozen: true,
+        ..active()
+    };
+    for what in [Alteration::Factors, Alteration::RecoveryMethods] {
+        assert_eq!(
+            may_alter(&frozen, what, NOW),
+            Err(AlterationRefusal::Frozen)
+        );
+        assert_eq!(may_alter(&active(), what, NOW), Ok(()));
+    }
+    let recovered = Subject {
+        probation_until_ms: Some(NOW + 1),
+        ..active()
+    };
+    assert_eq!(may_alter(&recovered, Alteration::Factors, NOW), Ok(()));
+    assert_eq!(
+        may_alter(&recovered, Alteration::RecoveryMethods, NOW),
+        Err(AlterationRefusal::Probation)
+    );
+    assert_eq!(
+        may_alter(&recovered, Alteration::RecoveryMethods, NOW + 1),
+        Ok(())
+    );
 }
 
 #[test]
@@ -137,6 +167,8 @@ fn subject() -> impl Strategy<Value = Option<Subject>> {
             status,
             locked_until_ms: locked,
             push_muted_until_ms: muted,
+            factors_frozen: false,
+            probation_until_ms: None,
         }),
     )
 }

@@ -116,14 +116,11 @@ impl Ward {
                 "a user cannot approve their own recovery",
             ));
         }
-        if user
-            .probation_until_ms
-            .is_some_and(|until| until > now.timestamp_millis())
-        {
-            return Err(CoreError::Forbidden(format!(
-                "{username} is on probation after a recovery: approvers cannot change yet"
-            )));
-        }
+        crate::service::portal::refuse_alteration(
+            &user,
+            crate::gate::Alteration::RecoveryMethods,
+            now.timestamp_millis(),
+        )?;
         let roles = self.roles(&approver.user_id).await?;
         if !roles.contains(&Role::Approver) && !roles.contains(&Role::Security) {
             return Err(CoreError::invalid(

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use super::PushDevice;
 use super::passkeys::PasskeyView;
 use crate::error::{CoreError, CoreResult};
+use crate::gate::{self, Alteration, AlterationRefusal, Subject};
 
 /// User-token purposes.
 const ENROL: &str = "enrol";
@@ -167,14 +168,29 @@ impl FactorKind {
     }
 }
 
-/// Refuses factor changes on a frozen account.
+/// Refuses factor changes on a frozen account (the gate's [`gate::may_alter`]).
 pub(super) fn refuse_if_frozen(user: &UserRow) -> CoreResult<()> {
-    if user.factors_frozen_ms.is_some() {
-        return Err(CoreError::Forbidden(
+    refuse_alteration(user, Alteration::Factors, 0)
+}
+
+/// Refuses a change of the account's sign-in or recovery methods that the gate does not allow
+/// now, with a fixed sentence for each reason.
+pub(crate) fn refuse_alteration(
+    user: &UserRow,
+    alteration: Alteration,
+    now_ms: i64,
+) -> CoreResult<()> {
+    match gate::may_alter(&Subject::of(user)?, alteration, now_ms) {
+        Ok(()) => Ok(()),
+        Err(AlterationRefusal::Frozen) => Err(CoreError::Forbidden(
             "changes to this account's sign-in methods are frozen after a report of \
              suspicious activity; contact your administrators"
                 .into(),
-        ));
+        )),
+        Err(AlterationRefusal::Probation) => Err(CoreError::Forbidden(
+            "this account was recovered recently: its recovery methods and approvers can \
+             change once the probation period ends"
+                .into(),
+        )),
     }
-    Ok(())
 }

@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, DEFAULT_ORG, RecoveryCodeRow, StoreError};
 use zeroize::Zeroizing;
 
-use super::{RECOVERY_CODE_BYTES, RECOVERY_CODES, Session, refuse_if_frozen};
+use super::{RECOVERY_CODE_BYTES, RECOVERY_CODES, Session, refuse_alteration};
 use crate::argon::Ticket;
 use crate::audit::Event;
-use crate::error::{CoreError, CoreResult};
+use crate::error::CoreResult;
+use crate::gate::Alteration;
 use crate::model::Actor;
 use crate::service::Ward;
 use crate::totp;
@@ -21,18 +22,8 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<Zeroizing<String>>> {
         let user = self.active_user(&session.user.user_id).await?;
-        refuse_if_frozen(&user)?;
-        if user
-            .probation_until_ms
-            .is_some_and(|until| until > now.timestamp_millis())
-        {
-            // Right after a recovery, a takeover must not leave itself a way back in.
-            return Err(CoreError::Forbidden(
-                "your account was recovered recently: new recovery codes can be created once \
-                 the probation period ends (you received a fresh set when it was recovered)"
-                    .into(),
-            ));
-        }
+        // Right after a recovery, a takeover must not leave itself a way back in.
+        refuse_alteration(&user, Alteration::RecoveryMethods, now.timestamp_millis())?;
         self.require_fresh_check(session, now).await?;
         let (codes, change) = self.new_recovery_code_set(&user.user_id, now).await?;
         let event = Event::new(
