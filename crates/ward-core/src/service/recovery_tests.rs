@@ -453,25 +453,6 @@ impl Phone {
     }
 }
 
-/// The PostgreSQL server to test against: `None` (after saying so) when the test is skipped.
-fn postgres_url() -> Option<String> {
-    match std::env::var("WARD_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let strict = std::env::var("WARD_TEST_STRICT").is_ok_and(|v| v == "1");
-            assert!(
-                !strict,
-                "WARD_TEST_STRICT=1 but WARD_TEST_DATABASE_URL is not set"
-            );
-            eprintln!(
-                "SKIPPED: the PostgreSQL recovery test needs WARD_TEST_DATABASE_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
-}
-
 /// Runs `test` on a rig over a fresh PostgreSQL schema (dropped afterwards, even when the test
 /// fails); skipped without `WARD_TEST_DATABASE_URL`.
 async fn on_postgres<F, Fut>(recovery: RecoverySettings, test: F)
@@ -479,42 +460,14 @@ where
     F: FnOnce(Rig) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    use sqlx::Connection as _;
-
-    let Some(url) = postgres_url() else { return };
-    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let schema: String = sqlx::query_scalar("SELECT 'ward_recovery_test_' || md5(random()::text)")
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-    // The name is generated above from hex digits only.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    // In a task of its own so that the schema is dropped even when the test fails.
-    let outcome = tokio::task::LocalSet::new()
-        .run_until(async move {
-            tokio::task::spawn_local(async move {
-                let store = ward_store_postgres::PostgresStore::open(&scoped, "node-a")
-                    .await
-                    .unwrap();
-                store.migrate().await.unwrap();
-                let store: Arc<dyn Store> = Arc::new(store);
-                test(rig_on(Arc::clone(&store), recovery).await).await;
-                store.close().await;
-            })
+    super::passkey_tests::on_postgres(|url| async move {
+        let store = ward_store_postgres::PostgresStore::open(&url, "node-a")
             .await
-        })
-        .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+            .unwrap();
+        store.migrate().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        test(rig_on(Arc::clone(&store), recovery).await).await;
+        store.close().await;
+    })
+    .await;
 }
