@@ -158,6 +158,12 @@ pub enum AuditCmd {
     Verify,
     /// Writes every event as JSON lines to standard output.
     Export,
+    /// Lists every action the audit log records, with what it records.
+    Actions {
+        /// Writes the reference page (docs/audit-actions.md) instead of a plain list.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 async fn open(config: &Config) -> anyhow::Result<Arc<Ward>> {
@@ -475,6 +481,9 @@ pub async fn device(config: &Config, cmd: DeviceCmd) -> anyhow::Result<ExitCode>
 }
 
 pub async fn audit(config: &Config, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+    if let AuditCmd::Actions { markdown } = cmd {
+        return audit_actions(markdown);
+    }
     let ward = open(config).await?;
     let store = Arc::clone(ward.store());
     let code = match cmd {
@@ -498,9 +507,25 @@ pub async fn audit(config: &Config, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             lock.flush()?;
             ExitCode::SUCCESS
         }
+        AuditCmd::Actions { .. } => ExitCode::SUCCESS,
     };
     store.close().await;
     Ok(code)
+}
+
+/// Prints the audit action catalogue; needs no database.
+fn audit_actions(markdown: bool) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    if markdown {
+        lock.write_all(ward_core::audit::reference_markdown().as_bytes())?;
+    } else {
+        for action in ward_core::audit::Action::ALL {
+            writeln!(lock, "{:<28} {}", action.as_str(), action.describe())?;
+        }
+    }
+    lock.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Parses a duration like `24h`, `30m`, `7d` or `3600s` (a bare number is seconds).

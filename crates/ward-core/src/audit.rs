@@ -8,6 +8,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use ward_store::{AuditRow, Change, GENESIS_HASH, NewAudit, Store, audit_hash};
 
+mod action;
+
+pub use action::{Action, REGENERATE, reference_markdown};
+
 use crate::error::CoreResult;
 use crate::model::Actor;
 
@@ -24,7 +28,7 @@ impl Event {
         org_id: &str,
         now: DateTime<Utc>,
         actor: &Actor,
-        action: &str,
+        action: Action,
         target: &str,
         outcome: &str,
     ) -> Self {
@@ -33,7 +37,7 @@ impl Event {
                 org_id: org_id.to_owned(),
                 ts_ms: now.timestamp_millis(),
                 actor: actor.to_string(),
-                action: action.to_owned(),
+                action: action.as_str().to_owned(),
                 target: target.to_owned(),
                 outcome: outcome.to_owned(),
                 details: String::new(),

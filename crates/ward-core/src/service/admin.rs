@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::cache::IntegrationCredentials;
 use super::{Ward, check_text};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::ids;
@@ -51,10 +51,17 @@ impl Ward {
             prompt_policy: None,
         };
         let integration = Integration::try_from(&row)?;
-        let event = Event::new(DEFAULT_ORG, now, actor, "integration.create", &ikey, "ok")
-            .detail("name", name)
-            .detail("kind", kind.as_str())
-            .detail_opt("push_mode", push_mode.map(ApiPushMode::as_str));
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            actor,
+            Action::IntegrationCreate,
+            &ikey,
+            "ok",
+        )
+        .detail("name", name)
+        .detail("kind", kind.as_str())
+        .detail_opt("push_mode", push_mode.map(ApiPushMode::as_str));
         self.store
             .commit(
                 ChangeSet::new()
@@ -94,13 +101,20 @@ impl Ward {
             prompt_policy: Some(policy.to_json()),
         };
         let integration = Integration::try_from(&row)?;
-        let event = Event::new(DEFAULT_ORG, now, actor, "integration.create", &ikey, "ok")
-            .detail("name", name)
-            .detail("kind", IntegrationKind::WebSdk.as_str())
-            .detail(
-                "prompt_policy",
-                serde_json::to_value(policy).unwrap_or_default(),
-            );
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            actor,
+            Action::IntegrationCreate,
+            &ikey,
+            "ok",
+        )
+        .detail("name", name)
+        .detail("kind", IntegrationKind::WebSdk.as_str())
+        .detail(
+            "prompt_policy",
+            serde_json::to_value(policy).unwrap_or_default(),
+        );
         self.store
             .commit(
                 ChangeSet::new()
@@ -174,7 +188,7 @@ impl Ward {
             last_recovered_ms: None,
         };
         let user = User::try_from(row.clone())?;
-        let event = Event::new(DEFAULT_ORG, now, actor, "user.create", &user.id, "ok")
+        let event = Event::new(DEFAULT_ORG, now, actor, Action::UserCreate, &user.id, "ok")
             .detail("username", username);
         self.store
             .commit(
@@ -220,8 +234,8 @@ impl Ward {
     ) -> CoreResult<User> {
         let mut user = self.user(username).await?;
         let action = match status {
-            UserStatus::Active => "user.enable",
-            UserStatus::Disabled => "user.disable",
+            UserStatus::Active => Action::UserEnable,
+            UserStatus::Disabled => Action::UserDisable,
         };
         let event = Event::new(DEFAULT_ORG, now, actor, action, &user.id, "ok")
             .detail("previous", user.status.as_str());
@@ -269,10 +283,17 @@ impl Ward {
             created_ms: now.timestamp_millis(),
         };
         let authenticator = TotpAuthenticator::try_from(&row)?;
-        let event = Event::new(DEFAULT_ORG, now, actor, "factor.totp.add", &user.id, "ok")
-            .detail("totp_id", totp_id.as_str())
-            .detail("algorithm", algorithm.as_str())
-            .detail("digits", digits);
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            actor,
+            Action::FactorTotpAdd,
+            &user.id,
+            "ok",
+        )
+        .detail("totp_id", totp_id.as_str())
+        .detail("algorithm", algorithm.as_str())
+        .detail("digits", digits);
         self.store
             .commit(
                 ChangeSet::new()
@@ -307,7 +328,7 @@ impl Ward {
                 DEFAULT_ORG,
                 now,
                 &Actor::Cli,
-                "maintenance.purge",
+                Action::MaintenancePurge,
                 "-",
                 "ok",
             )

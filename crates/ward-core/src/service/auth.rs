@@ -7,7 +7,7 @@ use ward_store::{AuthTxRow, Change, ChangeSet, TotpRow, UserKey};
 
 use super::Ward;
 use super::passcode::PasscodeCheck;
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Allowed, Door, Enrolled, Method, Offer, Refusal, Subject};
 use crate::ids;
@@ -50,7 +50,7 @@ impl AuthContext {
     pub(super) fn event(
         &self,
         now: DateTime<Utc>,
-        action: &str,
+        action: Action,
         target: &str,
         outcome: &str,
     ) -> Event {
@@ -293,7 +293,7 @@ impl Ward {
             PreauthOutcome::Deny { reason } => ("deny", Some(deny_reason_str(*reason))),
         };
         let event = ctx
-            .event(now, "auth.preauth", &target, result)
+            .event(now, Action::AuthPreauth, &target, result)
             .detail("door", door.as_str())
             .detail_opt("reason", reason);
         self.store
@@ -371,7 +371,7 @@ impl Ward {
         let event = ctx
             .event(
                 now,
-                "auth.refused_factor",
+                Action::AuthRefusedFactor,
                 &user_ref_label(user_ref),
                 "deny",
             )
@@ -394,7 +394,12 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
         let event = ctx
-            .event(now, "auth.request_refused", &ctx.integration.ikey, "deny")
+            .event(
+                now,
+                Action::AuthRequestRefused,
+                &ctx.integration.ikey,
+                "deny",
+            )
             .detail("reason", "repeated_parameter")
             .detail("parameter", parameter);
         self.store
@@ -436,7 +441,7 @@ impl Ward {
     ) -> CoreResult<AuthDecision> {
         let txid = want_txid.then(ids::txid);
         let audit = |target: &str, outcome: &str| {
-            ctx.event(now, "auth.passcode", target, outcome)
+            ctx.event(now, Action::AuthPasscode, target, outcome)
                 .detail("door", door.as_str())
         };
         let record = |user_id: Option<&str>, status: AuthStatus| {

@@ -12,7 +12,7 @@ use ward_store::{ActivationRow, Change, ChangeSet, DEFAULT_ORG, DeviceRow, Outco
 use zeroize::Zeroizing;
 
 use super::{Ward, check_text};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
@@ -93,7 +93,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             actor,
-            "device.activation_issued",
+            Action::DeviceActivationIssued,
             &user.id,
             "ok",
         )
@@ -133,8 +133,15 @@ impl Ward {
                 _ => return Err(CoreError::Internal("activation gave no user".into())),
             },
             Err(StoreError::ConditionFailed(_)) => {
-                let event = Event::new(DEFAULT_ORG, now, &actor, "device.activate", "-", "refused")
-                    .detail("reason", "unknown, used or expired code");
+                let event = Event::new(
+                    DEFAULT_ORG,
+                    now,
+                    &actor,
+                    Action::DeviceActivate,
+                    "-",
+                    "refused",
+                )
+                .detail("reason", "unknown, used or expired code");
                 self.store
                     .commit(ChangeSet::new().with(event.into_change()))
                     .await?;
@@ -157,7 +164,7 @@ impl Ward {
             &org_id,
             now,
             &Actor::Device(row.device_id.clone()),
-            "device.activate",
+            Action::DeviceActivate,
             &user_id,
             "ok",
         )

@@ -152,7 +152,12 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreError {
         let event = ctx
-            .event(now, "auth.push", &user_ref_label(user_ref), "deny")
+            .event(
+                now,
+                crate::audit::Action::AuthPush,
+                &user_ref_label(user_ref),
+                "deny",
+            )
             .detail("reason", "verified_push_needs_a_screen");
         self.audited_refusal(
             event,

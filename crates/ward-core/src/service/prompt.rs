@@ -25,7 +25,7 @@ use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, UserRow};
 pub use token::{OAuthError, OAuthErrorCode, TokenParams, TokenResponse};
 
 use super::{AuthContext, Ward};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Enrolled, Method, Refusal, Subject};
@@ -258,7 +258,7 @@ impl Ward {
                     DEFAULT_ORG,
                     now,
                     &Actor::Anonymous,
-                    "prompt.refused",
+                    Action::PromptRefused,
                     &client,
                     "deny",
                 )
@@ -274,7 +274,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::Integration(request.client_id.clone()),
-            "prompt.start",
+            Action::PromptStart,
             &request.username,
             "ok",
         )
@@ -565,7 +565,7 @@ impl Ward {
                 DEFAULT_ORG,
                 now,
                 &Actor::Integration(request.client_id.clone()),
-                "prompt.auth",
+                Action::PromptAuth,
                 target,
                 outcome,
             )

@@ -17,7 +17,7 @@ use ward_store::{Change, ChangeSet, DEFAULT_ORG, PushRow, Signal, StoreError};
 
 use super::Ward;
 use super::auth::{AuthContext, AuthDecision, AuthStatus, decision, user_key, user_ref_label};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Allowed, Method, Refusal, Subject};
@@ -171,7 +171,7 @@ impl Ward {
         };
         if let Some(reason) = refusal {
             let event = ctx
-                .event(now, "auth.push", &user_ref_label(user_ref), "deny")
+                .event(now, Action::AuthPush, &user_ref_label(user_ref), "deny")
                 .detail("reason", "policy_refuses_api_push");
             return Err(self.audited_refusal(event, "factor", reason).await);
         }
@@ -224,7 +224,7 @@ impl Ward {
         let row = self.push_row(ctx, &user, req, &started, now)?;
         let context = row.context.clone();
         let event = ctx
-            .event(now, "auth.push.sent", &user.id, "pending")
+            .event(now, Action::AuthPushSent, &user.id, "pending")
             .detail("txid", started.txid.as_str())
             .detail("device_id", started.device_id.as_str())
             .detail("number_required", started.number.is_some())
@@ -344,7 +344,7 @@ impl Ward {
         let status = push_refused_status(refusal);
         let txid = req.want_txid.then(ids::txid);
         let event = ctx
-            .event(now, "auth.push", target, "deny")
+            .event(now, Action::AuthPush, target, "deny")
             .detail("reason", refusal.as_str());
         let mut set = ChangeSet::new();
         if let Some(txid) = &txid {
@@ -447,7 +447,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &actor,
-            "auth.push.answer",
+            Action::AuthPushAnswer,
             &answer.txid,
             "refused",
         )
@@ -480,7 +480,7 @@ impl Ward {
             &push.org_id,
             now,
             actor,
-            "auth.push.decided",
+            Action::AuthPushDecided,
             &push.user_id,
             outcome,
         )

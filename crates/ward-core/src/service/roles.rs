@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use ward_store::{ApproverRow, Change, ChangeSet, DEFAULT_ORG, RoleRow, StoreError, UserRow};
 
 use super::Ward;
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor, Role};
 
@@ -33,8 +33,15 @@ impl Ward {
             granted_ms: now.timestamp_millis(),
             granted_by: actor.to_string(),
         };
-        let event = Event::new(DEFAULT_ORG, now, actor, "role.grant", &user.user_id, "ok")
-            .detail("role", role.as_str());
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            actor,
+            Action::RoleGrant,
+            &user.user_id,
+            "ok",
+        )
+        .detail("role", role.as_str());
         self.store
             .commit(
                 ChangeSet::new()
@@ -61,8 +68,15 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
         let user = self.user_named(username).await?;
-        let event = Event::new(DEFAULT_ORG, now, actor, "role.revoke", &user.user_id, "ok")
-            .detail("role", role.as_str());
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            actor,
+            Action::RoleRevoke,
+            &user.user_id,
+            "ok",
+        )
+        .detail("role", role.as_str());
         self.store
             .commit(
                 ChangeSet::new()
@@ -132,7 +146,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             actor,
-            "recovery.approver.add",
+            Action::RecoveryApproverAdd,
             &user.user_id,
             "ok",
         )

@@ -12,7 +12,7 @@ use super::{
     CeremonyStart, CeremonyState, DISABLED, LOCKED, PasskeyCheck, StoredCredential, bad_response,
     user_handle,
 };
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Allowed, Method, Refusal, Subject};
@@ -190,7 +190,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::User(row.user_id.clone()),
-            "passkey.auth",
+            Action::PasskeyAuth,
             &row.user_id,
             "allow",
         )
@@ -337,7 +337,7 @@ impl AuthRefusal<'_> {
             DEFAULT_ORG,
             self.now,
             &Actor::Anonymous,
-            "passkey.auth",
+            Action::PasskeyAuth,
             target,
             "deny",
         )

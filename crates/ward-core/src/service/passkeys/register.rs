@@ -13,7 +13,7 @@ use super::{
     CeremonyStart, CeremonyState, PasskeyView, StoredCredential, bad_response, ca_list, purpose,
     require_resident_key, user_handle,
 };
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor;
@@ -130,11 +130,18 @@ impl Ward {
             last_used_ms: None,
         };
         let view = PasskeyView::from(&row);
-        let event = Event::new(DEFAULT_ORG, now, &actor, "passkey.add", &user.user_id, "ok")
-            .detail("cred_id", cred_id.as_str())
-            .detail("kind", stored.kind())
-            .detail("backup_eligible", flags.backup_eligible)
-            .detail_opt("aaguid", aaguid);
+        let event = Event::new(
+            DEFAULT_ORG,
+            now,
+            &actor,
+            Action::PasskeyAdd,
+            &user.user_id,
+            "ok",
+        )
+        .detail("cred_id", cred_id.as_str())
+        .detail("kind", stored.kind())
+        .detail("backup_eligible", flags.backup_eligible)
+        .detail_opt("aaguid", aaguid);
         self.store
             .commit(
                 ChangeSet::new()
@@ -181,7 +188,7 @@ impl Ward {
                 DEFAULT_ORG,
                 now,
                 &actor,
-                "passkey.add",
+                Action::PasskeyAdd,
                 &user.user_id,
                 "deny",
             )

@@ -9,7 +9,7 @@ use super::{
     FactorKind, Factors, RecoveryView, STEP_UP_NEEDED, Session, TOTP_ENROL, TotpConfirm, TotpSetup,
     TotpView, refuse_if_frozen,
 };
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor;
@@ -121,7 +121,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::User(user.user_id.clone()),
-            "factor.totp.add",
+            Action::FactorTotpAdd,
             &user.user_id,
             "ok",
         )
@@ -166,7 +166,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::User(user.user_id.clone()),
-            "factor.rename",
+            Action::FactorRename,
             &user.user_id,
             "ok",
         )
@@ -214,7 +214,7 @@ impl Ward {
                 DEFAULT_ORG,
                 now,
                 &actor,
-                "factor.remove",
+                Action::FactorRemove,
                 &user.user_id,
                 "deny",
             )
@@ -234,7 +234,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &actor,
-            "factor.remove",
+            Action::FactorRemove,
             &user.user_id,
             "ok",
         )
@@ -290,7 +290,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             actor,
-            "user.policy_group",
+            Action::UserPolicyGroup,
             &user.user_id,
             "ok",
         )

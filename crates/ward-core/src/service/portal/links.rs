@@ -6,7 +6,7 @@ use ward_store::{Change, ChangeSet, DEFAULT_ORG, Outcome, StoreError, UserRow, U
 use super::{
     ENROL, ENROL_SESSION_TTL, EnrolLink, LinkState, MAX_ENROL_TTL, NewSession, REPORT_PREFIX,
 };
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor;
@@ -56,7 +56,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             actor,
-            "enrol_link.create",
+            Action::EnrolLinkCreate,
             &user.user_id,
             "ok",
         )
@@ -124,7 +124,7 @@ impl Ward {
                 DEFAULT_ORG,
                 now,
                 &Actor::Anonymous,
-                "enrol_link.use",
+                Action::EnrolLinkUse,
                 "-",
                 "deny",
             )
@@ -249,7 +249,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::User(row.user_id.clone()),
-            "account.freeze",
+            Action::AccountFreeze,
             &row.user_id,
             "ok",
         )
@@ -320,7 +320,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             actor,
-            "account.unfreeze",
+            Action::AccountUnfreeze,
             &user.user_id,
             "ok",
         );

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::{RECOVERY_CODE_BYTES, RECOVERY_CODES, Session, refuse_alteration};
 use crate::argon::Ticket;
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::error::CoreResult;
 use crate::gate::Alteration;
 use crate::model::Actor;
@@ -30,7 +30,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::User(user.user_id.clone()),
-            "recovery_codes.generate",
+            Action::RecoveryCodesGenerate,
             &user.user_id,
             "ok",
         )

@@ -6,7 +6,7 @@ use ward_store::{Change, ChangeSet, DEFAULT_ORG, Outcome, SessionRow, UserKey, U
 use zeroize::Zeroizing;
 
 use super::{NewSession, STEP_UP_NEEDED, Session, TOUCH_EVERY};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Allowed, Door};
@@ -46,7 +46,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::User(user.user_id.clone()),
-            "session.open",
+            Action::SessionOpen,
             &user.user_id,
             "ok",
         )
@@ -124,7 +124,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::User(session.user.user_id.clone()),
-            "session.close",
+            Action::SessionClose,
             &session.user.user_id,
             "ok",
         );
@@ -156,8 +156,15 @@ impl Ward {
                         user_id: user_id.into(),
                     })
                     .with(
-                        Event::new(DEFAULT_ORG, now, actor, "session.close_all", user_id, "ok")
-                            .into_change(),
+                        Event::new(
+                            DEFAULT_ORG,
+                            now,
+                            actor,
+                            Action::SessionCloseAll,
+                            user_id,
+                            "ok",
+                        )
+                        .into_change(),
                     ),
             )
             .await?;
@@ -276,7 +283,7 @@ impl Ward {
                 DEFAULT_ORG,
                 now,
                 &actor,
-                "portal.signin.totp",
+                Action::PortalSigninTotp,
                 target,
                 outcome,
             )

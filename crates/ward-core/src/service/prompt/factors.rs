@@ -9,7 +9,7 @@ use super::{
     Completion, Decision, Offer, PASSKEY_PURPOSE, PROMPT_TTL, PUSH_DONE_PURPOSE, PromptMethod,
     PromptPasscode, PromptPush, PromptRequest, invalid,
 };
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Door, Refusal};
@@ -24,7 +24,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &Actor::Integration(request.client_id.clone()),
-            "prompt.cancel",
+            Action::PromptCancel,
             &request.username,
             "deny",
         )

@@ -161,7 +161,7 @@ impl Ward {
                     DEFAULT_ORG,
                     now,
                     &actor,
-                    "recovery.approval_refused",
+                    crate::audit::Action::RecoveryApprovalRefused,
                     case_id,
                     "deny",
                 )

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ward_store::{Change, ChangeSet, DEFAULT_ORG};
 
 use super::Ward;
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor as AuditActor;
 
@@ -78,7 +78,7 @@ impl Ward {
                 DEFAULT_ORG,
                 now,
                 &actor,
-                "security.contact_report",
+                Action::SecurityContactReport,
                 user_id.unwrap_or("-"),
                 "ok",
             )

@@ -169,7 +169,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &AuditActor::User(user_id.clone()),
-            "recovery.revoke_factors",
+            crate::audit::Action::RecoveryRevokeFactors,
             &user_id,
             "ok",
         )

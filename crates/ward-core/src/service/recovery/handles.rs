@@ -13,7 +13,7 @@ use ward_store::{Change, ChangeSet, DEFAULT_ORG, StoreError};
 use zeroize::Zeroizing;
 
 use super::{Loaded, Submitted, Ward};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor as AuditActor;
@@ -58,7 +58,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &AuditActor::Anonymous,
-            "recovery.adopted",
+            Action::RecoveryAdopted,
             row.user_id.as_deref().unwrap_or("-"),
             "ok",
         )
@@ -91,7 +91,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &AuditActor::Anonymous,
-            "recovery.handle_rotated",
+            Action::RecoveryHandleRotated,
             loaded.row.user_id.as_deref().unwrap_or("-"),
             "ok",
         )

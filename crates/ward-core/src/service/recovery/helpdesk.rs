@@ -7,7 +7,7 @@ use ward_store::DEFAULT_ORG;
 
 use super::notices::RECOVERY_IKEY;
 use super::{Ward, category_label, state_name};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, Role, UserRef};
 use crate::recovery::{Actor, Opener};
@@ -83,7 +83,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &actor,
-            "helpdesk.lookup",
+            Action::HelpdeskLookup,
             user.as_ref().map_or("-", |u| u.user_id.as_str()),
             "ok",
         )
@@ -258,7 +258,7 @@ impl Ward {
             DEFAULT_ORG,
             now,
             &actor,
-            "helpdesk.note",
+            Action::HelpdeskNote,
             &user.user_id,
             "ok",
         )

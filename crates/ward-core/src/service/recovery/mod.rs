@@ -29,7 +29,7 @@ use ward_store::{
 };
 
 use super::Ward;
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, Role};
@@ -523,7 +523,7 @@ fn case_event_audit(
         DEFAULT_ORG,
         now,
         actor,
-        &format!("recovery.{}", e.name()),
+        Action::for_case_event(e),
         target,
         "ok",
     )

@@ -9,7 +9,7 @@ use ward_store::{
 use zeroize::Zeroizing;
 
 use super::{Loaded, Ward, refusal_error};
-use crate::audit::Event;
+use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::model::Actor as AuditActor;
@@ -178,13 +178,20 @@ impl Ward {
             .agent_id()
             .map_or(AuditActor::Anonymous, |a| AuditActor::User(a.to_owned()));
         let target = start.user.map_or("-", |u| u.user_id.as_str());
-        let audit = Event::new(DEFAULT_ORG, now, &actor, "recovery.start", target, "ok")
-            .detail("case_id", case_id.as_str())
-            .detail("phantom", real.is_none())
-            .detail_opt("phantom_reason", reason)
-            .detail("breaker", start.breaker)
-            .detail("user_told", told)
-            .detail_opt("ip", start.ip.map(str::to_owned));
+        let audit = Event::new(
+            DEFAULT_ORG,
+            now,
+            &actor,
+            Action::RecoveryStart,
+            target,
+            "ok",
+        )
+        .detail("case_id", case_id.as_str())
+        .detail("phantom", real.is_none())
+        .detail_opt("phantom_reason", reason)
+        .detail("breaker", start.breaker)
+        .detail("user_told", told)
+        .detail_opt("ip", start.ip.map(str::to_owned));
         let set = ChangeSet::new()
             .with(Change::OpenRecoveryCase {
                 case: row.clone(),
