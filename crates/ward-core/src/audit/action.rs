@@ -70,9 +70,9 @@ actions! {
         details: ["door", "reason", "integration", "ipaddr", "client_ip"],
     }
     AuthPasscode = "auth.passcode" {
-        "A passcode (TOTP or recovery code) checked at a Duo API door or the hosted prompt; actor: the integration.",
+        "A passcode from an authenticator app (TOTP/HOTP) checked at a Duo API door or the hosted prompt; actor: the integration.",
         outcomes: ["allow", "deny"],
-        details: ["door", "integration", "ipaddr", "client_ip"],
+        details: ["door", "reason", "totp_id", "integration", "ipaddr", "client_ip"],
     }
     AuthRequestRefused = "auth.request_refused" {
         "A signed request refused before any decision (a single-valued parameter given more than once); actor: the integration.",
