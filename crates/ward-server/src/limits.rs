@@ -31,6 +31,12 @@ use crate::error::ApiError;
 
 const FAILURE_WINDOW: Duration = Duration::from_mins(1);
 
+/// Integration keys per second (bursts of twice) that one address may have looked up in the
+/// database: a signed request is checked even from an address over its budget, but a key that
+/// is not in the credentials cache costs a read, and random keys would miss it every time.
+/// Known integrations are read once per cache lifetime (seconds), far below this.
+const LOOKUPS_PER_SECOND: u32 = 20;
+
 /// The limiters of one node.
 #[derive(Debug)]
 pub struct Limits {
@@ -38,6 +44,7 @@ pub struct Limits {
     ip_failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     max_failures: u32,
     integration: DefaultKeyedRateLimiter<String>,
+    lookups: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -62,7 +69,16 @@ impl Limits {
                 Quota::per_second(nz(integration_per_second))
                     .allow_burst(nz(integration_per_second.saturating_mul(2))),
             ),
+            lookups: RateLimiter::keyed(
+                Quota::per_second(nz(LOOKUPS_PER_SECOND))
+                    .allow_burst(nz(LOOKUPS_PER_SECOND.saturating_mul(2))),
+            ),
         }
+    }
+
+    /// Admits one database lookup of an integration key that is not cached, for `ip`.
+    pub fn admit_lookup(&self, ip: IpAddr) -> bool {
+        self.lookups.check_key(&ip).is_ok()
     }
 
     /// Admits one request from `ip` that no integration vouches for, unless the address is over
@@ -108,6 +124,7 @@ impl Limits {
                     failures.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);
                 }
                 limits.integration.retain_recent();
+                limits.lookups.retain_recent();
             }
         })
     }
@@ -226,6 +243,19 @@ mod tests {
         assert!(l.admit_integration("DI1"));
         assert!(l.admit_integration("DI1"));
         assert!(!l.admit_integration("DI1"));
+    }
+
+    #[test]
+    fn uncached_key_lookups_are_limited_per_address() {
+        let l = Limits::new(1000, 60, 1000);
+        let ip: IpAddr = "192.0.2.11".parse().unwrap();
+        let admitted = (0..100).filter(|_| l.admit_lookup(ip)).count();
+        assert_eq!(
+            admitted,
+            2 * LOOKUPS_PER_SECOND as usize,
+            "a burst, then refused"
+        );
+        assert!(l.admit_lookup("192.0.2.12".parse().unwrap()));
     }
 
     #[test]

@@ -131,6 +131,15 @@ impl Ward {
         rows.iter().map(Integration::try_from).collect()
     }
 
+    /// An integration's credentials if they are in this node's cache (no database read).
+    pub fn cached_integration(
+        &self,
+        ikey: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Arc<IntegrationCredentials>> {
+        self.integrations.get(ikey, now)
+    }
+
     /// An integration and its opened secret key, for checking a request signature.
     pub async fn integration_credentials(
         &self,

@@ -125,8 +125,20 @@ async fn verify_signature(
             ApiError::code(DuoErrorCode::InvalidSignature)
         }
     })?;
-    let Some(found) = state.ward.integration_credentials(&creds.ikey, now).await? else {
-        return Err(ApiError::code(DuoErrorCode::InvalidIntegrationKey));
+    let cached = state.ward.cached_integration(&creds.ikey, now);
+    if cached.is_none()
+        && !state
+            .limits
+            .admit_lookup(client_ip(parts, state.settings.trust_forwarded_for))
+    {
+        return Err(ApiError::code(DuoErrorCode::TooManyRequests));
+    }
+    let found = match cached {
+        Some(found) => found,
+        None => match state.ward.integration_credentials(&creds.ikey, now).await? {
+            Some(found) => found,
+            None => return Err(ApiError::code(DuoErrorCode::InvalidIntegrationKey)),
+        },
     };
     let x_duo = x_duo_headers(&parts.headers);
     let hosts =
