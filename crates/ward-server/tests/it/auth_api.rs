@@ -16,8 +16,7 @@ use ward_core::service::Ward;
 use ward_core::totp::{Algorithm, Totp, base32_decode};
 use ward_proto::duo::params::Params;
 use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
-use ward_server::app::{AppState, router};
-use ward_server::duo::signed::DuoSettings;
+use ward_server::app::router;
 use ward_server::limits::Limits;
 use ward_server::listener::PeerAddr;
 use ward_store_sqlite::SqliteStore;
@@ -66,29 +65,13 @@ pub(super) async fn api_with(limits: Limits) -> Api {
     ward.add_totp(&Actor::Cli, "alice", Some(SECRET), Algorithm::Sha1, 6, now)
         .await
         .unwrap();
-    let settings = Arc::new(DuoSettings {
-        hosts: vec!["localhost:8443".into(), HOST.into()],
-        skew_secs: 300,
-        allow_v1: true,
-        trust_forwarded_for: false,
-        max_body_bytes: 64 * 1024,
-    });
-    let state = AppState {
-        ward: Arc::clone(&ward),
-        clock: Arc::new(clock.clone()),
-        settings,
-        limits: Arc::new(limits),
-        wakers: Arc::default(),
-        shutdown: ward_server::app::Shutdown::default(),
-        web: ward_server::web::WebSettings::new(
-            ward_server::config::Branding {
-                organisation: "Example".into(),
-                logo: None,
-                accent_colour: "#2b59c3".into(),
-            },
-            "localhost:8443",
-        ),
-    };
+    let state = crate::app_state(
+        Arc::clone(&ward),
+        clock.clone(),
+        &["localhost:8443", HOST],
+        true,
+        limits,
+    );
     Api {
         _dir: dir,
         app: router(state),

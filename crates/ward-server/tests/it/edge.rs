@@ -20,8 +20,7 @@ use ward_core::policy::AuthPolicy;
 use ward_core::service::Ward;
 use ward_proto::duo::params::Params;
 use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
-use ward_server::app::{AppState, router};
-use ward_server::duo::signed::DuoSettings;
+use ward_server::app::router;
 use ward_server::limits::Limits;
 use ward_store::Store;
 use ward_store_postgres::PostgresStore;
@@ -53,28 +52,13 @@ async fn edge(store: Arc<dyn Store>) -> Edge {
     ward.create_user(&Actor::Cli, "alice", None, now)
         .await
         .unwrap();
-    let state = AppState {
+    let state = crate::app_state(
         ward,
-        clock: Arc::new(clock.clone()),
-        settings: Arc::new(DuoSettings {
-            hosts: vec!["localhost:8443".into(), HOST.into()],
-            skew_secs: 300,
-            allow_v1: true,
-            trust_forwarded_for: false,
-            max_body_bytes: 64 * 1024,
-        }),
-        limits: Arc::new(Limits::new(10_000, 10_000, 10_000)),
-        wakers: Arc::default(),
-        shutdown: ward_server::app::Shutdown::default(),
-        web: ward_server::web::WebSettings::new(
-            ward_server::config::Branding {
-                organisation: "Example".into(),
-                logo: None,
-                accent_colour: "#2b59c3".into(),
-            },
-            "localhost:8443",
-        ),
-    };
+        clock.clone(),
+        &["localhost:8443", HOST],
+        true,
+        Limits::new(10_000, 10_000, 10_000),
+    );
     Edge {
         app: router(state),
         store,

@@ -17,8 +17,7 @@ use ward_core::model::{Actor, Role};
 use ward_core::policy::AuthPolicy;
 use ward_core::service::Ward;
 use ward_server::alerts::CommandAlerts;
-use ward_server::app::{AppState, router};
-use ward_server::duo::signed::DuoSettings;
+use ward_server::app::router;
 use ward_server::limits::Limits;
 use ward_server::listener::PeerAddr;
 use ward_store::Store;
@@ -62,28 +61,13 @@ async fn site_with(pool: Argon2Pool, hook: Option<Vec<String>>) -> Site {
     ward.grant_role(&Actor::Cli, "root", Role::Admin, now)
         .await
         .unwrap();
-    let state = AppState {
+    let state = crate::app_state(
         ward,
-        clock: Arc::new(clock),
-        settings: Arc::new(DuoSettings {
-            hosts: vec!["localhost:8443".into()],
-            skew_secs: 300,
-            allow_v1: false,
-            trust_forwarded_for: false,
-            max_body_bytes: 64 * 1024,
-        }),
-        limits: Arc::new(Limits::new(1000, 1000, 1000)),
-        wakers: Arc::default(),
-        shutdown: ward_server::app::Shutdown::default(),
-        web: ward_server::web::WebSettings::new(
-            ward_server::config::Branding {
-                organisation: "Example".into(),
-                logo: None,
-                accent_colour: "#2b59c3".into(),
-            },
-            "localhost:8443",
-        ),
-    };
+        clock,
+        &["localhost:8443"],
+        false,
+        Limits::new(1000, 1000, 1000),
+    );
     Site {
         dir,
         app: router(state),
