@@ -131,23 +131,34 @@ impl Ward {
         rows.iter().map(Integration::try_from).collect()
     }
 
-    /// An integration's credentials if they are in this node's cache (no database read).
-    pub fn cached_integration(
-        &self,
-        ikey: &str,
-        now: DateTime<Utc>,
-    ) -> Option<Arc<IntegrationCredentials>> {
-        self.integrations.get(ikey, now)
-    }
-
     /// An integration and its opened secret key, for checking a request signature.
     pub async fn integration_credentials(
         &self,
         ikey: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
+        self.integration_credentials_admitted(ikey, now, || true)
+            .await
+    }
+
+    /// As [`Self::integration_credentials`], asking `may_read` before each database read (not
+    /// for cache hits, nor for lookups that waited for another's read of the same key):
+    /// [`CoreError::RateLimited`] when it refuses.
+    pub async fn integration_credentials_admitted(
+        &self,
+        ikey: &str,
+        now: DateTime<Utc>,
+        may_read: impl FnOnce() -> bool,
+    ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
         if let Some(hit) = self.integrations.get(ikey, now) {
             return Ok(Some(hit));
+        }
+        let _loading = self.integrations.loading(ikey).await;
+        if let Some(hit) = self.integrations.get(ikey, now) {
+            return Ok(Some(hit));
+        }
+        if !may_read() {
+            return Err(CoreError::RateLimited);
         }
         let Some(row) = self.store.integration_by_ikey(ikey).await? else {
             return Ok(None);

@@ -311,6 +311,50 @@ async fn integration_secret_round_trips_sealed() {
     );
 }
 
+/// A burst of lookups of one key that is not cached (a node just started, or the entry just
+/// expired) asks for one database read; the others wait for it. Unknown keys are read (and
+/// asked for) each time, and a refused read is `RateLimited`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_of_one_key_share_one_read() {
+    let f = fixture(AuthPolicy::default()).await;
+    let (integration, _) = f
+        .ward
+        .create_integration(&Actor::Cli, "burst", IntegrationKind::AuthApi, None, f.now)
+        .await
+        .unwrap();
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let lookups = (0..100).map(|_| {
+        f.ward
+            .integration_credentials_admitted(&integration.ikey, f.now, || {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                true
+            })
+    });
+    let found = futures::future::join_all(lookups).await;
+    assert!(found.iter().all(|r| matches!(r, Ok(Some(_)))));
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let misses = (0..10).map(|_| {
+        f.ward
+            .integration_credentials_admitted("DINOPE", f.now, || {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                true
+            })
+    });
+    let missed = futures::future::join_all(misses).await;
+    assert!(missed.iter().all(|r| matches!(r, Ok(None))));
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 11);
+
+    let refused = f
+        .ward
+        .integration_credentials_admitted("DINOPE", f.now, || false)
+        .await;
+    assert!(
+        matches!(refused, Err(CoreError::RateLimited)),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_different_master_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();

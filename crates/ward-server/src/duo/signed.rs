@@ -125,21 +125,12 @@ async fn verify_signature(
             ApiError::code(DuoErrorCode::InvalidSignature)
         }
     })?;
-    let cached = state.ward.cached_integration(&creds.ikey, now);
-    if cached.is_none()
-        && !state
-            .limits
-            .admit_lookup(client_ip(parts, state.settings.trust_forwarded_for))
-    {
-        return Err(ApiError::code(DuoErrorCode::TooManyRequests));
-    }
-    let found = match cached {
-        Some(found) => found,
-        None => match state.ward.integration_credentials(&creds.ikey, now).await? {
-            Some(found) => found,
-            None => return Err(ApiError::code(DuoErrorCode::InvalidIntegrationKey)),
-        },
-    };
+    let ip = client_ip(parts, state.settings.trust_forwarded_for);
+    let found = state
+        .ward
+        .integration_credentials_admitted(&creds.ikey, now, || state.limits.admit_lookup(ip))
+        .await?
+        .ok_or_else(|| ApiError::code(DuoErrorCode::InvalidIntegrationKey))?;
     let x_duo = x_duo_headers(&parts.headers);
     let hosts =
         signature::host_candidates(&state.settings.hosts, header_str(&parts.headers, "host"));

@@ -141,3 +141,44 @@ async fn failure_block_counts_unknown_paths_and_signed_requests_do_not_count() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// Integration keys that are not cached cost a database read each: one address gets a burst
+/// of such reads, then 429s, while a known integration's signed requests (cached) go on.
+#[tokio::test]
+async fn uncached_integration_keys_are_read_a_limited_number_of_times() {
+    let api = api_with(Limits::new(10_000, 10_000, 10_000)).await;
+    let (code, body) = api
+        .call(api.get("/auth/v2/check", &[], api.clock.now()))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let random = join_all((0..100).map(|i| {
+        let ikey = format!("DIRANDOM{i:012}");
+        let req = Request::get("/auth/v2/check")
+            .header("host", "localhost:8443")
+            .header("date", "Tue, 21 Oct 2026 07:28:00 -0000")
+            .header(
+                "authorization",
+                format!("Basic {}", base64_basic(&ikey, &"0".repeat(128))),
+            )
+            .body(Body::empty())
+            .unwrap();
+        status(&api.app, from("192.0.2.10:6002", req))
+    }))
+    .await;
+    let unknown = random
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = random
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        (1..=40).contains(&unknown) && unknown + limited == 100,
+        "{random:?}"
+    );
+    let (code, body) = api
+        .call(api.get("/auth/v2/check", &[], api.clock.now()))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
