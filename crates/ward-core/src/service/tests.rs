@@ -341,8 +341,8 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
                 true
             })
     });
-    let missed = futures::future::join_all(misses).await;
-    assert!(missed.iter().all(|r| matches!(r, Ok(None))));
+    let unknown = futures::future::join_all(misses).await;
+    assert!(unknown.iter().all(|r| matches!(r, Ok(None))));
     assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 11);
 
     let refused = f
