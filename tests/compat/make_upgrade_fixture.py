@@ -42,30 +42,26 @@ DEVICE_NAME = "Bob's workstation"
 PASSKEY_COUNTER = 1  # the signature counter of the fixture's one passkey sign-in
 
 
-def cli(server: WardServer, *args: str) -> Any:
-    return ward_cli(server, *args)
-
-
 def make_totp_user(server: WardServer, username: str) -> dict[str, Any]:
-    user = cli(server, "user", "create", username, "--email", f"{username}@example.test")
+    user = ward_cli(server, "user", "create", username, "--email", f"{username}@example.test")
     secret = base64.b32encode(os.urandom(20)).decode()
-    cli(server, "totp", "add", username, "--secret", secret)
+    ward_cli(server, "totp", "add", username, "--secret", secret)
     return {"user_id": user["user_id"], "totp_secret": secret}
 
 
 def make_push_user(server: WardServer, out: Path) -> dict[str, Any]:
-    user = cli(server, "user", "create", PUSH_USER, "--email", f"{PUSH_USER}@example.test")
+    user = ward_cli(server, "user", "create", PUSH_USER, "--email", f"{PUSH_USER}@example.test")
     state = out / "bob-device.json"
     device = Authenticator(state)
     device.run("activate", activation_url(server, PUSH_USER), "--name", DEVICE_NAME)
-    devices = cli(server, "device", "list", PUSH_USER)
+    devices = ward_cli(server, "device", "list", PUSH_USER)
     assert len(devices) == 1, devices
     return {"user_id": user["user_id"], "device_id": devices[0]["device_id"], "device_state": state.name}
 
 
 def make_passkey_user(server: WardServer, out: Path) -> dict[str, Any]:
-    user = cli(server, "user", "create", PASSKEY_USER, "--email", f"{PASSKEY_USER}@example.test")
-    link = cli(server, "enrol-link", PASSKEY_USER)
+    user = ward_cli(server, "user", "create", PASSKEY_USER, "--email", f"{PASSKEY_USER}@example.test")
+    link = ward_cli(server, "enrol-link", PASSKEY_USER)
     origin = f"https://localhost:{server.port}"
     portal = Portal(origin, server.ca_certs)
     portal.enrol(urllib.parse.urlsplit(link["url"]).path)
@@ -93,13 +89,13 @@ def push_and_approve(server: WardServer, client, device: Authenticator) -> None:
 def build_data_set(server: WardServer, out: Path) -> dict[str, Any]:
     """Every kind of record the upgrade test checks, plus the activity that audits them."""
     auth_api = create_integration(server, "Upgrade fixture: Auth API")
-    web_sdk = cli(server, "integration", "create", "--name", "Upgrade fixture: Web SDK", "--kind", "web-sdk")
+    web_sdk = ward_cli(server, "integration", "create", "--name", "Upgrade fixture: Web SDK", "--kind", "web-sdk")
     users = {
         TOTP_USER: make_totp_user(server, TOTP_USER),
         PUSH_USER: make_push_user(server, out),
         PASSKEY_USER: make_passkey_user(server, out),
         DISABLED_USER: make_totp_user(server, DISABLED_USER),
-        PLAIN_USER: {"user_id": cli(server, "user", "create", PLAIN_USER)["user_id"]},
+        PLAIN_USER: {"user_id": ward_cli(server, "user", "create", PLAIN_USER)["user_id"]},
     }
     client = server.auth_client(auth_api)
     # dave logs in with a code (so a used TOTP step is stored) and is disabled afterwards. alice's
@@ -110,7 +106,8 @@ def build_data_set(server: WardServer, out: Path) -> dict[str, Any]:
     run_ward(server, "user", "disable", DISABLED_USER)
     assert client.preauth(username=DISABLED_USER)["result"] == "deny"
     assert client.preauth(username=TOTP_USER)["result"] == "auth"
-    assert client.auth(factor="passcode", username=TOTP_USER, passcode=wrong_code(pyotp.TOTP(users[TOTP_USER]["totp_secret"])))["result"] == "deny"
+    alice = pyotp.TOTP(users[TOTP_USER]["totp_secret"])
+    assert client.auth(factor="passcode", username=TOTP_USER, passcode=wrong_code(alice))["result"] == "deny"
     push_and_approve(server, client, Authenticator(out / users[PUSH_USER]["device_state"]))
 
     return {
@@ -124,11 +121,12 @@ def build_data_set(server: WardServer, out: Path) -> dict[str, Any]:
 
 def record_store(server: WardServer, facts: dict[str, Any]) -> None:
     """What the store holds after the server stopped: users, devices and the whole audit log."""
-    facts["user_list"] = sorted(cli(server, "user", "list"), key=lambda u: u["username"])
-    facts["push_devices"] = cli(server, "device", "list", PUSH_USER)
+    facts["user_list"] = sorted(ward_cli(server, "user", "list"), key=lambda u: u["username"])
+    facts["push_devices"] = ward_cli(server, "device", "list", PUSH_USER)
     verify = run_ward(server, "audit", "verify")
     facts["audit_verify_stdout"] = verify.stdout.strip()
-    facts["audit_events"] = [json.loads(line) for line in run_ward(server, "audit", "export").stdout.splitlines() if line]
+    exported = run_ward(server, "audit", "export").stdout
+    facts["audit_events"] = [json.loads(line) for line in exported.splitlines() if line]
 
 
 def settle_sqlite(data_dir: Path) -> None:
