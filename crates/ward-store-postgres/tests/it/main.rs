@@ -8,7 +8,6 @@
 #![cfg(test)]
 
 mod conformance;
-mod migrations;
 mod nodes;
 mod portal;
 mod push;
