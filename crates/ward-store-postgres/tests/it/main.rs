@@ -8,9 +8,7 @@
 #![cfg(test)]
 
 mod conformance;
-mod nodes;
-mod portal;
-mod push;
+mod signals;
 
 use std::panic::AssertUnwindSafe;
 
