@@ -158,3 +158,74 @@ impl<B: Backend> Store for SqlStore<B> {
         self.backend.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    /// Every released migration and the SHA-256 of its bytes. sqlx stores a checksum of each
+    /// applied migration and refuses to open a database whose history differs, so a released
+    /// file must never change; a new migration is a new file, added here.
+    const RELEASED: &[(&str, &str)] = &[
+        (
+            "0001_initial.sql",
+            "5921913b9eae87347aefa40189ab51c6d93df8745f2de5e42487a2185b8f1132",
+        ),
+        (
+            "0002_push.sql",
+            "7602d601dc977b96d22794c45dfa09c5d8c6918198ca4c67ab16b5c3e76ecebf",
+        ),
+        (
+            "0003_integration_push_mode.sql",
+            "16f51e7512ed67b55f3a4007948eb253b83db5151082649674c6cb1654045b9a",
+        ),
+        (
+            "0004_portal.sql",
+            "8e21d086190a899a436f5424d861814e1756b56e7f2a388a28007341e5371ed7",
+        ),
+        (
+            "0005_prompt.sql",
+            "341837d9233ff6fa6be2eec88e48c20c16f2b0057e9c494a7eb61af6666c8b96",
+        ),
+        (
+            "0006_recovery.sql",
+            "9ca9d655fa9cecdb8d9a93775b8f2f764ce2b140c8ffe353cf9da5773e15b7e5",
+        ),
+        (
+            "0007_recovery_handles.sql",
+            "f2da48322b644f7e67450fc56425c68f81343e8ec161d4e9d41b08888b476ff7",
+        ),
+    ];
+
+    #[test]
+    fn released_migrations_are_never_edited_or_removed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        for (name, pinned) in RELEASED {
+            let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|err| {
+                panic!("released migration {name} is missing: {err}");
+            });
+            let sum = hex::encode(Sha256::digest(&bytes));
+            assert_eq!(&sum, pinned, "released migration {name} was edited");
+        }
+        // Numbered like the released ones, so that sqlx applies them in order.
+        let released: Vec<&str> = RELEASED.iter().map(|(name, _)| *name).collect();
+        let first: Vec<&str> = names
+            .iter()
+            .take(released.len())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            first, released,
+            "new migrations sort after the released ones"
+        );
+        assert!(
+            names.iter().all(|n| n.ends_with(".sql")),
+            "only .sql files: {names:?}"
+        );
+    }
+}
