@@ -224,7 +224,9 @@ mod tests {
             "new migrations sort after the released ones"
         );
         assert!(
-            names.iter().all(|n| n.ends_with(".sql")),
+            names.iter().all(|n| std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e == "sql")),
             "only .sql files: {names:?}"
         );
     }
