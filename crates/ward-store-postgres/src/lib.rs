@@ -34,7 +34,7 @@ use ward_store::{Signals, StoreError, StoreResult};
 use ward_store_sql::{Backend, Conn, SqlStore};
 
 use crate::error::store_err;
-use crate::glue::{Connection, migrate_err};
+use crate::glue::{Connection, acquire, migrate_err};
 use crate::signals::PgSignals;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../ward-store-sql/migrations");
@@ -98,10 +98,6 @@ fn io_reason(err: &std::io::Error) -> String {
             text.split(" (os error ").next().unwrap_or(&text).to_owned()
         }
     }
-}
-
-async fn acquire(pool: &PgPool) -> StoreResult<Connection> {
-    Ok(Connection::from(pool.acquire().await.map_err(store_err)?))
 }
 
 impl Backend for Postgres {

@@ -1,7 +1,7 @@
 //! The driver glue every sqlx backend needs, written once: [`sqlx_glue!`](crate::sqlx_glue).
 
 /// Defines, in a backend crate that depends on sqlx, `Connection` (a pooled connection
-/// implementing [`Conn`](crate::Conn)), `ResultRow` (implementing [`Row`](crate::Row)) and
+/// implementing [`Conn`](crate::Conn)) and `acquire` (one from a pool), `ResultRow` (implementing [`Row`](crate::Row)) and
 /// `decode_err` (a sqlx error that is not the database's answer, as a `StoreError`), for the
 /// sqlx database type `$db` with the row type `$row`. `$db_err` translates the database's
 /// errors (`fn(sqlx::Error) -> DbError`): that mapping differs by backend.
@@ -20,10 +20,14 @@ macro_rules! sqlx_glue {
             }
         }
 
-        impl From<::sqlx::pool::PoolConnection<$db>> for Connection {
-            fn from(conn: ::sqlx::pool::PoolConnection<$db>) -> Self {
-                Connection(conn)
-            }
+        /// A connection from `pool`.
+        pub(crate) async fn acquire(
+            pool: &::sqlx::Pool<$db>,
+        ) -> Result<Connection, ::ward_store::StoreError> {
+            let conn = pool.acquire().await;
+            Ok(Connection(conn.map_err(|err| {
+                ::ward_store::StoreError::from($db_err(err))
+            })?))
         }
 
         type SqlxQuery<'q> = ::sqlx::query::Query<'q, $db, <$db as ::sqlx::Database>::Arguments>;

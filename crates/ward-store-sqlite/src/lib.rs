@@ -32,7 +32,7 @@ use ward_store::{LocalSignals, Signals, StoreError, StoreResult};
 use ward_store_sql::{Backend, Conn, SqlStore};
 
 use crate::error::store_err;
-use crate::glue::{Connection, migrate_err};
+use crate::glue::{Connection, acquire, migrate_err};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../ward-store-sql/migrations");
 
@@ -108,10 +108,6 @@ impl Sqlite {
             signals: LocalSignals::default(),
         })
     }
-}
-
-async fn acquire(pool: &SqlitePool) -> StoreResult<Connection> {
-    Ok(Connection::from(pool.acquire().await.map_err(store_err)?))
 }
 
 impl Backend for Sqlite {
