@@ -1,62 +1,67 @@
 //! PostgreSQL backend for Ward's store (several nodes on one database).
 //!
-//! This crate owns the PostgreSQL schema (`migrations/`, numbered like the SQLite ones) and
-//! [`PostgresStore`], which implements every `ward-store` trait with sqlx runtime queries.
-//! Reads use a connection pool; all writes of a node go through one dedicated writer
-//! connection that applies many callers' change sets in one transaction (group commit, see
-//! [`ward_store::group_commit`]). Decisions that must happen once are single conditional
+//! [`PostgresStore`] is `ward-store-sql`'s [`SqlStore`] on this crate's [`Postgres`] backend:
+//! the schema, statements and row mappings are shared with SQLite; this crate only opens the
+//! connections (a read pool and one writer connection per node), begins write transactions
+//! (READ COMMITTED), carries change notifications ([`Store::signals`](ward_store::Store)) to
+//! every node through `LISTEN`/`NOTIFY` on the channel `ward_signals` (one more connection per
+//! node), and maps PostgreSQL's errors. Decisions that must happen once are single conditional
 //! statements, so two nodes can never both win; each node appends to its own audit chain, so
-//! nodes never wait for each other's chain lock. Change notifications ([`Store::signals`])
-//! reach every node through `LISTEN`/`NOTIFY` on the channel `ward_signals`, each node holding
-//! one more connection for its listener.
+//! nodes never wait for each other's chain lock.
 //!
 //! It must not depend on `ward-core`, `ward-server` or any web framework, and no sqlx type may
 //! appear in its public API: callers see only `ward-store` types.
 
-mod apply;
 mod error;
-mod reads;
 mod signals;
-mod writer;
+
+/// The driver glue, shared with SQLite in `ward-store-sql`.
+mod glue {
+    ward_store_sql::sqlx_glue!(
+        db: sqlx::Postgres,
+        row: sqlx::postgres::PgRow,
+        dialect: ward_store_sql::Dialect::Postgres,
+        db_err: crate::error::db_err,
+    );
+}
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
-use ward_store::group_commit::GroupCommit;
-use ward_store::{ChangeSet, CommitReceipt, Signals, Store, StoreError, StoreResult, Writer};
+use sqlx::{Connection as _, PgConnection, PgPool};
+use ward_store::{Signals, StoreError, StoreResult};
+use ward_store_sql::{Backend, Conn, SqlStore};
 
-use crate::error::{migrate_err, store_err};
+use crate::error::store_err;
+use crate::glue::{Connection, acquire, migrate_err};
 use crate::signals::PgSignals;
-use crate::writer::PgWriter;
 
-static MIGRATOR: Migrator = sqlx::migrate!();
-
-/// Pooled connections serving the read traits (per node), unless
-/// [`PostgresStore::open_with`] says.
-const READ_CONNECTIONS: u32 = 8;
+static MIGRATOR: Migrator = sqlx::migrate!("../ward-store-sql/migrations");
 
 /// A Ward store in a PostgreSQL database, shared by any number of nodes.
+///
+/// `PostgresStore::open(url, chain_id)` takes a libpq-style URL, e.g.
+/// `postgres://ward@db.internal/ward`. A schema other than `public` is chosen through sqlx's
+/// `options` parameter: `postgres://…/ward?options=-c%20search_path%3Dward` (or
+/// `options[search_path]=ward`). `chain_id` must be unique per node.
 ///
 /// # Security
 /// A change set is reported committed only after PostgreSQL's COMMIT returned (durable under
 /// the server's default `synchronous_commit = on`).
-pub struct PostgresStore {
+pub type PostgresStore = SqlStore<Postgres>;
+
+/// The PostgreSQL side of [`PostgresStore`]: its pools and its `LISTEN`/`NOTIFY` signals.
+pub struct Postgres {
     reads: PgPool,
     writes: PgPool,
-    writer: GroupCommit,
-    chain_id: String,
     signals: PgSignals,
 }
 
-impl std::fmt::Debug for PostgresStore {
+impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Connection options hold the password: never print them.
-        f.debug_struct("PostgresStore")
-            .field("chain_id", &self.chain_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Postgres").finish_non_exhaustive()
     }
 }
 
@@ -95,27 +100,19 @@ fn io_reason(err: &std::io::Error) -> String {
     }
 }
 
-impl PostgresStore {
-    /// Connects to the database at `url` and starts this node's writer task.
-    ///
-    /// `url` is a libpq-style URL, e.g. `postgres://ward@db.internal/ward`. A schema other than
-    /// `public` is chosen through sqlx's `options` parameter:
-    /// `postgres://…/ward?options=-c%20search_path%3Dward` (or `options[search_path]=ward`).
-    /// Audit events committed through this store are appended to the chain `chain_id`, which
-    /// must be unique per node.
-    ///
-    /// The schema is not touched; call [`PostgresStore::migrate`].
-    pub async fn open(url: &str, chain_id: &str) -> Result<PostgresStore, StoreError> {
-        Self::open_with(url, chain_id, READ_CONNECTIONS).await
-    }
+impl Backend for Postgres {
+    const NAME: &'static str = "postgres";
+    const STORE: &'static str = "PostgresStore";
+    const READ_CONNECTIONS: u32 = 8;
 
-    /// Like [`PostgresStore::open`], with at most `max_connections` pooled read connections
-    /// (at least one). Writes always use this node's one writer connection, in addition.
-    pub async fn open_with(
+    type Conn = Connection;
+    type Writes = PgPool;
+
+    async fn open(
         url: &str,
         chain_id: &str,
         max_connections: u32,
-    ) -> Result<PostgresStore, StoreError> {
+    ) -> StoreResult<(Postgres, PgPool)> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| StoreError::Unavailable(format!("bad PostgreSQL URL: {err}")))?;
         probe(&options).await?;
@@ -133,57 +130,47 @@ impl PostgresStore {
             .connect_lazy_with(options.clone());
         let signals =
             PgSignals::start(options, &format!("ward-signals {chain_id}"), reads.clone()).await?;
-        let group_commit = GroupCommit::spawn(
-            PgWriter {
-                pool: writes.clone(),
-            },
-            chain_id.to_owned(),
-        );
-        tracing::debug!(chain_id, "opened PostgreSQL store");
-        Ok(PostgresStore {
+        let postgres = Postgres {
             reads,
-            writes,
-            writer: group_commit,
-            chain_id: chain_id.to_owned(),
+            writes: writes.clone(),
             signals,
-        })
+        };
+        Ok((postgres, writes))
     }
 
-    /// Applies the embedded migrations that the database has not seen yet.
-    ///
+    async fn begin(writes: &PgPool) -> StoreResult<Connection> {
+        let mut conn = acquire(writes).await?;
+        if let Err(err) = conn.control("BEGIN").await {
+            // The connection is probably broken (the pool does not ping it first): close it
+            // rather than hand it out again.
+            conn.close_on_drop();
+            return Err(err.into());
+        }
+        Ok(conn)
+    }
+
+    async fn read(&self) -> StoreResult<Connection> {
+        acquire(&self.reads).await
+    }
+
+    async fn side_write(&self) -> StoreResult<Connection> {
+        acquire(&self.reads).await
+    }
+
     /// Safe when several nodes start together: sqlx's migrator holds a PostgreSQL advisory lock
     /// (keyed on the database name) while it checks and applies migrations. It runs on a
     /// dedicated connection that is closed afterwards, so that a failed migration cannot leave
     /// the session-level lock held by a pooled connection.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let options = self.reads.connect_options();
-        let mut conn = PgConnection::connect_with(&options)
+    async fn migrate(&self) -> StoreResult<()> {
+        // A pool of one, closed below: its connection is the dedicated one.
+        let dedicated = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with((*self.reads.connect_options()).clone())
             .await
             .map_err(store_err)?;
-        MIGRATOR.run(&mut conn).await.map_err(migrate_err)?;
-        if let Err(err) = conn.close().await {
-            tracing::debug!(error = %err, "closing the migration connection failed");
-        }
-        tracing::info!("PostgreSQL schema is up to date");
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Writer for PostgresStore {
-    async fn commit(&self, set: ChangeSet) -> StoreResult<CommitReceipt> {
-        self.writer.commit(set).await
-    }
-}
-
-#[async_trait]
-impl Store for PostgresStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn chain_id(&self) -> &str {
-        &self.chain_id
+        let migrated = MIGRATOR.run(&dedicated).await.map_err(migrate_err);
+        dedicated.close().await;
+        migrated
     }
 
     fn signals(&self) -> &dyn Signals {
@@ -192,7 +179,6 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.signals.stop().await;
-        self.writer.close().await;
         self.reads.close().await;
         self.writes.close().await;
     }

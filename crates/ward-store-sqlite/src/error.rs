@@ -1,78 +1,42 @@
-//! Translation of sqlx errors into [`StoreError`]: nothing of sqlx crosses the store traits.
+//! Translation of SQLite's errors: nothing of sqlx crosses the store traits.
 
 use sqlx::error::ErrorKind;
 use ward_store::StoreError;
+use ward_store_sql::{DbError, UniqueRule};
+
+use crate::glue::decode_err;
 
 /// General translation: constraint violations keep their meaning, undecodable data is
 /// `Corrupt`, everything else (I/O, busy, pool) is `Unavailable`.
 pub(crate) fn store_err(err: sqlx::Error) -> StoreError {
+    db_err(err).into()
+}
+
+/// A failed statement. SQLite names the columns of a broken unique rule in its message,
+/// e.g. `UNIQUE constraint failed: users.org_id, users.username`.
+pub(crate) fn db_err(err: sqlx::Error) -> DbError {
     match err {
         sqlx::Error::Database(db) => {
             let message = db.message().to_owned();
             match db.kind() {
-                ErrorKind::UniqueViolation => StoreError::Duplicate(message),
-                ErrorKind::ForeignKeyViolation => StoreError::NotFound(message),
-                ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
-                    StoreError::Corrupt(message)
+                ErrorKind::UniqueViolation => {
+                    let rule = if message.contains("users.username") {
+                        Some(UniqueRule::Username)
+                    } else if message.contains("recovery_cases.user_id") {
+                        // The partial index `recovery_cases_one_open` (org_id, user_id).
+                        Some(UniqueRule::OpenRecoveryCase)
+                    } else {
+                        None
+                    };
+                    DbError::Unique { rule, message }
                 }
-                _ => StoreError::Unavailable(message),
+                ErrorKind::ForeignKeyViolation => DbError::ForeignKey(message),
+                ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
+                    DbError::Other(StoreError::Corrupt(message))
+                }
+                _ => DbError::Other(StoreError::Unavailable(message)),
             }
         }
-        sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
-        err @ (sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::ColumnIndexOutOfBounds { .. }
-        | sqlx::Error::TypeNotFound { .. }) => StoreError::Corrupt(err.to_string()),
-        other => StoreError::Unavailable(other.to_string()),
-    }
-}
-
-/// For an INSERT: a unique violation means `duplicate` already exists, a foreign-key
-/// violation means `missing` does not exist.
-pub(crate) fn insert_err(err: sqlx::Error, duplicate: &str, missing: &str) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Duplicate(duplicate.into())
-        }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::NotFound(missing.into())
-        }
-        _ => store_err(err),
-    }
-}
-
-/// For an INSERT into `users`: which of the two unique rules was hit.
-pub(crate) fn user_insert_err(err: sqlx::Error) -> StoreError {
-    // SQLite names the columns: "UNIQUE constraint failed: users.org_id, users.username".
-    let username = matches!(&err, sqlx::Error::Database(db)
-        if db.is_unique_violation() && db.message().contains("users.username"));
-    if username {
-        StoreError::Duplicate("username".into())
-    } else {
-        insert_err(err, "user_id", "user")
-    }
-}
-
-/// For an INSERT into `recovery_cases`: the user's one open case, or a case id or handle that
-/// exists.
-pub(crate) fn case_insert_err(err: sqlx::Error) -> StoreError {
-    // SQLite names the index's columns: "UNIQUE constraint failed: recovery_cases.org_id,
-    // recovery_cases.user_id" (the partial index `recovery_cases_one_open`).
-    let open = matches!(&err, sqlx::Error::Database(db)
-        if db.is_unique_violation() && db.message().contains("recovery_cases.user_id"));
-    if open {
-        StoreError::Duplicate("open recovery case".into())
-    } else {
-        insert_err(err, "recovery case", "user")
-    }
-}
-
-pub(crate) fn migrate_err(err: sqlx::migrate::MigrateError) -> StoreError {
-    use sqlx::migrate::MigrateError;
-    match err {
-        MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _) => store_err(err),
-        // The database knows migrations this build does not, or a released one was edited.
-        other => StoreError::Corrupt(format!("migrations: {other}")),
+        other => DbError::Other(decode_err(other)),
     }
 }

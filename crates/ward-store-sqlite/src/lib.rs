@@ -1,38 +1,40 @@
 //! SQLite backend for Ward's store (the embedded default).
 //!
-//! This crate owns the SQLite schema (`migrations/`, numbered like the PostgreSQL ones) and
-//! [`SqliteStore`], which implements every `ward-store` trait with sqlx runtime queries. Reads go
-//! to a small pool of query-only connections; all writes go through one dedicated writer
-//! connection that applies many callers' change sets in one `BEGIN IMMEDIATE` transaction
-//! (group commit, see [`ward_store::group_commit`]), so concurrent requests share one fsync.
+//! [`SqliteStore`] is `ward-store-sql`'s [`SqlStore`] on this crate's [`Sqlite`] backend: the
+//! schema, statements and row mappings are shared with PostgreSQL; this crate only opens the
+//! connections (WAL, `synchronous = FULL`, foreign keys, query-only readers), begins write
+//! transactions with `BEGIN IMMEDIATE`, keeps signals within the process, and maps SQLite's
+//! errors. Reads go to a small pool of query-only connections; all writes go through one
+//! dedicated writer connection (group commit, see [`ward_store::group_commit`]).
 //!
 //! It must not depend on `ward-core`, `ward-server` or any web framework, and no sqlx type may
 //! appear in its public API: callers see only `ward-store` types.
 
-mod apply;
 mod error;
-mod reads;
-mod writer;
+
+/// The driver glue, shared with PostgreSQL in `ward-store-sql`.
+mod glue {
+    ward_store_sql::sqlx_glue!(
+        db: sqlx::Sqlite,
+        row: sqlx::sqlite::SqliteRow,
+        dialect: ward_store_sql::Dialect::Sqlite,
+        db_err: crate::error::db_err,
+    );
+}
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use ward_store::group_commit::GroupCommit;
-use ward_store::{
-    ChangeSet, CommitReceipt, LocalSignals, Signals, Store, StoreError, StoreResult, Writer,
-};
+use ward_store::{LocalSignals, Signals, StoreError, StoreResult};
+use ward_store_sql::{Backend, Conn, SqlStore};
 
-use crate::error::{migrate_err, store_err};
-use crate::writer::SqliteWriter;
+use crate::error::store_err;
+use crate::glue::{Connection, acquire, migrate_err};
 
-static MIGRATOR: Migrator = sqlx::migrate!();
-
-/// Query-only connections serving the read traits, unless [`SqliteStore::open_with`] says.
-const READ_CONNECTIONS: u32 = 4;
+static MIGRATOR: Migrator = sqlx::migrate!("../ward-store-sql/migrations");
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,47 +44,33 @@ const MMAP_BYTES: &str = "268435456";
 
 /// A Ward store in one SQLite database file.
 ///
+/// `SqliteStore::open(url, chain_id)` takes a sqlx SQLite URL: `sqlite:///abs/path/ward.db`,
+/// `sqlite://relative.db`, or `sqlite::memory:` (tests; one connection, gone when the store is
+/// closed), creating the file if it is missing.
+///
 /// # Security
 /// Every commit is durable before it is reported (`journal_mode = WAL`, `synchronous = FULL`),
 /// and foreign keys are enforced. Several processes (a server and the CLI) may open the same
 /// file: the audit chain head is read under SQLite's write lock, so their appends never fork
 /// the chain.
-pub struct SqliteStore {
+pub type SqliteStore = SqlStore<Sqlite>;
+
+/// The SQLite side of [`SqliteStore`]: its pools and its in-process signals.
+pub struct Sqlite {
     reads: SqlitePool,
     writes: SqlitePool,
-    writer: GroupCommit,
-    chain_id: String,
     /// SQLite is one node: change notifications stay within this process.
     signals: LocalSignals,
 }
 
-impl std::fmt::Debug for SqliteStore {
+impl std::fmt::Debug for Sqlite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("chain_id", &self.chain_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Sqlite").finish_non_exhaustive()
     }
 }
 
-impl SqliteStore {
-    /// Opens (creating it if missing) the database at `url` and starts the writer task.
-    ///
-    /// `url` is a sqlx SQLite URL: `sqlite:///abs/path/ward.db`, `sqlite://relative.db`, or
-    /// `sqlite::memory:` (tests; one connection, gone when the store is closed). Audit events
-    /// committed through this store are appended to the chain `chain_id`.
-    ///
-    /// The schema is not touched; call [`SqliteStore::migrate`].
-    pub async fn open(url: &str, chain_id: &str) -> Result<SqliteStore, StoreError> {
-        Self::open_with(url, chain_id, READ_CONNECTIONS).await
-    }
-
-    /// Like [`SqliteStore::open`], with at most `max_connections` pooled read connections
-    /// (at least one). Writes always use this node's one writer connection, in addition.
-    pub async fn open_with(
-        url: &str,
-        chain_id: &str,
-        max_connections: u32,
-    ) -> Result<SqliteStore, StoreError> {
+impl Sqlite {
+    async fn connect(url: &str, max_connections: u32) -> StoreResult<Sqlite> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|err| StoreError::Unavailable(format!("bad SQLite URL: {err}")))?
             .create_if_missing(true)
@@ -113,46 +101,54 @@ impl SqliteStore {
                 .test_before_acquire(false)
                 .connect_lazy_with(options.pragma("query_only", "ON"))
         };
-        let group_commit = GroupCommit::spawn(
-            SqliteWriter {
-                pool: writes.clone(),
-            },
-            chain_id.to_owned(),
-        );
-        tracing::debug!(chain_id, in_memory, "opened SQLite store");
-        Ok(SqliteStore {
+        tracing::debug!(in_memory, "opened SQLite database");
+        Ok(Sqlite {
             reads,
             writes,
-            writer: group_commit,
-            chain_id: chain_id.to_owned(),
             signals: LocalSignals::default(),
         })
     }
-
-    /// Applies the embedded migrations that the database has not seen yet.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.writes.acquire().await.map_err(store_err)?;
-        MIGRATOR.run(&mut *conn).await.map_err(migrate_err)?;
-        tracing::info!("SQLite schema is up to date");
-        Ok(())
-    }
 }
 
-#[async_trait]
-impl Writer for SqliteStore {
-    async fn commit(&self, set: ChangeSet) -> StoreResult<CommitReceipt> {
-        self.writer.commit(set).await
-    }
-}
+impl Backend for Sqlite {
+    const NAME: &'static str = "sqlite";
+    const STORE: &'static str = "SqliteStore";
+    const READ_CONNECTIONS: u32 = 4;
 
-#[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
+    type Conn = Connection;
+    type Writes = SqlitePool;
+
+    async fn open(
+        url: &str,
+        _chain_id: &str,
+        max_connections: u32,
+    ) -> StoreResult<(Sqlite, SqlitePool)> {
+        let sqlite = Sqlite::connect(url, max_connections).await?;
+        let writes = sqlite.writes.clone();
+        Ok((sqlite, writes))
     }
 
-    fn chain_id(&self) -> &str {
-        &self.chain_id
+    async fn begin(writes: &SqlitePool) -> StoreResult<Connection> {
+        let mut conn = acquire(writes).await?;
+        // IMMEDIATE takes the write lock now (waiting up to busy_timeout for another process),
+        // so the chain head read inside the transaction stays current until COMMIT. If it
+        // fails, no transaction is open and the connection may go back to the pool.
+        conn.control("BEGIN IMMEDIATE").await?;
+        Ok(conn)
+    }
+
+    async fn read(&self) -> StoreResult<Connection> {
+        acquire(&self.reads).await
+    }
+
+    async fn side_write(&self) -> StoreResult<Connection> {
+        // Read connections are query-only, so this rare write uses the writer's connection
+        // between two batches.
+        acquire(&self.writes).await
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.writes).await.map_err(migrate_err)
     }
 
     fn signals(&self) -> &dyn Signals {
@@ -160,7 +156,6 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.writer.close().await;
         self.reads.close().await;
         self.writes.close().await;
     }
@@ -178,7 +173,7 @@ mod tests {
     async fn connections_are_durable_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-        let store = SqliteStore::open(&url, "node").await.unwrap();
+        let (store, _) = Sqlite::open(&url, "node", 4).await.unwrap();
         for pool in [&store.writes, &store.reads] {
             let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
                 .fetch_one(pool)

@@ -1,4 +1,5 @@
-//! The conformance suite every storage backend runs (see [`run_all`]).
+//! The conformance suite every storage backend runs: [`conformance_tests!`](crate::conformance_tests)
+//! makes one test per check in a backend's test crate.
 //!
 //! Each check is a plain `async fn(&dyn Store) -> Result<(), String>` so that backends can run
 //! them one by one (one test each, on a fresh database) as well as all together on one store.
@@ -41,6 +42,7 @@ mod accounts;
 mod audit;
 mod decisions;
 mod devices;
+mod nodes;
 mod portal;
 mod push;
 mod recovery;
@@ -55,6 +57,10 @@ pub use decisions::{
     auth_failures, auth_tx, concurrent_lockout, concurrent_totp_step, totp_factors, totp_step_once,
 };
 pub use devices::{activation_once, devices, nonce_once};
+pub use nodes::{
+    chains_across_nodes, limits_across_nodes, push_decision_across_nodes, single_use_across_nodes,
+    step_once_across_nodes,
+};
 pub use portal::{
     account_settings, ceremony_once, concurrent_ceremony, delete_factor, end_sessions,
     purge_portal, recovery_codes, rename_factor, sessions, user_tokens_once, webauthn_counter,
@@ -73,65 +79,130 @@ pub use recovery::{
 /// What a check returns.
 pub type Check = Result<(), String>;
 
-/// Runs every check, in order, on one store; stops at the first failure.
+/// What a backend's test crate supplies to [`conformance_tests!`](crate::conformance_tests):
+/// fresh, migrated databases. Implementations fail the test (panic) with the check's message.
+pub trait Harness {
+    /// Runs `check` on one node of a fresh database, then closes the node.
+    fn one(check: impl AsyncFnOnce(&dyn Store) -> Check) -> impl Future<Output = ()>;
+    /// Runs `check` on two nodes of one fresh database (separate pools and writer connections,
+    /// chains `node-a` and `node-b`), as two servers or a server and the CLI would be, then
+    /// closes them.
+    fn two(check: impl AsyncFnOnce(&dyn Store, &dyn Store) -> Check) -> impl Future<Output = ()>;
+}
+
+/// Generates one `#[tokio::test]` per conformance check, run through the given [`Harness`]
+/// type: single-node checks each on a fresh database, [`run_all`] on one, and the two-node
+/// checks. A backend's test crate (which must depend on `tokio`) calls it once:
+///
+/// ```ignore
+/// struct Fresh;
+/// impl ward_store::conformance::Harness for Fresh { /* … */ }
+/// ward_store::conformance_tests!(Fresh);
+/// ```
+///
+/// A new check is added here, in this one list, and runs on every backend.
+#[macro_export]
+macro_rules! conformance_tests {
+    (@checks [$($how:tt)*]) => {
+        $crate::conformance_tests!(
+            @$($how)*
+            one: [
+                users
+                duplicate_username
+                user_status
+                last_prompt_method
+                org_scoping
+                integrations
+                meta
+                totp_factors
+                totp_step_once
+                concurrent_totp_step
+                auth_failures
+                concurrent_lockout
+                auth_tx
+                audit_chain
+                failed_set_in_batch
+                concurrent_commits
+                poisoned_write_batch
+                activation_once
+                devices
+                nonce_once
+                push_requests
+                decide_push_once
+                concurrent_decide_push
+                concurrent_push_limit
+                mute_push
+                pushes_since
+                signals
+                webauthn_credentials
+                webauthn_counter
+                rename_factor
+                delete_factor
+                ceremony_once
+                concurrent_ceremony
+                sessions
+                end_sessions
+                user_tokens_once
+                recovery_codes
+                account_settings
+                recovery_cases
+                recovery_append
+                recovery_close
+                concurrent_recovery_append
+                recovery_queries
+                concurrent_adopt
+                concurrent_rotate
+                concurrent_notice_slots
+                roles
+                approvers
+                recovery_account_fields
+                revoke_factors
+                purge_portal
+                purge_expired
+            ]
+            two: [
+                step_once_across_nodes
+                chains_across_nodes
+                limits_across_nodes
+                single_use_across_nodes
+                push_decision_across_nodes
+            ]
+        );
+    };
+    // In `run_all`: every single-node check in order on one store.
+    (@run_all $store:ident one: [$($one:ident)*] two: [$($two:ident)*]) => {
+        $(
+            $crate::conformance::named(::std::stringify!($one), $crate::conformance::$one($store))
+                .await?;
+        )*
+    };
+    (@tests $harness:ty; one: [$($one:ident)*] two: [$($two:ident)*]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $one() {
+                <$harness as $crate::conformance::Harness>::one($crate::conformance::$one).await;
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $two() {
+                <$harness as $crate::conformance::Harness>::two($crate::conformance::$two).await;
+            }
+        )*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn run_all() {
+            <$harness as $crate::conformance::Harness>::one($crate::conformance::run_all).await;
+        }
+    };
+    ($harness:ty) => {
+        $crate::conformance_tests!(@checks [tests $harness;]);
+    };
+}
+
+/// Runs every single-node check, in order, on one store; stops at the first failure. The
+/// last two delete other checks' expired rows too, so they stay last.
 pub async fn run_all(store: &dyn Store) -> Check {
-    named("users", users(store)).await?;
-    named("duplicate_username", duplicate_username(store)).await?;
-    named("user_status", user_status(store)).await?;
-    named("last_prompt_method", last_prompt_method(store)).await?;
-    named("org_scoping", org_scoping(store)).await?;
-    named("integrations", integrations(store)).await?;
-    named("meta", meta(store)).await?;
-    named("totp_factors", totp_factors(store)).await?;
-    named("totp_step_once", totp_step_once(store)).await?;
-    named("concurrent_totp_step", concurrent_totp_step(store)).await?;
-    named("auth_failures", auth_failures(store)).await?;
-    named("concurrent_lockout", concurrent_lockout(store)).await?;
-    named("auth_tx", auth_tx(store)).await?;
-    named("audit_chain", audit_chain(store)).await?;
-    named("failed_set_in_batch", failed_set_in_batch(store)).await?;
-    named("concurrent_commits", concurrent_commits(store)).await?;
-    named("poisoned_write_batch", poisoned_write_batch(store)).await?;
-    named("activation_once", activation_once(store)).await?;
-    named("devices", devices(store)).await?;
-    named("nonce_once", nonce_once(store)).await?;
-    named("push_requests", push_requests(store)).await?;
-    named("decide_push_once", decide_push_once(store)).await?;
-    named("concurrent_decide_push", concurrent_decide_push(store)).await?;
-    named("concurrent_push_limit", concurrent_push_limit(store)).await?;
-    named("mute_push", mute_push(store)).await?;
-    named("pushes_since", pushes_since(store)).await?;
-    named("signals", signals(store)).await?;
-    named("webauthn_credentials", webauthn_credentials(store)).await?;
-    named("webauthn_counter", webauthn_counter(store)).await?;
-    named("rename_factor", rename_factor(store)).await?;
-    named("delete_factor", delete_factor(store)).await?;
-    named("ceremony_once", ceremony_once(store)).await?;
-    named("concurrent_ceremony", concurrent_ceremony(store)).await?;
-    named("sessions", sessions(store)).await?;
-    named("end_sessions", end_sessions(store)).await?;
-    named("user_tokens_once", user_tokens_once(store)).await?;
-    named("recovery_codes", recovery_codes(store)).await?;
-    named("account_settings", account_settings(store)).await?;
-    named("recovery_cases", recovery_cases(store)).await?;
-    named("recovery_append", recovery_append(store)).await?;
-    named("recovery_close", recovery_close(store)).await?;
-    named(
-        "concurrent_recovery_append",
-        concurrent_recovery_append(store),
-    )
-    .await?;
-    named("recovery_queries", recovery_queries(store)).await?;
-    named("concurrent_adopt", concurrent_adopt(store)).await?;
-    named("concurrent_rotate", concurrent_rotate(store)).await?;
-    named("concurrent_notice_slots", concurrent_notice_slots(store)).await?;
-    named("roles", roles(store)).await?;
-    named("approvers", approvers(store)).await?;
-    named("recovery_account_fields", recovery_account_fields(store)).await?;
-    named("revoke_factors", revoke_factors(store)).await?;
-    // Last, with the next: they delete other checks' expired rows too.
-    named("purge_portal", purge_portal(store)).await?;
-    named("purge_expired", purge_expired(store)).await?;
+    crate::conformance_tests!(@checks [run_all store]);
     let events = verify_chain(store, store.chain_id()).await?;
     check!(
         events > 0,
@@ -140,7 +211,8 @@ pub async fn run_all(store: &dyn Store) -> Check {
     Ok(())
 }
 
-async fn named(name: &str, check: impl Future<Output = Check>) -> Check {
+#[doc(hidden)]
+pub async fn named(name: &str, check: impl Future<Output = Check>) -> Check {
     check.await.map_err(|err| format!("{name}: {err}"))
 }
 

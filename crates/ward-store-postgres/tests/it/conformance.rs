@@ -1,75 +1,33 @@
 //! Every conformance check, each in its own schema, then the whole suite in one.
 
-use ward_store::conformance;
+use ward_store::Store;
+use ward_store::conformance::{Check, Harness};
 
 use crate::{finish, node, with_schema};
 
-macro_rules! checks {
-    ($($check:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $check() {
-            with_schema(|url| async move {
-                let store = node(&url, "node-1").await;
-                let result = conformance::$check(&store).await;
-                finish(store, result).await;
-            })
-            .await;
-        }
-    )*};
+/// Fresh schemas of the database at `WARD_TEST_DATABASE_URL`.
+struct Schemas;
+
+impl Harness for Schemas {
+    async fn one(check: impl AsyncFnOnce(&dyn Store) -> Check) {
+        with_schema(async |url| {
+            let store = node(&url, "node-1").await;
+            let result = check(&store).await;
+            finish(store, result).await;
+        })
+        .await;
+    }
+
+    async fn two(check: impl AsyncFnOnce(&dyn Store, &dyn Store) -> Check) {
+        with_schema(async |url| {
+            // Both nodes start (and migrate) together.
+            let (a, b) = tokio::join!(node(&url, "node-a"), node(&url, "node-b"));
+            let result = check(&a, &b).await;
+            b.close().await;
+            finish(a, result).await;
+        })
+        .await;
+    }
 }
 
-checks!(
-    users,
-    duplicate_username,
-    user_status,
-    last_prompt_method,
-    org_scoping,
-    integrations,
-    meta,
-    totp_factors,
-    totp_step_once,
-    concurrent_totp_step,
-    auth_failures,
-    concurrent_lockout,
-    auth_tx,
-    audit_chain,
-    failed_set_in_batch,
-    concurrent_commits,
-    poisoned_write_batch,
-    activation_once,
-    devices,
-    nonce_once,
-    push_requests,
-    decide_push_once,
-    concurrent_decide_push,
-    concurrent_push_limit,
-    mute_push,
-    pushes_since,
-    signals,
-    webauthn_credentials,
-    webauthn_counter,
-    rename_factor,
-    delete_factor,
-    ceremony_once,
-    concurrent_ceremony,
-    sessions,
-    end_sessions,
-    user_tokens_once,
-    recovery_codes,
-    account_settings,
-    recovery_cases,
-    recovery_append,
-    recovery_close,
-    concurrent_recovery_append,
-    recovery_queries,
-    concurrent_adopt,
-    concurrent_rotate,
-    concurrent_notice_slots,
-    roles,
-    approvers,
-    recovery_account_fields,
-    revoke_factors,
-    purge_portal,
-    purge_expired,
-    run_all,
-);
+ward_store::conformance_tests!(Schemas);

@@ -8,10 +8,7 @@
 #![cfg(test)]
 
 mod conformance;
-mod migrations;
-mod nodes;
-mod portal;
-mod push;
+mod signals;
 
 use std::panic::AssertUnwindSafe;
 

@@ -1,81 +1,31 @@
-//! Every conformance check, each on its own database file, then the whole suite on one.
+//! Every conformance check, each on its own database file, then the whole suite on one (also
+//! in memory).
 
-use ward_store::conformance;
+use ward_store::Store;
+use ward_store::conformance::{self, Check, Harness};
 
-use crate::{finish, fresh};
+use crate::{finish, fresh, open_in};
 
-macro_rules! checks {
-    ($($check:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $check() {
-            let (_dir, store) = fresh("node-1").await;
-            let result = conformance::$check(&store).await;
-            finish(store, result).await;
-        }
-    )*};
+/// Fresh database files in temporary directories.
+struct Files;
+
+impl Harness for Files {
+    async fn one(check: impl AsyncFnOnce(&dyn Store) -> Check) {
+        let (_dir, store) = fresh("node-1").await;
+        let result = check(&store).await;
+        finish(store, result).await;
+    }
+
+    async fn two(check: impl AsyncFnOnce(&dyn Store, &dyn Store) -> Check) {
+        let (dir, a) = fresh("node-a").await;
+        let b = open_in(&dir, "node-b").await;
+        let result = check(&a, &b).await;
+        b.close().await;
+        finish(a, result).await;
+    }
 }
 
-checks!(
-    users,
-    duplicate_username,
-    user_status,
-    last_prompt_method,
-    org_scoping,
-    integrations,
-    meta,
-    totp_factors,
-    totp_step_once,
-    concurrent_totp_step,
-    auth_failures,
-    concurrent_lockout,
-    auth_tx,
-    audit_chain,
-    failed_set_in_batch,
-    concurrent_commits,
-    poisoned_write_batch,
-    activation_once,
-    devices,
-    nonce_once,
-    push_requests,
-    decide_push_once,
-    concurrent_decide_push,
-    concurrent_push_limit,
-    mute_push,
-    pushes_since,
-    signals,
-    webauthn_credentials,
-    webauthn_counter,
-    rename_factor,
-    delete_factor,
-    ceremony_once,
-    concurrent_ceremony,
-    sessions,
-    end_sessions,
-    user_tokens_once,
-    recovery_codes,
-    account_settings,
-    recovery_cases,
-    recovery_append,
-    recovery_close,
-    concurrent_recovery_append,
-    recovery_queries,
-    concurrent_adopt,
-    concurrent_rotate,
-    concurrent_notice_slots,
-    roles,
-    approvers,
-    recovery_account_fields,
-    revoke_factors,
-    purge_portal,
-    purge_expired,
-);
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_all() {
-    let (_dir, store) = fresh("node-1").await;
-    let result = conformance::run_all(&store).await;
-    finish(store, result).await;
-}
+ward_store::conformance_tests!(Files);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_in_memory() {

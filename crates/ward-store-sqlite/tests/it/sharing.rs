@@ -1,9 +1,10 @@
-//! Two stores on one file behave like a server and the CLI in two processes: separate pools
-//! and writer connections, coordinated only by SQLite's locks.
+//! What is particular to SQLite files: two stores on one file appending to the same chain (a
+//! server and the CLI sharing a node id), and opening a file that does not exist yet. Two stores
+//! with their own chains are in the conformance suite's two-node checks.
 
 use futures::future::join_all;
 use ward_store::conformance::verify_chain;
-use ward_store::{Change, ChangeSet, NewAudit, Store, StoreError, TotpRow, UserRow, Writer};
+use ward_store::{Change, ChangeSet, NewAudit, Store, StoreError, Writer};
 
 use crate::{fresh, open_in};
 
@@ -33,63 +34,6 @@ async fn two_writers_on_one_file_share_a_chain_without_forking_it() {
     assert_eq!(verify_chain(&server, "node-1").await.unwrap(), 60);
     cli.close().await;
     server.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_used_through_one_store_is_refused_through_the_other() {
-    let (dir, a) = fresh("node-a").await;
-    let b = open_in(&dir, "node-b").await;
-    let user = UserRow {
-        org_id: "default".into(),
-        user_id: "DU1".into(),
-        username: "alice".into(),
-        email: None,
-        status: "active".into(),
-        created_ms: 0,
-        failed_attempts: 0,
-        locked_until_ms: None,
-        last_login_ms: None,
-        push_muted_until_ms: None,
-        factors_frozen_ms: None,
-        policy_group: None,
-        last_prompt_method: None,
-        recovery_blocked_until_ms: None,
-        probation_until_ms: None,
-        last_recovered_ms: None,
-    };
-    let totp = TotpRow {
-        org_id: "default".into(),
-        totp_id: "DT1".into(),
-        user_id: "DU1".into(),
-        name: "phone".into(),
-        seed_sealed: "k1:x".into(),
-        algorithm: "sha1".into(),
-        digits: 6,
-        step_secs: 30,
-        last_step: None,
-        created_ms: 0,
-    };
-    let setup = ChangeSet::new()
-        .with(Change::InsertUser(user))
-        .with(Change::InsertTotp(totp));
-    a.commit(setup).await.unwrap();
-    let step = || Change::UseTotpStep {
-        org_id: "default".into(),
-        totp_id: "DT1".into(),
-        step: 9,
-    };
-    a.commit(ChangeSet::new().with(audit(0)).with(step()))
-        .await
-        .unwrap();
-    let again = b.commit(ChangeSet::new().with(audit(1)).with(step())).await;
-    assert!(
-        matches!(again, Err(StoreError::ConditionFailed(_))),
-        "{again:?}"
-    );
-    assert_eq!(verify_chain(&a, "node-a").await.unwrap(), 1);
-    assert_eq!(verify_chain(&b, "node-b").await.unwrap(), 0);
-    b.close().await;
-    a.close().await;
 }
 
 #[tokio::test]

@@ -1,20 +1,19 @@
 //! The recovery changes: cases and their events (appends conditional on the case's version),
 //! roles, approver sets, the account's recovery fields, and the revocation of every factor.
 
-use sqlx::SqliteConnection;
 use ward_store::{
     ApproverRow, Change, Outcome, RecoveryCaseRow, RecoveryEventRow, RoleRow, StoreError,
     StoreResult,
 };
 
-use super::exactly_one;
-use crate::error::{case_insert_err, insert_err, store_err};
+use super::{exactly_one, multi_row};
+use crate::exec::{Conn, case_insert_err, insert_err, query};
 
 /// Events per INSERT statement (4 bound values each).
 const EVENTS_PER_STATEMENT: usize = 256;
 
 /// Applies one of the recovery changes (the caller dispatches only those here).
-pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
+pub(super) async fn apply(conn: &mut impl Conn, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::OpenRecoveryCase { case, first_event } => open_case(conn, case, first_event).await,
         Change::AppendRecoveryEvents {
@@ -29,9 +28,10 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             let version = next_version(case_id, *expected_version, events)?;
             // One conditional statement, so only one of concurrent appends wins. A closed case
             // stays closed: its user may have opened another one since.
-            let done = sqlx::query(
-                "UPDATE recovery_cases SET version = ?, state = ?, is_open = ?, updated_ms = ?, \
-                 expires_ms = ? WHERE case_id = ? AND version = ? AND (is_open = 1 OR ? = 0)",
+            let done = query(
+                "UPDATE recovery_cases \
+                 SET version = $1, state = $2, is_open = $3, updated_ms = $4, expires_ms = $5 \
+                 WHERE case_id = $6 AND version = $7 AND (is_open = 1 OR $3 = 0)",
             )
             .bind(version)
             .bind(state)
@@ -40,11 +40,9 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             .bind(expires_ms)
             .bind(case_id)
             .bind(expected_version)
-            .bind(i64::from(*is_open))
             .execute(&mut *conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
+            .await?;
+            exactly_one(done, || {
                 StoreError::ConditionFailed("recovery case is unknown or moved on".into())
             })?;
             insert_events(conn, events).await
@@ -54,7 +52,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
 }
 
 /// The recovery changes to who does what: roles, and who may approve a user's recovery.
-async fn apply_people(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
+async fn apply_people(conn: &mut impl Conn, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::GrantRole(row) => grant_role(conn, row).await,
         Change::RevokeRole {
@@ -63,14 +61,13 @@ async fn apply_people(conn: &mut SqliteConnection, change: &Change) -> StoreResu
             role,
         } => {
             let done =
-                sqlx::query("DELETE FROM user_roles WHERE org_id = ? AND user_id = ? AND role = ?")
+                query("DELETE FROM user_roles WHERE org_id = $1 AND user_id = $2 AND role = $3")
                     .bind(org_id)
                     .bind(user_id)
                     .bind(role)
                     .execute(conn)
-                    .await
-                    .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || StoreError::NotFound("role".into()))
+                    .await?;
+            exactly_one(done, || StoreError::NotFound("role".into()))
         }
         Change::AddRecoveryApprover(row) => add_approver(conn, row).await,
         Change::RemoveRecoveryApprover {
@@ -78,42 +75,38 @@ async fn apply_people(conn: &mut SqliteConnection, change: &Change) -> StoreResu
             user_id,
             approver_id,
         } => {
-            let done = sqlx::query(
+            let done = query(
                 "DELETE FROM recovery_approvers \
-                 WHERE org_id = ? AND user_id = ? AND approver_id = ?",
+                 WHERE org_id = $1 AND user_id = $2 AND approver_id = $3",
             )
             .bind(org_id)
             .bind(user_id)
             .bind(approver_id)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
-                StoreError::NotFound("approver".into())
-            })
+            .await?;
+            exactly_one(done, || StoreError::NotFound("approver".into()))
         }
         _ => apply_account(conn, change).await,
     }
 }
 
 /// The recovery changes to the account itself: its recovery fields and its factors.
-async fn apply_account(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
+async fn apply_account(conn: &mut impl Conn, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::SetRecoveryBlock {
             org_id,
             user_id,
             until_ms,
         } => {
-            let sql =
-                "UPDATE users SET recovery_blocked_until_ms = ? WHERE org_id = ? AND user_id = ?";
-            let done = sqlx::query(sql)
+            let sql = "UPDATE users SET recovery_blocked_until_ms = $1 \
+                       WHERE org_id = $2 AND user_id = $3";
+            let done = query(sql)
                 .bind(until_ms)
                 .bind(org_id)
                 .bind(user_id)
                 .execute(conn)
-                .await
-                .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
+                .await?;
+            exactly_one(done, || StoreError::NotFound("user".into()))
         }
         Change::SetRecovered {
             org_id,
@@ -121,18 +114,17 @@ async fn apply_account(conn: &mut SqliteConnection, change: &Change) -> StoreRes
             at_ms,
             probation_until_ms,
         } => {
-            let done = sqlx::query(
-                "UPDATE users SET last_recovered_ms = ?, probation_until_ms = ? \
-                 WHERE org_id = ? AND user_id = ?",
+            let done = query(
+                "UPDATE users SET last_recovered_ms = $1, probation_until_ms = $2 \
+                 WHERE org_id = $3 AND user_id = $4",
             )
             .bind(at_ms)
             .bind(probation_until_ms)
             .bind(org_id)
             .bind(user_id)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
+            .await?;
+            exactly_one(done, || StoreError::NotFound("user".into()))
         }
         Change::RevokeFactors {
             org_id,
@@ -176,7 +168,7 @@ fn next_version(
 }
 
 async fn open_case(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     case: &RecoveryCaseRow,
     first_event: &RecoveryEventRow,
 ) -> StoreResult<Outcome> {
@@ -187,10 +179,10 @@ async fn open_case(
         )));
     }
     next_version(&case.case_id, 0, std::slice::from_ref(first_event))?;
-    sqlx::query(
+    query(
         "INSERT INTO recovery_cases (case_id, org_id, user_id, handle_hash, state, is_open, \
          opened_by, opened_ms, updated_ms, expires_ms, version, opened_from, adopt_hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&case.case_id)
     .bind(&case.org_id)
@@ -211,22 +203,20 @@ async fn open_case(
     insert_events(conn, std::slice::from_ref(first_event)).await
 }
 
-async fn insert_events(
-    conn: &mut SqliteConnection,
-    events: &[RecoveryEventRow],
-) -> StoreResult<Outcome> {
+async fn insert_events(conn: &mut impl Conn, events: &[RecoveryEventRow]) -> StoreResult<Outcome> {
     for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO recovery_events (case_id, seq, at_ms, event) ",
+        let mut insert = multi_row(
+            "INSERT INTO recovery_events (case_id, seq, at_ms, event)",
+            chunk.len(),
+            4,
         );
-        insert.push_values(chunk, |mut row, event| {
-            row.push_bind(&event.case_id)
-                .push_bind(event.seq)
-                .push_bind(event.at_ms)
-                .push_bind(&event.event);
-        });
+        for event in chunk {
+            insert.push_bind(&event.case_id);
+            insert.push_bind(event.seq);
+            insert.push_bind(event.at_ms);
+            insert.push_bind(&event.event);
+        }
         insert
-            .build()
             .execute(&mut *conn)
             .await
             .map_err(|err| insert_err(err, "recovery event", "recovery case"))?;
@@ -236,10 +226,10 @@ async fn insert_events(
 
 /// Grants a role to a user of that organisation (the foreign key alone would accept a user of
 /// another one).
-async fn grant_role(conn: &mut SqliteConnection, row: &RoleRow) -> StoreResult<Outcome> {
-    let done = sqlx::query(
+async fn grant_role(conn: &mut impl Conn, row: &RoleRow) -> StoreResult<Outcome> {
+    let done = query(
         "INSERT INTO user_roles (org_id, user_id, role, granted_ms, granted_by) \
-         SELECT org_id, user_id, ?, ?, ? FROM users WHERE org_id = ? AND user_id = ?",
+         SELECT org_id, user_id, $1, $2, $3 FROM users WHERE org_id = $4 AND user_id = $5",
     )
     .bind(&row.role)
     .bind(row.granted_ms)
@@ -249,16 +239,16 @@ async fn grant_role(conn: &mut SqliteConnection, row: &RoleRow) -> StoreResult<O
     .execute(conn)
     .await
     .map_err(|err| insert_err(err, "role", "user"))?;
-    exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
+    exactly_one(done, || StoreError::NotFound("user".into()))
 }
 
 /// Adds an approver; both users must belong to the organisation.
-async fn add_approver(conn: &mut SqliteConnection, row: &ApproverRow) -> StoreResult<Outcome> {
-    let done = sqlx::query(
+async fn add_approver(conn: &mut impl Conn, row: &ApproverRow) -> StoreResult<Outcome> {
+    let done = query(
         "INSERT INTO recovery_approvers (org_id, user_id, approver_id, added_ms) \
-         SELECT u.org_id, u.user_id, a.user_id, ? FROM users u \
+         SELECT u.org_id, u.user_id, a.user_id, $1 FROM users u \
          JOIN users a ON a.org_id = u.org_id \
-         WHERE u.org_id = ? AND u.user_id = ? AND a.user_id = ?",
+         WHERE u.org_id = $2 AND u.user_id = $3 AND a.user_id = $4",
     )
     .bind(row.added_ms)
     .bind(&row.org_id)
@@ -267,39 +257,38 @@ async fn add_approver(conn: &mut SqliteConnection, row: &ApproverRow) -> StoreRe
     .execute(conn)
     .await
     .map_err(|err| insert_err(err, "approver", "user"))?;
-    exactly_one(done.rows_affected(), || StoreError::NotFound("user".into()))
+    exactly_one(done, || StoreError::NotFound("user".into()))
 }
 
 /// Deletes every factor of a user but the passkey `keep`; returns how many rows went.
 async fn revoke_factors(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     org_id: &str,
     user_id: &str,
     keep: Option<&str>,
 ) -> StoreResult<Outcome> {
-    // `IS NOT` is NULL-safe: with no passkey to keep, every credential goes.
-    let done = sqlx::query(
-        "DELETE FROM webauthn_credentials WHERE org_id = ? AND user_id = ? AND cred_id IS NOT ?",
+    // NULL-safe: with no passkey to keep, every credential goes.
+    let done = query(
+        "DELETE FROM webauthn_credentials \
+         WHERE org_id = $1 AND user_id = $2 AND cred_id IS DISTINCT FROM $3",
     )
     .bind(org_id)
     .bind(user_id)
     .bind(keep)
     .execute(&mut *conn)
-    .await
-    .map_err(store_err)?;
-    let mut rows = done.rows_affected();
+    .await?;
+    let mut rows = done;
     for sql in [
-        "DELETE FROM totp_authenticators WHERE org_id = ? AND user_id = ?",
-        "DELETE FROM devices WHERE org_id = ? AND user_id = ?",
-        "DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?",
+        "DELETE FROM totp_authenticators WHERE org_id = $1 AND user_id = $2",
+        "DELETE FROM devices WHERE org_id = $1 AND user_id = $2",
+        "DELETE FROM recovery_codes WHERE org_id = $1 AND user_id = $2",
     ] {
-        let done = sqlx::query(sql)
+        let done = query(sql)
             .bind(org_id)
             .bind(user_id)
             .execute(&mut *conn)
-            .await
-            .map_err(store_err)?;
-        rows += done.rows_affected();
+            .await?;
+        rows += done;
     }
     Ok(Outcome::Purged { rows })
 }

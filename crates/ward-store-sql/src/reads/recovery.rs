@@ -1,13 +1,10 @@
 //! Reads of recovery cases and their events, roles and approver sets.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 use ward_store::{ApproverRow, RecoveryCaseRow, RecoveryEventRow, RecoveryStore, StoreResult};
 
-use super::{all, flag, one};
-use crate::PostgresStore;
-use crate::error::store_err;
+use crate::exec::{Row, query};
+use crate::{Backend, SqlStore};
 
 macro_rules! case_columns {
     () => {
@@ -16,74 +13,55 @@ macro_rules! case_columns {
     };
 }
 
-fn case(row: &PgRow) -> Result<RecoveryCaseRow, sqlx::Error> {
+fn case(row: &impl Row) -> StoreResult<RecoveryCaseRow> {
     Ok(RecoveryCaseRow {
-        case_id: row.try_get("case_id")?,
-        org_id: row.try_get("org_id")?,
-        user_id: row.try_get("user_id")?,
-        handle_hash: row.try_get("handle_hash")?,
-        state: row.try_get("state")?,
-        is_open: flag(row, "is_open")?,
-        opened_by: row.try_get("opened_by")?,
-        opened_ms: row.try_get("opened_ms")?,
-        updated_ms: row.try_get("updated_ms")?,
-        expires_ms: row.try_get("expires_ms")?,
-        version: row.try_get("version")?,
-        opened_from: row.try_get("opened_from")?,
-        adopt_hash: row.try_get("adopt_hash")?,
+        case_id: row.get("case_id")?,
+        org_id: row.get("org_id")?,
+        user_id: row.get("user_id")?,
+        handle_hash: row.get("handle_hash")?,
+        state: row.get("state")?,
+        is_open: row.flag("is_open")?,
+        opened_by: row.get("opened_by")?,
+        opened_ms: row.get("opened_ms")?,
+        updated_ms: row.get("updated_ms")?,
+        expires_ms: row.get("expires_ms")?,
+        version: row.get("version")?,
+        opened_from: row.get("opened_from")?,
+        adopt_hash: row.get("adopt_hash")?,
     })
 }
 
-fn event(row: &PgRow) -> Result<RecoveryEventRow, sqlx::Error> {
+fn event(row: &impl Row) -> StoreResult<RecoveryEventRow> {
     Ok(RecoveryEventRow {
-        case_id: row.try_get("case_id")?,
-        seq: row.try_get("seq")?,
-        at_ms: row.try_get("at_ms")?,
-        event: row.try_get("event")?,
+        case_id: row.get("case_id")?,
+        seq: row.get("seq")?,
+        at_ms: row.get("at_ms")?,
+        event: row.get("event")?,
     })
 }
 
-fn approver(row: &PgRow) -> Result<ApproverRow, sqlx::Error> {
+fn approver(row: &impl Row) -> StoreResult<ApproverRow> {
     Ok(ApproverRow {
-        org_id: row.try_get("org_id")?,
-        user_id: row.try_get("user_id")?,
-        approver_id: row.try_get("approver_id")?,
-        added_ms: row.try_get("added_ms")?,
+        org_id: row.get("org_id")?,
+        user_id: row.get("user_id")?,
+        approver_id: row.get("approver_id")?,
+        added_ms: row.get("added_ms")?,
     })
 }
 
-impl PostgresStore {
+impl<B: Backend> SqlStore<B> {
     /// One case, found by a unique column bound to `value`.
     async fn case_where(
         &self,
         sql: &'static str,
         value: &str,
     ) -> StoreResult<Option<RecoveryCaseRow>> {
-        let row = sqlx::query(sql)
-            .bind(value)
-            .fetch_optional(&self.reads)
-            .await;
-        one(row.map_err(store_err)?.as_ref(), case)
-    }
-
-    /// A column of strings, for one organisation and one key.
-    async fn strings(
-        &self,
-        sql: &'static str,
-        org_id: &str,
-        key: &str,
-    ) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar(sql)
-            .bind(org_id)
-            .bind(key)
-            .fetch_all(&self.reads)
-            .await
-            .map_err(store_err)
+        self.one(query(sql).bind(value), case).await
     }
 }
 
 #[async_trait]
-impl RecoveryStore for PostgresStore {
+impl<B: Backend> RecoveryStore for SqlStore<B> {
     async fn recovery_case(&self, case_id: &str) -> StoreResult<Option<RecoveryCaseRow>> {
         let sql = concat!(
             "SELECT ",
@@ -127,12 +105,7 @@ impl RecoveryStore for PostgresStore {
             case_columns!(),
             " FROM recovery_cases c WHERE c.org_id = $1 AND c.user_id = $2 AND c.is_open = 1"
         );
-        let row = sqlx::query(sql)
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&self.reads)
-            .await;
-        one(row.map_err(store_err)?.as_ref(), case)
+        self.one(query(sql).bind(org_id).bind(user_id), case).await
     }
 
     async fn open_recovery_cases(
@@ -146,19 +119,14 @@ impl RecoveryStore for PostgresStore {
             " FROM recovery_cases c WHERE c.org_id = $1 AND c.is_open = 1 \
              ORDER BY c.updated_ms LIMIT $2"
         );
-        let rows = sqlx::query(sql)
-            .bind(org_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reads)
-            .await;
-        all(&rows.map_err(store_err)?, case)
+        self.all(query(sql).bind(org_id).bind(i64::from(limit)), case)
+            .await
     }
 
     async fn recovery_events(&self, case_id: &str) -> StoreResult<Vec<RecoveryEventRow>> {
         let sql = "SELECT case_id, seq, at_ms, event FROM recovery_events WHERE case_id = $1 \
                    ORDER BY seq";
-        let rows = sqlx::query(sql).bind(case_id).fetch_all(&self.reads).await;
-        all(&rows.map_err(store_err)?, event)
+        self.all(query(sql).bind(case_id), event).await
     }
 
     async fn recovery_cases_for_user(
@@ -173,24 +141,16 @@ impl RecoveryStore for PostgresStore {
             " FROM recovery_cases c WHERE c.org_id = $1 AND c.user_id = $2 \
              ORDER BY c.opened_ms DESC, c.case_id DESC LIMIT $3"
         );
-        let rows = sqlx::query(sql)
-            .bind(org_id)
-            .bind(user_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reads)
-            .await;
-        all(&rows.map_err(store_err)?, case)
+        self.all(
+            query(sql).bind(org_id).bind(user_id).bind(i64::from(limit)),
+            case,
+        )
+        .await
     }
 
     async fn recovery_cases_opened_since(&self, org_id: &str, since_ms: i64) -> StoreResult<i64> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM recovery_cases WHERE org_id = $1 AND opened_ms >= $2",
-        )
-        .bind(org_id)
-        .bind(since_ms)
-        .fetch_one(&self.reads)
-        .await
-        .map_err(store_err)
+        let sql = "SELECT COUNT(*) AS n FROM recovery_cases WHERE org_id = $1 AND opened_ms >= $2";
+        self.count(query(sql).bind(org_id).bind(since_ms)).await
     }
 
     async fn open_cases_for_approver(
@@ -206,22 +166,19 @@ impl RecoveryStore for PostgresStore {
              WHERE a.org_id = $1 AND a.approver_id = $2 AND c.is_open = 1 \
              ORDER BY c.opened_ms, c.case_id"
         );
-        let rows = sqlx::query(sql)
-            .bind(org_id)
-            .bind(approver_id)
-            .fetch_all(&self.reads)
-            .await;
-        all(&rows.map_err(store_err)?, case)
+        self.all(query(sql).bind(org_id).bind(approver_id), case)
+            .await
     }
 
     async fn roles_for_user(&self, org_id: &str, user_id: &str) -> StoreResult<Vec<String>> {
-        let sql = "SELECT role FROM user_roles WHERE org_id = $1 AND user_id = $2 ORDER BY role";
-        self.strings(sql, org_id, user_id).await
+        let sql =
+            "SELECT role AS value FROM user_roles WHERE org_id = $1 AND user_id = $2 ORDER BY role";
+        self.strings(query(sql).bind(org_id).bind(user_id)).await
     }
 
     async fn users_with_role(&self, org_id: &str, role: &str) -> StoreResult<Vec<String>> {
-        let sql = "SELECT user_id FROM user_roles WHERE org_id = $1 AND role = $2 ORDER BY user_id";
-        self.strings(sql, org_id, role).await
+        let sql = "SELECT user_id AS value FROM user_roles WHERE org_id = $1 AND role = $2 ORDER BY user_id";
+        self.strings(query(sql).bind(org_id).bind(role)).await
     }
 
     async fn recovery_approvers(
@@ -231,11 +188,7 @@ impl RecoveryStore for PostgresStore {
     ) -> StoreResult<Vec<ApproverRow>> {
         let sql = "SELECT org_id, user_id, approver_id, added_ms FROM recovery_approvers \
                    WHERE org_id = $1 AND user_id = $2 ORDER BY added_ms, approver_id";
-        let rows = sqlx::query(sql)
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_all(&self.reads)
-            .await;
-        all(&rows.map_err(store_err)?, approver)
+        self.all(query(sql).bind(org_id).bind(user_id), approver)
+            .await
     }
 }

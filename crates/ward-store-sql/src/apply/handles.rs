@@ -2,31 +2,29 @@
 //! the handle so that only one browser keeps the case, and the per-account notice cap. Each is
 //! one conditional statement, so of concurrent requests exactly the allowed ones win.
 
-use sqlx::SqliteConnection;
 use ward_store::{Change, Outcome, StoreError, StoreResult};
 
 use super::exactly_one;
-use crate::error::store_err;
+use crate::exec::{Conn, query};
 
 /// Applies one of these changes (the caller dispatches only those here).
-pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
+pub(super) async fn apply(conn: &mut impl Conn, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::AdoptRecoveryCase {
             case_id,
             adopt_hash,
             handle_hash,
         } => {
-            let done = sqlx::query(
-                "UPDATE recovery_cases SET handle_hash = ?, adopt_hash = NULL \
-                 WHERE case_id = ? AND adopt_hash = ? AND is_open = 1",
+            let done = query(
+                "UPDATE recovery_cases SET handle_hash = $1, adopt_hash = NULL \
+                 WHERE case_id = $2 AND adopt_hash = $3 AND is_open = 1",
             )
             .bind(handle_hash)
             .bind(case_id)
             .bind(adopt_hash)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
+            .await?;
+            exactly_one(done, || {
                 StoreError::ConditionFailed("continue link already used".into())
             })
         }
@@ -35,16 +33,15 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             old_hash,
             new_hash,
         } => {
-            let done = sqlx::query(
-                "UPDATE recovery_cases SET handle_hash = ? WHERE case_id = ? AND handle_hash = ?",
+            let done = query(
+                "UPDATE recovery_cases SET handle_hash = $1 WHERE case_id = $2 AND handle_hash = $3",
             )
             .bind(new_hash)
             .bind(case_id)
             .bind(old_hash)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
+            .await?;
+            exactly_one(done, || {
                 StoreError::ConditionFailed("recovery handle already replaced".into())
             })
         }
@@ -58,28 +55,25 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         } => {
             // A window older than `window_ms` restarts at now with this notice; otherwise the
             // notice counts only while fewer than `cap` were sent (the update's WHERE).
-            let done = sqlx::query(
+            let done = query(
                 "INSERT INTO notice_quota (org_id, user_id, kind, window_start_ms, sent) \
-                 VALUES (?, ?, ?, ?, 1) \
+                 VALUES ($1, $2, $3, $4, 1) \
                  ON CONFLICT (org_id, user_id, kind) DO UPDATE SET \
-                 sent = CASE WHEN notice_quota.window_start_ms <= ? THEN 1 \
+                 sent = CASE WHEN notice_quota.window_start_ms <= $5 THEN 1 \
                         ELSE notice_quota.sent + 1 END, \
-                 window_start_ms = CASE WHEN notice_quota.window_start_ms <= ? \
+                 window_start_ms = CASE WHEN notice_quota.window_start_ms <= $5 \
                         THEN excluded.window_start_ms ELSE notice_quota.window_start_ms END \
-                 WHERE notice_quota.window_start_ms <= ? OR notice_quota.sent < ?",
+                 WHERE notice_quota.window_start_ms <= $5 OR notice_quota.sent < $6",
             )
             .bind(org_id)
             .bind(user_id)
             .bind(kind)
             .bind(now_ms)
             .bind(now_ms.saturating_sub(*window_ms))
-            .bind(now_ms.saturating_sub(*window_ms))
-            .bind(now_ms.saturating_sub(*window_ms))
             .bind(cap)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
+            .await?;
+            exactly_one(done, || {
                 StoreError::ConditionFailed("notice cap reached".into())
             })
         }

@@ -1,21 +1,19 @@
 //! The portal changes: WebAuthn credentials, factor names, ceremonies, sessions, user tokens,
 //! recovery codes, and the account settings the portal reads (frozen factors, policy group).
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 use ward_store::{
     CeremonyRow, Change, Outcome, RecoveryCodeRow, SessionRow, StoreError, StoreResult,
     UserTokenRow, WebauthnCredentialRow,
 };
 
-use super::exactly_one;
-use crate::error::{insert_err, store_err};
+use super::{exactly_one, multi_row};
+use crate::exec::{Conn, Row, insert_err, query};
 
 /// Recovery codes per INSERT statement (6 bound values each).
 const CODES_PER_STATEMENT: usize = 256;
 
 /// Applies one of the portal changes (the caller dispatches only those here).
-pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
+pub(super) async fn apply(conn: &mut impl Conn, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::InsertWebauthnCredential(row) => insert_credential(conn, row).await,
         Change::UseWebauthnCredential {
@@ -26,10 +24,10 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             backed_up,
             used_ms,
         } => {
-            let done = sqlx::query(
+            let done = query(
                 "UPDATE webauthn_credentials \
-                 SET credential_sealed = ?, sign_count = ?, backed_up = ?, last_used_ms = ? \
-                 WHERE cred_id = ? AND sign_count = ?",
+                 SET credential_sealed = $1, sign_count = $2, backed_up = $3, last_used_ms = $4 \
+                 WHERE cred_id = $5 AND sign_count = $6",
             )
             .bind(credential_sealed)
             .bind(sign_count)
@@ -38,9 +36,8 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             .bind(cred_id)
             .bind(expected_sign_count)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
+            .await?;
+            exactly_one(done, || {
                 StoreError::ConditionFailed("credential is unknown or its counter moved".into())
             })
         }
@@ -51,17 +48,14 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             id,
             name,
         } => {
-            let done = sqlx::query(factor_sql(kind)?.rename)
+            let done = query(factor_sql(kind)?.rename)
                 .bind(name)
                 .bind(org_id)
                 .bind(user_id)
                 .bind(id)
                 .execute(conn)
-                .await
-                .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
-                StoreError::NotFound("factor".into())
-            })
+                .await?;
+            exactly_one(done, || StoreError::NotFound("factor".into()))
         }
         Change::DeleteFactor {
             org_id,
@@ -69,23 +63,20 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             kind,
             id,
         } => {
-            let done = sqlx::query(factor_sql(kind)?.delete)
+            let done = query(factor_sql(kind)?.delete)
                 .bind(org_id)
                 .bind(user_id)
                 .bind(id)
                 .execute(conn)
-                .await
-                .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
-                StoreError::NotFound("factor".into())
-            })
+                .await?;
+            exactly_one(done, || StoreError::NotFound("factor".into()))
         }
         _ => apply_single_use(conn, change).await,
     }
 }
 
 /// The changes to what is handed out once: ceremonies, sessions, user tokens, recovery codes.
-async fn apply_single_use(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
+async fn apply_single_use(conn: &mut impl Conn, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::InsertCeremony(row) => insert_ceremony(conn, row).await,
         Change::ConsumeCeremony {
@@ -100,38 +91,31 @@ async fn apply_single_use(conn: &mut SqliteConnection, change: &Change) -> Store
             step_up_until_ms,
         } => {
             // A step-up is only ever granted here, never withdrawn: `None` keeps the stored one.
-            let done = sqlx::query(
-                "UPDATE portal_sessions SET last_seen_ms = ?, \
-                 step_up_until_ms = COALESCE(?, step_up_until_ms) WHERE session_hash = ?",
+            let done = query(
+                "UPDATE portal_sessions SET last_seen_ms = $1, \
+                 step_up_until_ms = COALESCE($2, step_up_until_ms) WHERE session_hash = $3",
             )
             .bind(last_seen_ms)
             .bind(step_up_until_ms)
             .bind(session_hash)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
-                StoreError::NotFound("session".into())
-            })
+            .await?;
+            exactly_one(done, || StoreError::NotFound("session".into()))
         }
         Change::DeleteSession { session_hash } => {
-            sqlx::query("DELETE FROM portal_sessions WHERE session_hash = ?")
+            query("DELETE FROM portal_sessions WHERE session_hash = $1")
                 .bind(session_hash)
                 .execute(conn)
-                .await
-                .map_err(store_err)?;
+                .await?;
             Ok(Outcome::Done)
         }
         Change::DeleteUserSessions { org_id, user_id } => {
-            let done = sqlx::query("DELETE FROM portal_sessions WHERE org_id = ? AND user_id = ?")
+            let done = query("DELETE FROM portal_sessions WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id)
                 .bind(user_id)
                 .execute(conn)
-                .await
-                .map_err(store_err)?;
-            Ok(Outcome::Purged {
-                rows: done.rows_affected(),
-            })
+                .await?;
+            Ok(Outcome::Purged { rows: done })
         }
         Change::InsertUserToken(row) => insert_user_token(conn, row).await,
         Change::ConsumeUserToken {
@@ -150,18 +134,17 @@ async fn apply_single_use(conn: &mut SqliteConnection, change: &Change) -> Store
             code_id,
             used_ms,
         } => {
-            let done = sqlx::query(
-                "UPDATE recovery_codes SET used_ms = ? \
-                 WHERE org_id = ? AND user_id = ? AND code_id = ? AND used_ms IS NULL",
+            let done = query(
+                "UPDATE recovery_codes SET used_ms = $1 \
+                 WHERE org_id = $2 AND user_id = $3 AND code_id = $4 AND used_ms IS NULL",
             )
             .bind(used_ms)
             .bind(org_id)
             .bind(user_id)
             .bind(code_id)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
+            .await?;
+            exactly_one(done, || {
                 StoreError::ConditionFailed("recovery code is unknown or used".into())
             })
         }
@@ -187,16 +170,16 @@ macro_rules! factor_sql {
             rename: concat!(
                 "UPDATE ",
                 $table,
-                " SET name = ? WHERE org_id = ? AND user_id = ? AND ",
+                " SET name = $1 WHERE org_id = $2 AND user_id = $3 AND ",
                 $id,
-                " = ?"
+                " = $4"
             ),
             delete: concat!(
                 "DELETE FROM ",
                 $table,
-                " WHERE org_id = ? AND user_id = ? AND ",
+                " WHERE org_id = $1 AND user_id = $2 AND ",
                 $id,
-                " = ?"
+                " = $3"
             ),
         }
     };
@@ -212,13 +195,13 @@ fn factor_sql(kind: &str) -> StoreResult<FactorSql> {
 }
 
 async fn insert_credential(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     row: &WebauthnCredentialRow,
 ) -> StoreResult<Outcome> {
-    sqlx::query(
+    query(
         "INSERT INTO webauthn_credentials (cred_id, org_id, user_id, name, kind, \
          credential_sealed, aaguid, backup_eligible, backed_up, sign_count, created_ms, \
-         last_used_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         last_used_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&row.cred_id)
     .bind(&row.org_id)
@@ -238,10 +221,10 @@ async fn insert_credential(
     Ok(Outcome::Done)
 }
 
-async fn insert_ceremony(conn: &mut SqliteConnection, row: &CeremonyRow) -> StoreResult<Outcome> {
-    sqlx::query(
+async fn insert_ceremony(conn: &mut impl Conn, row: &CeremonyRow) -> StoreResult<Outcome> {
+    query(
         "INSERT INTO ceremonies (ceremony_hash, org_id, user_id, purpose, state_sealed, \
-         created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&row.ceremony_hash)
     .bind(&row.org_id)
@@ -257,45 +240,44 @@ async fn insert_ceremony(conn: &mut SqliteConnection, row: &CeremonyRow) -> Stor
 }
 
 async fn consume_ceremony(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     ceremony_hash: &str,
     purpose: &str,
     now_ms: i64,
 ) -> StoreResult<Outcome> {
-    let row = sqlx::query(
-        "DELETE FROM ceremonies WHERE ceremony_hash = ? AND purpose = ? AND expires_ms > ? \
+    let row = query(
+        "DELETE FROM ceremonies WHERE ceremony_hash = $1 AND purpose = $2 AND expires_ms > $3 \
          RETURNING ceremony_hash, org_id, user_id, purpose, state_sealed, created_ms, expires_ms",
     )
     .bind(ceremony_hash)
     .bind(purpose)
     .bind(now_ms)
     .fetch_optional(conn)
-    .await
-    .map_err(store_err)?
+    .await?
     .ok_or_else(|| {
         StoreError::ConditionFailed(
             "ceremony is unknown, used, expired or of another purpose".into(),
         )
     })?;
-    Ok(Outcome::Ceremony(ceremony(&row).map_err(store_err)?))
+    Ok(Outcome::Ceremony(ceremony(&row)?))
 }
 
-fn ceremony(row: &SqliteRow) -> Result<CeremonyRow, sqlx::Error> {
+fn ceremony(row: &impl Row) -> StoreResult<CeremonyRow> {
     Ok(CeremonyRow {
-        ceremony_hash: row.try_get("ceremony_hash")?,
-        org_id: row.try_get("org_id")?,
-        user_id: row.try_get("user_id")?,
-        purpose: row.try_get("purpose")?,
-        state_sealed: row.try_get("state_sealed")?,
-        created_ms: row.try_get("created_ms")?,
-        expires_ms: row.try_get("expires_ms")?,
+        ceremony_hash: row.get("ceremony_hash")?,
+        org_id: row.get("org_id")?,
+        user_id: row.get("user_id")?,
+        purpose: row.get("purpose")?,
+        state_sealed: row.get("state_sealed")?,
+        created_ms: row.get("created_ms")?,
+        expires_ms: row.get("expires_ms")?,
     })
 }
 
-async fn insert_session(conn: &mut SqliteConnection, row: &SessionRow) -> StoreResult<Outcome> {
-    sqlx::query(
+async fn insert_session(conn: &mut impl Conn, row: &SessionRow) -> StoreResult<Outcome> {
+    query(
         "INSERT INTO portal_sessions (session_hash, org_id, user_id, auth_method, created_ms, \
-         last_seen_ms, expires_ms, step_up_until_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         last_seen_ms, expires_ms, step_up_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.session_hash)
     .bind(&row.org_id)
@@ -311,13 +293,10 @@ async fn insert_session(conn: &mut SqliteConnection, row: &SessionRow) -> StoreR
     Ok(Outcome::Done)
 }
 
-async fn insert_user_token(
-    conn: &mut SqliteConnection,
-    row: &UserTokenRow,
-) -> StoreResult<Outcome> {
-    sqlx::query(
+async fn insert_user_token(conn: &mut impl Conn, row: &UserTokenRow) -> StoreResult<Outcome> {
+    query(
         "INSERT INTO user_tokens (token_hash, org_id, user_id, purpose, created_ms, expires_ms, \
-         used_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         used_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&row.token_hash)
     .bind(&row.org_id)
@@ -333,14 +312,14 @@ async fn insert_user_token(
 }
 
 async fn consume_user_token(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     token_hash: &str,
     purpose: &str,
     now_ms: i64,
 ) -> StoreResult<Outcome> {
-    let row = sqlx::query(
-        "UPDATE user_tokens SET used_ms = ? \
-         WHERE token_hash = ? AND purpose = ? AND used_ms IS NULL AND expires_ms > ? \
+    let row = query(
+        "UPDATE user_tokens SET used_ms = $1 \
+         WHERE token_hash = $2 AND purpose = $3 AND used_ms IS NULL AND expires_ms > $4 \
          RETURNING org_id, user_id",
     )
     .bind(now_ms)
@@ -348,19 +327,18 @@ async fn consume_user_token(
     .bind(purpose)
     .bind(now_ms)
     .fetch_optional(conn)
-    .await
-    .map_err(store_err)?
+    .await?
     .ok_or_else(|| {
         StoreError::ConditionFailed("token is unknown, used, expired or of another purpose".into())
     })?;
     Ok(Outcome::TokenUsed {
-        org_id: row.try_get("org_id").map_err(store_err)?,
-        user_id: row.try_get("user_id").map_err(store_err)?,
+        org_id: row.get("org_id")?,
+        user_id: row.get("user_id")?,
     })
 }
 
 async fn replace_recovery_codes(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     org_id: &str,
     user_id: &str,
     codes: &[RecoveryCodeRow],
@@ -376,27 +354,27 @@ async fn replace_recovery_codes(
             code.code_id
         )));
     }
-    sqlx::query("DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?")
+    query("DELETE FROM recovery_codes WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
         .execute(&mut *conn)
-        .await
-        .map_err(store_err)?;
+        .await?;
     for chunk in codes.chunks(CODES_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut insert = multi_row(
             "INSERT INTO recovery_codes (code_id, org_id, user_id, code_hash, created_ms, \
-             used_ms) ",
+             used_ms)",
+            chunk.len(),
+            6,
         );
-        insert.push_values(chunk, |mut row, code| {
-            row.push_bind(&code.code_id)
-                .push_bind(&code.org_id)
-                .push_bind(&code.user_id)
-                .push_bind(&code.code_hash)
-                .push_bind(code.created_ms)
-                .push_bind(code.used_ms);
-        });
+        for code in chunk {
+            insert.push_bind(&code.code_id);
+            insert.push_bind(&code.org_id);
+            insert.push_bind(&code.user_id);
+            insert.push_bind(&code.code_hash);
+            insert.push_bind(code.created_ms);
+            insert.push_bind(code.used_ms);
+        }
         insert
-            .build()
             .execute(&mut *conn)
             .await
             .map_err(|err| insert_err(err, "code_id", "user"))?;

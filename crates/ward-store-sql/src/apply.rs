@@ -1,13 +1,13 @@
-//! One statement per [`Change`]. Conditional changes are single conditional statements, so a
-//! decision can only be won once, whichever connection or process asks.
+//! One statement per [`Change`]. Conditional changes are single conditional statements: under
+//! READ COMMITTED a second node's UPDATE waits for the first node's row lock, then re-checks its
+//! WHERE clause against the committed row, so a decision can only be won once.
 
-use sqlx::{Row, SqliteConnection};
 use ward_store::group_commit::PlacedAudit;
 use ward_store::{
     AuthTxRow, Change, IntegrationRow, Outcome, StoreError, StoreResult, TotpRow, UserRow,
 };
 
-use crate::error::{insert_err, store_err, user_insert_err};
+use crate::exec::{Conn, DbError, Query, Row, built_query, insert_err, query, user_insert_err};
 
 mod handles;
 mod portal;
@@ -15,7 +15,7 @@ mod push;
 mod recovery;
 mod users;
 
-pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> StoreResult<Outcome> {
+pub(crate) async fn apply(conn: &mut impl Conn, change: &Change) -> StoreResult<Outcome> {
     match change {
         Change::InsertIntegration(row) => insert_integration(conn, row).await,
         Change::InsertUser(row) => insert_user(conn, row).await,
@@ -29,18 +29,16 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
             totp_id,
             step,
         } => {
-            let done = sqlx::query(
-                "UPDATE totp_authenticators SET last_step = ? \
-                 WHERE org_id = ? AND totp_id = ? AND (last_step IS NULL OR last_step < ?)",
+            let done = query(
+                "UPDATE totp_authenticators SET last_step = $1 \
+                 WHERE org_id = $2 AND totp_id = $3 AND (last_step IS NULL OR last_step < $1)",
             )
             .bind(step)
             .bind(org_id)
             .bind(totp_id)
-            .bind(step)
             .execute(conn)
-            .await
-            .map_err(store_err)?;
-            exactly_one(done.rows_affected(), || {
+            .await?;
+            exactly_one(done, || {
                 StoreError::ConditionFailed("totp step already used".into())
             })
         }
@@ -115,24 +113,20 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
 }
 
 /// Deletes expired rows no decision needs any more (the audit log keeps the decisions).
-async fn purge_expired(conn: &mut SqliteConnection, before_ms: i64) -> StoreResult<Outcome> {
+async fn purge_expired(conn: &mut impl Conn, before_ms: i64) -> StoreResult<Outcome> {
     let statements = [
-        "DELETE FROM auth_transactions WHERE expires_ms < ?",
-        "DELETE FROM push_requests WHERE expires_ms < ? AND state <> 'pending'",
-        "DELETE FROM device_nonces WHERE expires_ms < ?",
-        "DELETE FROM device_activations WHERE expires_ms < ?",
-        "DELETE FROM ceremonies WHERE expires_ms < ?",
-        "DELETE FROM portal_sessions WHERE expires_ms < ?",
-        "DELETE FROM user_tokens WHERE expires_ms < ?",
+        "DELETE FROM auth_transactions WHERE expires_ms < $1",
+        "DELETE FROM push_requests WHERE expires_ms < $1 AND state <> 'pending'",
+        "DELETE FROM device_nonces WHERE expires_ms < $1",
+        "DELETE FROM device_activations WHERE expires_ms < $1",
+        "DELETE FROM ceremonies WHERE expires_ms < $1",
+        "DELETE FROM portal_sessions WHERE expires_ms < $1",
+        "DELETE FROM user_tokens WHERE expires_ms < $1",
     ];
     let mut rows = 0;
     for sql in statements {
-        let done = sqlx::query(sql)
-            .bind(before_ms)
-            .execute(&mut *conn)
-            .await
-            .map_err(store_err)?;
-        rows += done.rows_affected();
+        let done = query(sql).bind(before_ms).execute(&mut *conn).await?;
+        rows += done;
     }
     Ok(Outcome::Purged { rows })
 }
@@ -145,14 +139,11 @@ fn exactly_one(rows: u64, otherwise: impl FnOnce() -> StoreError) -> StoreResult
     }
 }
 
-async fn insert_integration(
-    conn: &mut SqliteConnection,
-    row: &IntegrationRow,
-) -> StoreResult<Outcome> {
-    sqlx::query(
+async fn insert_integration(conn: &mut impl Conn, row: &IntegrationRow) -> StoreResult<Outcome> {
+    query(
         "INSERT INTO integrations (ikey, org_id, name, kind, skey_sealed, created_ms, push_mode, \
          prompt_policy) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.ikey)
     .bind(&row.org_id)
@@ -168,13 +159,13 @@ async fn insert_integration(
     Ok(Outcome::Done)
 }
 
-async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<Outcome> {
-    sqlx::query(
+async fn insert_user(conn: &mut impl Conn, row: &UserRow) -> StoreResult<Outcome> {
+    query(
         "INSERT INTO users (org_id, user_id, username, email, status, created_ms, \
          failed_attempts, locked_until_ms, last_login_ms, push_muted_until_ms, \
          factors_frozen_ms, policy_group, last_prompt_method, recovery_blocked_until_ms, \
          probation_until_ms, last_recovered_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&row.org_id)
     .bind(&row.user_id)
@@ -198,11 +189,11 @@ async fn insert_user(conn: &mut SqliteConnection, row: &UserRow) -> StoreResult<
     Ok(Outcome::Done)
 }
 
-async fn insert_totp(conn: &mut SqliteConnection, row: &TotpRow) -> StoreResult<Outcome> {
-    sqlx::query(
+async fn insert_totp(conn: &mut impl Conn, row: &TotpRow) -> StoreResult<Outcome> {
+    query(
         "INSERT INTO totp_authenticators (totp_id, org_id, user_id, name, seed_sealed, \
          algorithm, digits, step_secs, last_step, created_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&row.totp_id)
     .bind(&row.org_id)
@@ -220,10 +211,10 @@ async fn insert_totp(conn: &mut SqliteConnection, row: &TotpRow) -> StoreResult<
     Ok(Outcome::Done)
 }
 
-async fn insert_auth_tx(conn: &mut SqliteConnection, row: &AuthTxRow) -> StoreResult<Outcome> {
-    sqlx::query(
+async fn insert_auth_tx(conn: &mut impl Conn, row: &AuthTxRow) -> StoreResult<Outcome> {
+    query(
         "INSERT INTO auth_transactions (txid, org_id, ikey, user_id, factor, result, status, \
-         status_msg, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         status_msg, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&row.txid)
     .bind(&row.org_id)
@@ -243,16 +234,16 @@ async fn insert_auth_tx(conn: &mut SqliteConnection, row: &AuthTxRow) -> StoreRe
 
 /// Conditional: decides a transaction only while it is `waiting`.
 async fn finish_auth_tx(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     org_id: &str,
     txid: &str,
     result: &str,
     status: &str,
     status_msg: &str,
 ) -> StoreResult<Outcome> {
-    let done = sqlx::query(
-        "UPDATE auth_transactions SET result = ?, status = ?, status_msg = ? \
-         WHERE org_id = ? AND txid = ? AND result = 'waiting'",
+    let done = query(
+        "UPDATE auth_transactions SET result = $1, status = $2, status_msg = $3 \
+         WHERE org_id = $4 AND txid = $5 AND result = 'waiting'",
     )
     .bind(result)
     .bind(status)
@@ -260,9 +251,8 @@ async fn finish_auth_tx(
     .bind(org_id)
     .bind(txid)
     .execute(conn)
-    .await
-    .map_err(store_err)?;
-    exactly_one(done.rows_affected(), || {
+    .await?;
+    exactly_one(done, || {
         StoreError::ConditionFailed("auth transaction is not waiting".into())
     })
 }
@@ -277,23 +267,23 @@ struct FailureLimit {
 
 /// Counts a failure while the account is not locked, in one conditional statement.
 async fn record_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     org_id: &str,
     user_id: &str,
     limit: FailureLimit,
 ) -> StoreResult<Outcome> {
     // On the right-hand side the columns hold their values before this update. A lock that
     // has run out starts the count again.
-    let row = sqlx::query(
+    let row = query(
         "UPDATE users SET \
-         failed_attempts = CASE WHEN locked_until_ms IS NOT NULL AND locked_until_ms <= ?3 \
+         failed_attempts = CASE WHEN locked_until_ms IS NOT NULL AND locked_until_ms <= $3 \
            THEN 1 ELSE failed_attempts + 1 END, \
          locked_until_ms = CASE \
-           WHEN (CASE WHEN locked_until_ms IS NOT NULL AND locked_until_ms <= ?3 \
-                 THEN 1 ELSE failed_attempts + 1 END) >= ?1 THEN ?2 \
+           WHEN (CASE WHEN locked_until_ms IS NOT NULL AND locked_until_ms <= $3 \
+                 THEN 1 ELSE failed_attempts + 1 END) >= $1 THEN $2 \
            ELSE NULL END \
-         WHERE org_id = ?4 AND user_id = ?5 \
-           AND (locked_until_ms IS NULL OR locked_until_ms <= ?3) \
+         WHERE org_id = $4 AND user_id = $5 \
+           AND (locked_until_ms IS NULL OR locked_until_ms <= $3) \
          RETURNING failed_attempts, locked_until_ms",
     )
     .bind(limit.threshold)
@@ -302,12 +292,11 @@ async fn record_failure(
     .bind(org_id)
     .bind(user_id)
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(store_err)?;
+    .await?;
     match row {
         Some(row) => Ok(Outcome::Failures {
-            count: row.try_get("failed_attempts").map_err(store_err)?,
-            locked_until_ms: row.try_get("locked_until_ms").map_err(store_err)?,
+            count: row.get("failed_attempts")?,
+            locked_until_ms: row.get("locked_until_ms")?,
         }),
         None => Err(locked_or_missing(conn, org_id, user_id).await),
     }
@@ -315,23 +304,22 @@ async fn record_failure(
 
 /// Clears the failure count and records the login, while the account is not locked.
 async fn record_success(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Conn,
     org_id: &str,
     user_id: &str,
     at_ms: i64,
 ) -> StoreResult<Outcome> {
-    let done = sqlx::query(
-        "UPDATE users SET failed_attempts = 0, locked_until_ms = NULL, last_login_ms = ?1 \
-         WHERE org_id = ?2 AND user_id = ?3 \
-           AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)",
+    let done = query(
+        "UPDATE users SET failed_attempts = 0, locked_until_ms = NULL, last_login_ms = $1 \
+         WHERE org_id = $2 AND user_id = $3 \
+           AND (locked_until_ms IS NULL OR locked_until_ms <= $1)",
     )
     .bind(at_ms)
     .bind(org_id)
     .bind(user_id)
     .execute(&mut *conn)
-    .await
-    .map_err(store_err)?;
-    if done.rows_affected() == 1 {
+    .await?;
+    if done == 1 {
         Ok(Outcome::Done)
     } else {
         Err(locked_or_missing(conn, org_id, user_id).await)
@@ -339,8 +327,8 @@ async fn record_success(
 }
 
 /// Why a conditional update of a user's lockout state matched no row.
-async fn locked_or_missing(conn: &mut SqliteConnection, org_id: &str, user_id: &str) -> StoreError {
-    let exists = sqlx::query("SELECT 1 FROM users WHERE org_id = ?1 AND user_id = ?2")
+async fn locked_or_missing(conn: &mut impl Conn, org_id: &str, user_id: &str) -> StoreError {
+    let exists = query("SELECT 1 FROM users WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
         .fetch_optional(conn)
@@ -348,7 +336,7 @@ async fn locked_or_missing(conn: &mut SqliteConnection, org_id: &str, user_id: &
     match exists {
         Ok(Some(_)) => StoreError::ConditionFailed("account locked".into()),
         Ok(None) => StoreError::NotFound("user".into()),
-        Err(e) => store_err(e),
+        Err(err) => err.into(),
     }
 }
 
@@ -356,41 +344,54 @@ async fn locked_or_missing(conn: &mut SqliteConnection, org_id: &str, user_id: &
 const AUDIT_ROWS_PER_STATEMENT: usize = 256;
 
 /// Inserts a batch's placed audit events, many rows per statement.
-pub(crate) async fn insert_audits(
-    conn: &mut SqliteConnection,
-    events: &[PlacedAudit],
-) -> StoreResult<()> {
+pub(crate) async fn insert_audits(conn: &mut impl Conn, events: &[PlacedAudit]) -> StoreResult<()> {
     for chunk in events.chunks(AUDIT_ROWS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut insert = multi_row(
             "INSERT INTO audit_events (chain_id, seq, prev_hash, hash, org_id, ts_ms, actor, \
-             action, target, outcome, details) ",
+             action, target, outcome, details)",
+            chunk.len(),
+            11,
         );
-        insert.push_values(chunk, |mut row, placed| {
-            let (at, event) = (&placed.placement, &placed.event);
-            row.push_bind(&at.chain_id)
-                .push_bind(at.seq)
-                .push_bind(&at.prev_hash)
-                .push_bind(&at.hash)
-                .push_bind(&event.org_id)
-                .push_bind(event.ts_ms)
-                .push_bind(&event.actor)
-                .push_bind(&event.action)
-                .push_bind(&event.target)
-                .push_bind(&event.outcome)
-                .push_bind(&event.details);
-        });
-        insert
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(|err| match err {
-                // The head row is behind its events: someone wrote to the chain around the store.
-                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Corrupt(
-                    "audit chain already holds an event at a sequence number its head says is free"
-                        .into(),
-                ),
-                other => store_err(other),
-            })?;
+        for PlacedAudit { placement, event } in chunk {
+            insert.push_bind(&placement.chain_id);
+            insert.push_bind(placement.seq);
+            insert.push_bind(&placement.prev_hash);
+            insert.push_bind(&placement.hash);
+            insert.push_bind(&event.org_id);
+            insert.push_bind(event.ts_ms);
+            insert.push_bind(&event.actor);
+            insert.push_bind(&event.action);
+            insert.push_bind(&event.target);
+            insert.push_bind(&event.outcome);
+            insert.push_bind(&event.details);
+        }
+        insert.execute(&mut *conn).await.map_err(|err| match err {
+            // The head row is behind its events: someone wrote to the chain around the store.
+            DbError::Unique { .. } => StoreError::Corrupt(
+                "audit chain already holds an event at a sequence number its head says is free"
+                    .into(),
+            ),
+            other => other.into(),
+        })?;
     }
     Ok(())
+}
+
+/// `head VALUES ($1, …), (…), …`: an INSERT of `rows` rows of `columns` values each, to be
+/// bound row by row.
+fn multi_row<'a>(head: &'static str, rows: usize, columns: usize) -> Query<'a> {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(head.len() + rows * columns * 6);
+    text.push_str(head);
+    text.push_str(" VALUES ");
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            let separator = if column == 0 { "" } else { ", " };
+            // Writing to a String cannot fail.
+            let _ = write!(text, "{separator}${}", row * columns + column + 1);
+        }
+        text.push(')');
+    }
+    built_query(text, rows * columns)
 }
