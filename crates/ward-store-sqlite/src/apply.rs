@@ -10,6 +10,7 @@ use ward_store::{
 use crate::error::{insert_err, store_err, user_insert_err};
 
 mod handles;
+mod orgs;
 mod portal;
 mod push;
 mod recovery;
@@ -106,6 +107,9 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, change: &Change) -> Store
         Change::AdoptRecoveryCase { .. }
         | Change::RotateRecoveryHandle { .. }
         | Change::TakeNoticeSlot { .. } => handles::apply(conn, change).await,
+        Change::InsertOrg(_) | Change::RenameOrg { .. } | Change::SetOrgDisabled { .. } => {
+            orgs::apply(conn, change).await
+        }
         Change::PurgeExpired { before_ms } => purge_expired(conn, *before_ms).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(

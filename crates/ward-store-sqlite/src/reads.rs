@@ -12,6 +12,7 @@ use ward_store::{
 use crate::SqliteStore;
 use crate::error::store_err;
 
+mod orgs;
 mod portal;
 mod push;
 mod recovery;

@@ -41,6 +41,7 @@ mod accounts;
 mod audit;
 mod decisions;
 mod devices;
+mod orgs;
 mod portal;
 mod push;
 mod recovery;
@@ -55,6 +56,7 @@ pub use decisions::{
     auth_failures, auth_tx, concurrent_lockout, concurrent_totp_step, totp_factors, totp_step_once,
 };
 pub use devices::{activation_once, devices, nonce_once};
+pub use orgs::{org_changes, orgs};
 pub use portal::{
     account_settings, ceremony_once, concurrent_ceremony, delete_factor, end_sessions,
     purge_portal, recovery_codes, rename_factor, sessions, user_tokens_once, webauthn_counter,
@@ -81,6 +83,8 @@ pub async fn run_all(store: &dyn Store) -> Check {
     named("last_prompt_method", last_prompt_method(store)).await?;
     named("org_scoping", org_scoping(store)).await?;
     named("integrations", integrations(store)).await?;
+    named("orgs", orgs(store)).await?;
+    named("org_changes", org_changes(store)).await?;
     named("meta", meta(store)).await?;
     named("totp_factors", totp_factors(store)).await?;
     named("totp_step_once", totp_step_once(store)).await?;

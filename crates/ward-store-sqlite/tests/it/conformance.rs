@@ -21,6 +21,8 @@ checks!(
     user_status,
     last_prompt_method,
     org_scoping,
+    orgs,
+    org_changes,
     integrations,
     meta,
     totp_factors,
