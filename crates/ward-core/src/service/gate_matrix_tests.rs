@@ -90,6 +90,7 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
     let now = clock.now();
     let (integration, _) = ward
         .create_integration(
+            crate::service::default_org(),
             &Actor::Cli,
             "VPN",
             IntegrationKind::AuthApi,
@@ -99,7 +100,14 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
         .await
         .unwrap();
     let (web, _) = ward
-        .create_integration(&Actor::Cli, "Web", IntegrationKind::WebSdk, None, now)
+        .create_integration(
+            crate::service::default_org(),
+            &Actor::Cli,
+            "Web",
+            IntegrationKind::WebSdk,
+            None,
+            now,
+        )
         .await
         .unwrap();
     Matrix {
@@ -149,20 +157,34 @@ impl Matrix {
         let now = self.now();
         let user = self
             .ward
-            .create_user(&Actor::Cli, &name, None, now)
+            .create_user(crate::service::default_org(), &Actor::Cli, &name, None, now)
             .await
             .unwrap();
         self.ward
-            .add_totp(&Actor::Cli, &name, Some(SECRET), Algorithm::Sha1, 6, now)
+            .add_totp(
+                crate::service::default_org(),
+                &Actor::Cli,
+                &name,
+                Some(SECRET),
+                Algorithm::Sha1,
+                6,
+                now,
+            )
             .await
             .unwrap();
         self.ward
-            .set_policy_group(&Actor::Cli, &name, Some("codes"), now)
+            .set_policy_group(
+                crate::service::default_org(),
+                &Actor::Cli,
+                &name,
+                Some("codes"),
+                now,
+            )
             .await
             .unwrap();
         let code = self
             .ward
-            .device_activation_code(&Actor::Cli, &name, now)
+            .device_activation_code(crate::service::default_org(), &Actor::Cli, &name, now)
             .await
             .unwrap();
         let device = SigningKey::from_bytes(&[7; 32]);
@@ -176,12 +198,19 @@ impl Matrix {
         self.ward.activate_device(&req, now).await.unwrap();
         let start = self
             .ward
-            .passkey_register_start(&user.id, now)
+            .passkey_register_start(crate::service::default_org(), &user.id, now)
             .await
             .unwrap();
         let answer = key.register(&start.options).unwrap();
         self.ward
-            .passkey_register_finish(&user.id, &start.ceremony, &answer, "Key", now)
+            .passkey_register_finish(
+                crate::service::default_org(),
+                &user.id,
+                &start.ceremony,
+                &answer,
+                "Key",
+                now,
+            )
             .await
             .unwrap();
         self.put_in(state, &user.id, &name).await;
@@ -195,7 +224,13 @@ impl Matrix {
             State::Active | State::Unknown => return,
             State::Disabled => {
                 self.ward
-                    .set_user_status(&Actor::Cli, name, UserStatus::Disabled, now)
+                    .set_user_status(
+                        crate::service::default_org(),
+                        &Actor::Cli,
+                        name,
+                        UserStatus::Disabled,
+                        now,
+                    )
                     .await
                     .unwrap();
                 return;
@@ -318,7 +353,7 @@ impl Matrix {
             "portal.totp" => {
                 let code = self.code();
                 self.ward
-                    .totp_sign_in(&name, &code, self.now())
+                    .totp_sign_in(crate::service::default_org(), &name, &code, self.now())
                     .await
                     .is_ok()
             }
@@ -352,7 +387,12 @@ impl Matrix {
             Some(context) => self.ward.prompt_passkey_start(context, now).await.unwrap(),
             None => self
                 .ward
-                .passkey_auth_start(ceremony_purpose::SIGN_IN, None, now)
+                .passkey_auth_start(
+                    crate::service::default_org(),
+                    ceremony_purpose::SIGN_IN,
+                    None,
+                    now,
+                )
                 .await
                 .unwrap(),
         };
@@ -365,7 +405,13 @@ impl Matrix {
                 .is_ok_and(|c| c.allowed),
             None => self
                 .ward
-                .passkey_auth_finish(ceremony_purpose::SIGN_IN, &start.ceremony, &answer, now)
+                .passkey_auth_finish(
+                    crate::service::default_org(),
+                    ceremony_purpose::SIGN_IN,
+                    &start.ceremony,
+                    &answer,
+                    now,
+                )
                 .await
                 .is_ok(),
         }

@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod device;
 mod legacy;
+mod orgs;
 mod passcode;
 mod passkeys;
 mod portal;
@@ -210,3 +211,11 @@ mod push_tests;
 mod recovery_tests;
 #[cfg(test)]
 mod tests;
+
+/// The organisation every database starts with, for tests written before there were several.
+#[cfg(test)]
+pub(crate) fn default_org() -> &'static crate::model::OrgId {
+    static ORG: std::sync::LazyLock<crate::model::OrgId> =
+        std::sync::LazyLock::new(|| crate::model::OrgId::new(ward_store::DEFAULT_ORG));
+    &ORG
+}

@@ -50,3 +50,10 @@ fn app_state(
         ),
     }
 }
+
+/// The organisation every database starts with.
+fn default_org() -> &'static ward_core::model::OrgId {
+    static ORG: std::sync::LazyLock<ward_core::model::OrgId> =
+        std::sync::LazyLock::new(|| ward_core::model::OrgId::new(ward_store::DEFAULT_ORG));
+    &ORG
+}

@@ -52,13 +52,19 @@ async fn site_with(pool: Argon2Pool, hook: Option<Vec<String>>) -> Site {
     let ward = Arc::new(ward);
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
-    ward.create_user(&Actor::Cli, "alice", Some("alice@example.test"), now)
+    ward.create_user(
+        crate::default_org(),
+        &Actor::Cli,
+        "alice",
+        Some("alice@example.test"),
+        now,
+    )
+    .await
+    .unwrap();
+    ward.create_user(crate::default_org(), &Actor::Cli, "root", None, now)
         .await
         .unwrap();
-    ward.create_user(&Actor::Cli, "root", None, now)
-        .await
-        .unwrap();
-    ward.grant_role(&Actor::Cli, "root", Role::Admin, now)
+    ward.grant_role(crate::default_org(), &Actor::Cli, "root", Role::Admin, now)
         .await
         .unwrap();
     let state = crate::app_state(

@@ -8,12 +8,12 @@
 //! sinks. The server limits how often reports are accepted.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG};
+use ward_store::{Change, ChangeSet};
 
 use super::Ward;
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor as AuditActor;
+use crate::model::{Actor as AuditActor, OrgId};
 
 /// The most of an anonymous report's description the audit log keeps.
 pub const ANONYMOUS_AUDIT_CHARS: usize = 280;
@@ -36,6 +36,7 @@ impl Ward {
     /// signed-in user may also block recovery of their account for `block_days`.
     pub async fn report_contact(
         &self,
+        org: &OrgId,
         user_id: Option<&str>,
         kind: &str,
         description: &str,
@@ -65,7 +66,7 @@ impl Ward {
             (Some(user_id), Some(days)) if (1..=30).contains(&days) => {
                 let until = (now + TimeDelta::days(i64::from(days))).timestamp_millis();
                 set.push(Change::SetRecoveryBlock {
-                    org_id: DEFAULT_ORG.into(),
+                    org_id: org.to_string(),
                     user_id: user_id.into(),
                     until_ms: Some(until),
                 });
@@ -75,7 +76,7 @@ impl Ward {
         };
         set.push(
             Event::new(
-                DEFAULT_ORG,
+                org.as_str(),
                 now,
                 &actor,
                 Action::SecurityContactReport,
@@ -91,7 +92,7 @@ impl Ward {
         );
         self.store.commit(set).await?;
         self.raise(crate::notify::Alert::SuspiciousContact {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user_id.map(str::to_owned),
             kind: kind.into(),
             at_ms: now.timestamp_millis(),
