@@ -278,11 +278,14 @@ impl Ward {
             passcode: !totps.is_empty(),
         };
         let offer = gate::offer(
+            self.org_state(org, now).await?,
             subject.as_ref(),
             enrolled,
             ctx.allowed(door, &self.policy),
             now.timestamp_millis(),
         );
+        // Answered like a disabled account, but audited as what it is.
+        let org_refused = offer == Offer::Refused(Refusal::OrgDisabled);
         let outcome = self.preauth_outcome(offer, &push, &totps);
         let target = user
             .as_ref()
@@ -290,6 +293,9 @@ impl Ward {
         let (result, reason) = match &outcome {
             PreauthOutcome::Auth { .. } => ("auth", None),
             PreauthOutcome::Enroll { .. } => ("enroll", None),
+            PreauthOutcome::Deny { .. } if org_refused => {
+                ("deny", Some(Refusal::OrgDisabled.as_str()))
+            }
             PreauthOutcome::Deny { reason } => ("deny", Some(deny_reason_str(*reason))),
         };
         let event = ctx
@@ -315,7 +321,11 @@ impl Ward {
                 return self.no_factor_outcome(DenyReason::UnknownUser);
             }
             Offer::NothingEnrolled => return self.no_factor_outcome(DenyReason::NoFactors),
-            Offer::Refused(Refusal::Disabled) => return deny(DenyReason::Disabled),
+            // A disabled organisation gets a disabled account's answer: nothing about the
+            // account or its organisation shows.
+            Offer::Refused(Refusal::Disabled | Refusal::OrgDisabled) => {
+                return deny(DenyReason::Disabled);
+            }
             Offer::Refused(Refusal::LockedOut) => return deny(DenyReason::LockedOut),
             Offer::Refused(
                 refusal @ (Refusal::NotAllowed | Refusal::PushMuted | Refusal::PushStorm),

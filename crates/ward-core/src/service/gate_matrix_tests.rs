@@ -4,7 +4,7 @@
 //! Doors: the Auth API (passcode, push, preauth), the older `/rest/v1` API (passcode, push),
 //! the hosted prompt (what it offers, passcode, push, passkey) and the portal (TOTP sign-in,
 //! passkey sign-in). States: active, unknown, disabled, locked out, push muted after a fraud
-//! report, and over the push storm limit.
+//! report, over the push storm limit, and an active account of a disabled organisation.
 
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use super::passkey_tests::{Authr, audit_of, passkey, settings};
 use super::*;
 use crate::clock::{Clock, TestClock};
 use crate::crypto::MasterKey;
-use crate::gate::{self, Allowed, Method, Subject};
+use crate::gate::{self, Allowed, Method, OrgState, Subject};
 use crate::model::{Actor, IntegrationKind, UserRef, UserStatus};
 use crate::policy::{ApiPushMode, FactorPolicy, PushPolicy};
 use crate::totp::{Algorithm, Totp};
@@ -37,15 +37,18 @@ enum State {
     Locked,
     Muted,
     Storm,
+    /// Active, but its organisation is disabled (last: it disables the matrix's organisation).
+    OrgDisabled,
 }
 
-const STATES: [State; 6] = [
+const STATES: [State; 7] = [
     State::Active,
     State::Unknown,
     State::Disabled,
     State::Locked,
     State::Muted,
     State::Storm,
+    State::OrgDisabled,
 ];
 
 /// What a door answered: let in, or refused with the reason it audited.
@@ -247,6 +250,13 @@ impl Matrix {
                 user_id: user_id.into(),
                 until_ms: later,
             },
+            State::OrgDisabled => {
+                self.ward
+                    .set_org_disabled(&Actor::Cli, DEFAULT_ORG, true, now)
+                    .await
+                    .unwrap();
+                return;
+            }
             State::Storm => {
                 for _ in 0..STORM_LIMIT {
                     let sent = self.api_push(name).await;
@@ -265,7 +275,9 @@ impl Matrix {
     async fn expected(&self, name: &str, method: Method, storm: bool) -> Verdict {
         let row = self.store.user_by_name(DEFAULT_ORG, name).await.unwrap();
         let subject = row.as_ref().map(|r| Subject::of(r).unwrap());
+        let org = self.store.org(DEFAULT_ORG).await.unwrap();
         match gate::admit(
+            OrgState::of(org.as_ref()),
             subject.as_ref(),
             method,
             Allowed::ALL,
@@ -508,6 +520,7 @@ async fn run_matrix(store: Arc<dyn Store>) {
         "locked_out",
         "muted_after_fraud",
         "push_storm",
+        "org_disabled",
     ] {
         assert!(
             table

@@ -60,6 +60,7 @@ pub struct Ward {
     policy: AuthPolicy,
     issuer: String,
     integrations: cache::IntegrationCache,
+    org_states: orgs::OrgStates,
     deliveries: Vec<Arc<dyn PushDelivery>>,
     alerts: Vec<Arc<dyn AlertSink>>,
     notifiers: Vec<Arc<dyn UserNotifier>>,
@@ -101,6 +102,7 @@ impl Ward {
             policy,
             issuer: issuer.into(),
             integrations: cache::IntegrationCache::default(),
+            org_states: orgs::OrgStates::default(),
         })
     }
 

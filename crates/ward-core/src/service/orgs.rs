@@ -4,14 +4,51 @@
 //! Every change is audited in the organisation's own log. Names are what administrators type
 //! (`--org NAME`); ids are what every row stores.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, OrgRow, StoreError};
 
 use super::{Ward, check_text};
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
+use crate::gate::OrgState;
 use crate::ids;
 use crate::model::{Actor, Org, OrgId};
+
+/// How long an organisation's state is trusted before it is read again: disabling takes
+/// effect on this node at once, on every other node within this time.
+const STATE_TTL_MS: i64 = 5_000;
+
+/// The organisations' states as last read, so that the gate's check costs no database read on
+/// most logins.
+#[derive(Debug, Default)]
+pub(super) struct OrgStates {
+    entries: RwLock<HashMap<String, (i64, OrgState)>>,
+}
+
+impl OrgStates {
+    fn get(&self, org: &str, now_ms: i64) -> Option<OrgState> {
+        let entries = self.entries.read().ok()?;
+        entries
+            .get(org)
+            .filter(|(read_at, _)| now_ms - read_at < STATE_TTL_MS && now_ms >= *read_at)
+            .map(|(_, state)| *state)
+    }
+
+    fn put(&self, org: &str, state: OrgState, now_ms: i64) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.insert(org.to_owned(), (now_ms, state));
+        }
+    }
+
+    fn forget(&self, org: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(org);
+        }
+    }
+}
 
 impl Ward {
     /// Creates an organisation named `name` (unique).
@@ -158,18 +195,21 @@ impl Ward {
         self.store
             .commit(ChangeSet::new().with(change).with(event.into_change()))
             .await?;
+        self.org_states.forget(org.id.as_str());
         org.disabled_ms = disabled_ms;
         Ok(org)
     }
 
-    /// Whether `org` is disabled now (an organisation that does not exist counts as disabled:
-    /// nobody logs in to it).
-    pub(crate) async fn org_disabled(&self, org: &str) -> CoreResult<bool> {
-        Ok(self
-            .store
-            .org(org)
-            .await?
-            .is_none_or(|row| row.disabled_ms.is_some()))
+    /// The state of `org` for the gate (an organisation that does not exist counts as
+    /// disabled: nobody logs in to it).
+    pub(crate) async fn org_state(&self, org: &str, now: DateTime<Utc>) -> CoreResult<OrgState> {
+        let now_ms = now.timestamp_millis();
+        if let Some(state) = self.org_states.get(org, now_ms) {
+            return Ok(state);
+        }
+        let state = OrgState::of(self.store.org(org).await?.as_ref());
+        self.org_states.put(org, state, now_ms);
+        Ok(state)
     }
 }
 

@@ -441,6 +441,7 @@ impl Ward {
             None => Enrolled::default(),
         };
         let offer = gate::offer(
+            self.org_state(org.as_str(), now).await?,
             subject.as_ref(),
             enrolled,
             policy.allowed(),
@@ -469,7 +470,8 @@ impl Ward {
             (gate::Offer::Refused(refusal), user) => {
                 let status = match refusal {
                     Refusal::LockedOut => "locked_out",
-                    Refusal::UnknownUser
+                    Refusal::OrgDisabled
+                    | Refusal::UnknownUser
                     | Refusal::Disabled
                     | Refusal::NotAllowed
                     | Refusal::PushMuted

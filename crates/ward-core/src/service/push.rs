@@ -193,6 +193,7 @@ impl Ward {
         // The application's push mode was applied by the caller (with its own explanation);
         // the gate decides on the account.
         let admitted = gate::admit(
+            self.org_state(org, now).await?,
             subject.as_ref(),
             Method::Push,
             Allowed::ALL,
@@ -590,7 +591,9 @@ impl Ward {
 /// The status a gate refusal gets at a push.
 fn push_refused_status(refusal: Refusal) -> AuthStatus {
     match refusal {
-        Refusal::UnknownUser | Refusal::Disabled | Refusal::NotAllowed => AuthStatus::PushDenied,
+        Refusal::OrgDisabled | Refusal::UnknownUser | Refusal::Disabled | Refusal::NotAllowed => {
+            AuthStatus::PushDenied
+        }
         Refusal::LockedOut => AuthStatus::LockedOut,
         Refusal::PushMuted | Refusal::PushStorm => AuthStatus::PushRefused,
     }

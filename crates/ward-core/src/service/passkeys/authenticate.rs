@@ -15,7 +15,7 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
-use crate::gate::{self, Allowed, Method, Refusal, Subject};
+use crate::gate::{self, Allowed, Method, OrgState, Refusal, Subject};
 use crate::model::{Actor, OrgId};
 use crate::notify::Alert;
 use crate::service::Ward;
@@ -130,7 +130,8 @@ impl Ward {
             .user_by_id(org.as_str(), &row.user_id)
             .await?
             .ok_or_else(|| CoreError::NotFound("user".into()))?;
-        if let Err(refusal) = admit_passkey(&user, now) {
+        let org_state = self.org_state(org.as_str(), now).await?;
+        if let Err(refusal) = admit_passkey(org_state, &user, now) {
             let message = refusal_message(refusal);
             return Err(self
                 .audited_refusal(
@@ -153,7 +154,7 @@ impl Ward {
             // request locked the account: the store decided; say which.
             Err(StoreError::ConditionFailed(_)) => {
                 let now_user = self.store.user_by_id(org.as_str(), &user.user_id).await?;
-                let (reason, message) = match now_user.map(|u| admit_passkey(&u, now)) {
+                let (reason, message) = match now_user.map(|u| admit_passkey(org_state, &u, now)) {
                     Some(Err(refusal)) => (refusal.as_str(), refusal_message(refusal)),
                     _ => (
                         "concurrent use of the same counter",
@@ -370,7 +371,8 @@ fn signed_counter(response: &PublicKeyCredential) -> i64 {
 fn refusal_message(refusal: Refusal) -> &'static str {
     match refusal {
         Refusal::LockedOut => LOCKED,
-        Refusal::UnknownUser
+        Refusal::OrgDisabled
+        | Refusal::UnknownUser
         | Refusal::Disabled
         | Refusal::NotAllowed
         | Refusal::PushMuted
@@ -379,9 +381,10 @@ fn refusal_message(refusal: Refusal) -> &'static str {
 }
 
 /// The gate for a passkey check: the account as read now.
-fn admit_passkey(user: &UserRow, now: DateTime<Utc>) -> Result<(), Refusal> {
+fn admit_passkey(org: OrgState, user: &UserRow, now: DateTime<Utc>) -> Result<(), Refusal> {
     let subject = Subject::of(user).map_err(|_| Refusal::Disabled)?;
     gate::admit(
+        org,
         Some(&subject),
         Method::Passkey,
         Allowed::ALL,

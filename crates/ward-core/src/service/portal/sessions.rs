@@ -9,7 +9,7 @@ use super::{NewSession, STEP_UP_NEEDED, Session, TOUCH_EVERY};
 use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::gate::{Allowed, Door};
+use crate::gate::{Allowed, Door, OrgState};
 use crate::model::{Actor, OrgId};
 use crate::service::passcode::PasscodeCheck;
 use crate::service::passkeys::purpose;
@@ -72,8 +72,8 @@ impl Ward {
         })
     }
 
-    /// The session a cookie value names, if it is still valid (expired, idle, disabled-user
-    /// and frozen-and-ended sessions are not).
+    /// The session a cookie value names, if it is still valid (expired, idle, disabled-user,
+    /// disabled-organisation and frozen-and-ended sessions are not).
     pub async fn session(&self, token: &str, now: DateTime<Utc>) -> CoreResult<Option<Session>> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
@@ -92,6 +92,11 @@ impl Ward {
             return Ok(None);
         };
         if user.status != "active" {
+            return Ok(None);
+        }
+        // A disabled organisation's sessions end with it (they come back if it is enabled
+        // again before they expire).
+        if self.org_state(&row.org_id, now).await? == OrgState::Disabled {
             return Ok(None);
         }
         if now_ms - row.last_seen_ms >= TOUCH_EVERY.num_milliseconds() {
