@@ -204,6 +204,8 @@ mod gate_matrix_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
+mod org_tests;
+#[cfg(test)]
 mod passkey_tests;
 #[cfg(test)]
 mod portal_tests;
