@@ -154,7 +154,8 @@ pub enum DeviceCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Checks every audit chain; exits non-zero at the first bad record.
+    /// Checks every audit chain (with --org, that organisation's); exits non-zero at the first
+    /// bad record.
     Verify,
     /// Writes every event as JSON lines to standard output.
     Export,
@@ -496,26 +497,40 @@ pub async fn device(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn audit(config: &Config, _org: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+pub async fn audit(config: &Config, org: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
     if let AuditCmd::Actions { markdown } = cmd {
         return audit_actions(markdown);
     }
     let ward = open(config).await?;
     let store = Arc::clone(ward.store());
     let code = match cmd {
-        AuditCmd::Verify => match ward_core::audit::verify(store.as_ref()).await? {
-            Ok(report) => {
-                println!(
-                    "audit log intact: {} events in {} chains",
-                    report.events, report.chains
-                );
-                ExitCode::SUCCESS
+        AuditCmd::Verify => {
+            // With --org, that organisation's chains; without, every chain of the deployment.
+            let (report, scope) = match org {
+                Some(name) => {
+                    let org = ward.resolve_org(Some(name)).await?;
+                    let report = ward_core::audit::verify_org(store.as_ref(), &org).await?;
+                    (report, format!("audit log of organisation {name}"))
+                }
+                None => (
+                    ward_core::audit::verify(store.as_ref()).await?,
+                    "audit log".to_owned(),
+                ),
+            };
+            match report {
+                Ok(report) => {
+                    println!(
+                        "{scope} intact: {} events in {} chains",
+                        report.events, report.chains
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(bad) => {
+                    eprintln!("{scope} damaged: {bad}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(bad) => {
-                eprintln!("audit log damaged: {bad}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         AuditCmd::Export => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();

@@ -18,7 +18,7 @@ mod rows;
 mod signals;
 mod storable;
 
-pub use audit::{GENESIS_HASH, audit_hash};
+pub use audit::{GENESIS_HASH, audit_chain_id, audit_hash};
 pub use change::{Change, ChangeSet, CommitReceipt, Outcome};
 pub use error::StoreError;
 pub use rows::{
@@ -257,8 +257,13 @@ pub trait Store:
 {
     /// `"sqlite"` or `"postgres"`, for logs and diagnostics.
     fn backend(&self) -> &'static str;
-    /// The audit chain this process appends to.
+    /// This process's name in the audit log: the default organisation's chain, and the node
+    /// part of every other organisation's (see [`audit_chain_id`]).
     fn chain_id(&self) -> &str;
+    /// The audit chain this process appends `org_id`'s events to.
+    fn chain_for(&self, org_id: &str) -> String {
+        audit_chain_id(self.chain_id(), org_id)
+    }
     /// Change notifications between the requests of this node and, on PostgreSQL, of every
     /// node sharing the database.
     fn signals(&self) -> &dyn Signals;

@@ -4,6 +4,7 @@
 //! Each check names a user who exists only in the other organisation, or a same-named user
 //! whose factors differ, so that a lookup in the wrong organisation changes the answer.
 
+mod audit;
 mod isolation;
 mod management;
 

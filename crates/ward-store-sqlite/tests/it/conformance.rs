@@ -23,6 +23,7 @@ checks!(
     org_scoping,
     orgs,
     org_changes,
+    org_chains,
     integrations,
     meta,
     totp_factors,

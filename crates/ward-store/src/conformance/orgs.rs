@@ -1,7 +1,7 @@
 //! Organisations: created, named uniquely, renamed, disabled and enabled.
 
-use super::{Check, Ctx, commit};
-use crate::{Change, OrgRow, Store, StoreError};
+use super::{Check, Ctx, commit, event, head, verify_chain};
+use crate::{Change, OrgRow, Outcome, Store, StoreError};
 
 fn org(org_id: &str, name: &str, created_ms: i64) -> OrgRow {
     OrgRow {
@@ -143,5 +143,63 @@ pub async fn org_changes(store: &dyn Store) -> Check {
         matches!(missing, Err(StoreError::NotFound(_))),
         "disabling an unknown organisation, got {missing:?}"
     );
+    Ok(())
+}
+
+/// Each organisation's events form a chain of their own on this node (the default
+/// organisation's is the node's own chain): one set holding events of two organisations, and
+/// concurrent sets of both, extend both chains without gaps, and neither holds the other's.
+pub async fn org_chains(store: &dyn Store) -> Check {
+    let (x, y) = ("conf-chain-x", "conf-chain-y");
+    check_eq!(
+        store.chain_for(crate::DEFAULT_ORG),
+        store.chain_id(),
+        "the default organisation's chain is the node's"
+    );
+    check!(
+        store.chain_for(x) != store.chain_for(y) && store.chain_for(x) != store.chain_id(),
+        "one chain per organisation"
+    );
+    let (x0, _) = head(store, x).await?;
+    let (y0, _) = head(store, y).await?;
+    let receipt = commit(
+        store,
+        vec![
+            Change::Audit(event(x, "user.create", "X1")),
+            Change::Audit(event(y, "user.create", "Y1")),
+            Change::Audit(event(x, "user.enable", "X1")),
+        ],
+    )
+    .await
+    .ctx("events of two organisations in one set")?;
+    let placed = |org: &str, seq| Outcome::Audited {
+        chain_id: store.chain_for(org),
+        seq,
+    };
+    check_eq!(
+        receipt.outcomes,
+        [placed(x, x0 + 1), placed(y, y0 + 1), placed(x, x0 + 2)],
+        "each event placed in its organisation's chain"
+    );
+    let sets = (0..20).map(|i| {
+        let org = if i % 2 == 0 { x } else { y };
+        commit(store, vec![Change::Audit(event(org, "auth.passcode", "Z"))])
+    });
+    for result in futures::future::join_all(sets).await {
+        result.ctx("concurrent sets of two organisations")?;
+    }
+    for (org, start, count) in [(x, x0, 12), (y, y0, 11)] {
+        let chain_id = store.chain_for(org);
+        check_eq!(
+            verify_chain(store, &chain_id).await?,
+            start + count,
+            "chain of {org}"
+        );
+        let page = store.audit_page(&chain_id, start, 100).await.ctx("page")?;
+        check!(
+            page.iter().all(|row| row.event.org_id == org),
+            "chain of {org} holds only its events"
+        );
+    }
     Ok(())
 }
