@@ -277,6 +277,7 @@ impl Ward {
     }
 
     /// Adds a TOTP authenticator to a user, with the given Base32 secret or a new random one.
+    #[allow(clippy::too_many_arguments)] // the organisation, the actor and the CLI's options
     pub async fn add_totp(
         &self,
         org: &OrgId,

@@ -93,7 +93,7 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
     let now = clock.now();
     let (integration, _) = ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "VPN",
             IntegrationKind::AuthApi,
@@ -104,7 +104,7 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
         .unwrap();
     let (web, _) = ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "Web",
             IntegrationKind::WebSdk,
@@ -160,12 +160,12 @@ impl Matrix {
         let now = self.now();
         let user = self
             .ward
-            .create_user(crate::service::default_org(), &Actor::Cli, &name, None, now)
+            .create_user(default_org(), &Actor::Cli, &name, None, now)
             .await
             .unwrap();
         self.ward
             .add_totp(
-                crate::service::default_org(),
+                default_org(),
                 &Actor::Cli,
                 &name,
                 Some(SECRET),
@@ -176,18 +176,12 @@ impl Matrix {
             .await
             .unwrap();
         self.ward
-            .set_policy_group(
-                crate::service::default_org(),
-                &Actor::Cli,
-                &name,
-                Some("codes"),
-                now,
-            )
+            .set_policy_group(default_org(), &Actor::Cli, &name, Some("codes"), now)
             .await
             .unwrap();
         let code = self
             .ward
-            .device_activation_code(crate::service::default_org(), &Actor::Cli, &name, now)
+            .device_activation_code(default_org(), &Actor::Cli, &name, now)
             .await
             .unwrap();
         let device = SigningKey::from_bytes(&[7; 32]);
@@ -201,13 +195,13 @@ impl Matrix {
         self.ward.activate_device(&req, now).await.unwrap();
         let start = self
             .ward
-            .passkey_register_start(crate::service::default_org(), &user.id, now)
+            .passkey_register_start(default_org(), &user.id, now)
             .await
             .unwrap();
         let answer = key.register(&start.options).unwrap();
         self.ward
             .passkey_register_finish(
-                crate::service::default_org(),
+                default_org(),
                 &user.id,
                 &start.ceremony,
                 &answer,
@@ -227,13 +221,7 @@ impl Matrix {
             State::Active | State::Unknown => return,
             State::Disabled => {
                 self.ward
-                    .set_user_status(
-                        crate::service::default_org(),
-                        &Actor::Cli,
-                        name,
-                        UserStatus::Disabled,
-                        now,
-                    )
+                    .set_user_status(default_org(), &Actor::Cli, name, UserStatus::Disabled, now)
                     .await
                     .unwrap();
                 return;
@@ -365,7 +353,7 @@ impl Matrix {
             "portal.totp" => {
                 let code = self.code();
                 self.ward
-                    .totp_sign_in(crate::service::default_org(), &name, &code, self.now())
+                    .totp_sign_in(default_org(), &name, &code, self.now())
                     .await
                     .is_ok()
             }
@@ -399,12 +387,7 @@ impl Matrix {
             Some(context) => self.ward.prompt_passkey_start(context, now).await.unwrap(),
             None => self
                 .ward
-                .passkey_auth_start(
-                    crate::service::default_org(),
-                    ceremony_purpose::SIGN_IN,
-                    None,
-                    now,
-                )
+                .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, now)
                 .await
                 .unwrap(),
         };
@@ -418,7 +401,7 @@ impl Matrix {
             None => self
                 .ward
                 .passkey_auth_finish(
-                    crate::service::default_org(),
+                    default_org(),
                     ceremony_purpose::SIGN_IN,
                     &start.ceremony,
                     &answer,

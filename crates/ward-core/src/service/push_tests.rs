@@ -41,7 +41,7 @@ async fn fixture(push: PushPolicy) -> Fixture {
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _) = ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "VPN",
             IntegrationKind::AuthApi,
@@ -50,15 +50,9 @@ async fn fixture(push: PushPolicy) -> Fixture {
         )
         .await
         .unwrap();
-    ward.create_user(
-        crate::service::default_org(),
-        &Actor::Cli,
-        "alice",
-        None,
-        now,
-    )
-    .await
-    .unwrap();
+    ward.create_user(default_org(), &Actor::Cli, "alice", None, now)
+        .await
+        .unwrap();
     let ctx = AuthContext {
         integration,
         user_ip: Some("198.51.100.7".into()),
@@ -109,7 +103,7 @@ impl Phone {
 async fn activate(f: &Fixture, seed: u8) -> Phone {
     let code = f
         .ward
-        .device_activation_code(crate::service::default_org(), &Actor::Cli, "alice", f.now)
+        .device_activation_code(default_org(), &Actor::Cli, "alice", f.now)
         .await
         .unwrap();
     let key = SigningKey::from_bytes(&[seed; 32]);
@@ -527,7 +521,7 @@ async fn an_integration_can_override_the_server_push_mode() {
     let (integration, _) = f
         .ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "legacy",
             IntegrationKind::AuthApi,

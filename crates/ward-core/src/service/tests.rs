@@ -37,7 +37,7 @@ async fn fixture(policy: AuthPolicy) -> Fixture {
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _skey) = ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "app",
             IntegrationKind::AuthApi,
@@ -74,7 +74,7 @@ fn code_at(now: DateTime<Utc>) -> String {
 async fn alice(f: &Fixture) -> UserRef {
     f.ward
         .create_user(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             Some("alice@example.com"),
@@ -84,7 +84,7 @@ async fn alice(f: &Fixture) -> UserRef {
         .unwrap();
     f.ward
         .add_totp(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             Some(SECRET_B32),
@@ -165,7 +165,7 @@ async fn disabled_user_is_denied_even_with_a_good_code() {
     let alice = alice(&f).await;
     f.ward
         .set_user_status(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             UserStatus::Disabled,
@@ -187,7 +187,7 @@ async fn disabled_user_is_denied_even_with_a_good_code() {
     assert!(!d.allowed);
     f.ward
         .set_user_status(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             UserStatus::Active,
@@ -241,7 +241,7 @@ async fn lockout_after_threshold_and_expiry() {
     assert!(ok.allowed);
     assert_eq!(
         f.ward
-            .user(crate::service::default_org(), "alice")
+            .user(default_org(), "alice")
             .await
             .unwrap()
             .failed_attempts,
@@ -264,7 +264,7 @@ async fn async_decisions_are_readable_by_the_same_integration_only() {
     let (other, _) = f
         .ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "other",
             IntegrationKind::AuthApi,
@@ -326,7 +326,7 @@ async fn integration_secret_round_trips_sealed() {
     let (integration, skey) = f
         .ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "second",
             IntegrationKind::AuthApi,
@@ -367,7 +367,7 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
     let (integration, _) = f
         .ward
         .create_integration(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "burst",
             IntegrationKind::AuthApi,
@@ -429,14 +429,14 @@ async fn bad_input_changes_nothing() {
     let f = fixture(AuthPolicy::default()).await;
     assert!(
         f.ward
-            .create_user(crate::service::default_org(), &Actor::Cli, "", None, f.now)
+            .create_user(default_org(), &Actor::Cli, "", None, f.now)
             .await
             .is_err()
     );
     assert!(
         f.ward
             .create_user(
-                crate::service::default_org(),
+                default_org(),
                 &Actor::Cli,
                 "bob",
                 Some("not-an-email"),
@@ -446,31 +446,19 @@ async fn bad_input_changes_nothing() {
             .is_err()
     );
     f.ward
-        .create_user(
-            crate::service::default_org(),
-            &Actor::Cli,
-            "bob",
-            None,
-            f.now,
-        )
+        .create_user(default_org(), &Actor::Cli, "bob", None, f.now)
         .await
         .unwrap();
     assert!(matches!(
         f.ward
-            .create_user(
-                crate::service::default_org(),
-                &Actor::Cli,
-                "bob",
-                None,
-                f.now
-            )
+            .create_user(default_org(), &Actor::Cli, "bob", None, f.now)
             .await,
         Err(CoreError::Conflict(_))
     ));
     assert!(
         f.ward
             .add_totp(
-                crate::service::default_org(),
+                default_org(),
                 &Actor::Cli,
                 "bob",
                 Some("!!"),
@@ -484,7 +472,7 @@ async fn bad_input_changes_nothing() {
     assert!(
         f.ward
             .add_totp(
-                crate::service::default_org(),
+                default_org(),
                 &Actor::Cli,
                 "bob",
                 None,
@@ -497,7 +485,7 @@ async fn bad_input_changes_nothing() {
     );
     assert_eq!(
         f.ward
-            .list_users(crate::service::default_org(), 100, 0)
+            .list_users(default_org(), 100, 0)
             .await
             .unwrap()
             .len(),

@@ -12,7 +12,7 @@ async fn each_organisation_has_its_own_chain_and_check() {
     let store = SqliteStore::open(&url, "node-1").await.unwrap();
     store.migrate().await.unwrap();
     let p = pair_on(Arc::new(store)).await;
-    let default = crate::service::default_org();
+    let default = default_org();
     p.ward()
         .create_user(default, &Actor::Cli, "carol", None, p.now())
         .await

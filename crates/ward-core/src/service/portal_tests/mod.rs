@@ -68,13 +68,7 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     let now = f.now();
     let link = f
         .ward
-        .create_enrol_link(
-            crate::service::default_org(),
-            &Actor::Cli,
-            "alice",
-            TimeDelta::days(7),
-            now,
-        )
+        .create_enrol_link(default_org(), &Actor::Cli, "alice", TimeDelta::days(7), now)
         .await
         .unwrap();
     assert!(
@@ -123,7 +117,7 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     let short = f
         .ward
         .create_enrol_link(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             TimeDelta::hours(1),
@@ -170,13 +164,7 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
     ] {
         let refused = f
             .ward
-            .create_enrol_link(
-                crate::service::default_org(),
-                &Actor::Cli,
-                "alice",
-                ttl,
-                now,
-            )
+            .create_enrol_link(default_org(), &Actor::Cli, "alice", ttl, now)
             .await;
         assert!(
             matches!(refused, Err(CoreError::InvalidInput { field: "ttl", .. })),
@@ -184,19 +172,13 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
         );
     }
     f.ward
-        .create_enrol_link(
-            crate::service::default_org(),
-            &Actor::Cli,
-            "alice",
-            MAX_ENROL_TTL,
-            now,
-        )
+        .create_enrol_link(default_org(), &Actor::Cli, "alice", MAX_ENROL_TTL, now)
         .await
         .unwrap();
     assert!(matches!(
         f.ward
             .create_enrol_link(
-                crate::service::default_org(),
+                default_org(),
                 &Actor::Cli,
                 "nobody",
                 TimeDelta::days(1),
@@ -207,7 +189,7 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
     ));
     f.ward
         .set_user_status(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             UserStatus::Disabled,
@@ -217,13 +199,7 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
         .unwrap();
     assert!(matches!(
         f.ward
-            .create_enrol_link(
-                crate::service::default_org(),
-                &Actor::Cli,
-                "alice",
-                TimeDelta::days(1),
-                now
-            )
+            .create_enrol_link(default_org(), &Actor::Cli, "alice", TimeDelta::days(1), now)
             .await,
         Err(CoreError::Forbidden(_))
     ));
@@ -291,12 +267,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     assert!(f.is_live(&a2.token).await);
     let ended = f
         .ward
-        .sign_out_everywhere(
-            crate::service::default_org(),
-            &Actor::User(alice.clone()),
-            &alice,
-            f.now(),
-        )
+        .sign_out_everywhere(default_org(), &Actor::User(alice.clone()), &alice, f.now())
         .await
         .unwrap();
     assert_eq!(ended, 1);
@@ -306,7 +277,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     // A disabled user's sessions are not valid.
     f.ward
         .set_user_status(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "bob",
             UserStatus::Disabled,
@@ -389,14 +360,7 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
         other @ TotpConfirm::Added(_) => panic!("a wrong code was accepted: {other:?}"),
     };
     assert_ne!(retry, setup.ceremony);
-    assert!(
-        f.ward
-            .factors(crate::service::default_org(), &alice)
-            .await
-            .unwrap()
-            .totps
-            .is_empty()
-    );
+    assert!(f.factors(&alice).await.totps.is_empty());
     let right = code_at(&totp, f.now());
     let old = f
         .ward
@@ -410,25 +374,11 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
         .totp_setup_finish(&bobs, &retry, &right, "Phone", f.now())
         .await;
     assert!(matches!(stolen, Err(CoreError::Forbidden(_))), "{stolen:?}");
-    assert!(
-        f.ward
-            .factors(crate::service::default_org(), &alice)
-            .await
-            .unwrap()
-            .totps
-            .is_empty()
-    );
+    assert!(f.factors(&alice).await.totps.is_empty());
     // (That attempt used the ceremony up: start again.)
     let (view, _, _) = add_app(&f, &session, "Phone").await;
     assert_eq!(view.name, "Phone");
-    assert_eq!(
-        f.ward
-            .factors(crate::service::default_org(), &alice)
-            .await
-            .unwrap()
-            .totps,
-        vec![view.clone()]
-    );
+    assert_eq!(f.factors(&alice).await.totps, vec![view.clone()]);
     assert_eq!(events(&f.audit().await, "factor.totp.add", "ok").len(), 1);
 }
 
@@ -456,7 +406,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     }
     let refused = f
         .ward
-        .totp_sign_in(crate::service::default_org(), "alice", &fresh, f.now())
+        .totp_sign_in(default_org(), "alice", &fresh, f.now())
         .await;
     assert!(
         matches!(refused, Err(CoreError::Unauthenticated)),
@@ -472,7 +422,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     // Where it is allowed, the set-up code is spent; a fresh one works once.
     f.ward
         .set_policy_group(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             Some("totp-ok"),
@@ -482,7 +432,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
         .unwrap();
     let replay = f
         .ward
-        .totp_sign_in(crate::service::default_org(), "alice", &right, f.now())
+        .totp_sign_in(default_org(), "alice", &right, f.now())
         .await;
     assert!(
         matches!(replay, Err(CoreError::Unauthenticated)),
@@ -490,7 +440,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     );
     let new = f
         .ward
-        .totp_sign_in(crate::service::default_org(), "alice", &fresh, f.now())
+        .totp_sign_in(default_org(), "alice", &fresh, f.now())
         .await
         .unwrap();
     assert_eq!(new.session.user.user_id, alice);
@@ -499,7 +449,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     assert!(f.is_live(&new.token).await);
     let again = f
         .ward
-        .totp_sign_in(crate::service::default_org(), "alice", &fresh, f.now())
+        .totp_sign_in(default_org(), "alice", &fresh, f.now())
         .await;
     assert!(
         matches!(again, Err(CoreError::Unauthenticated)),
@@ -508,7 +458,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     // Unknown users look the same.
     let unknown = f
         .ward
-        .totp_sign_in(crate::service::default_org(), "nobody", &fresh, f.now())
+        .totp_sign_in(default_org(), "nobody", &fresh, f.now())
         .await;
     assert!(
         matches!(unknown, Err(CoreError::Unauthenticated)),
@@ -556,15 +506,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
         matches!(&refused, Err(CoreError::InvalidInput { reason, .. }) if reason.contains("only passkey")),
         "{refused:?}"
     );
-    assert_eq!(
-        f.ward
-            .factors(crate::service::default_org(), &alice)
-            .await
-            .unwrap()
-            .passkeys
-            .len(),
-        1
-    );
+    assert_eq!(f.factors(&alice).await.passkeys.len(), 1);
     let audit = f.audit().await;
     let denied = events(&audit, "factor.remove", "deny");
     assert_eq!(denied.len(), 1);
@@ -580,14 +522,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
         .remove_factor(&session, FactorKind::Passkey, &first.id, f.now())
         .await
         .unwrap();
-    assert_eq!(
-        f.ward
-            .factors(crate::service::default_org(), &alice)
-            .await
-            .unwrap()
-            .passkeys,
-        vec![second.clone()]
-    );
+    assert_eq!(f.factors(&alice).await.passkeys, vec![second.clone()]);
     assert_eq!(events(&f.audit().await, "factor.remove", "ok").len(), 1);
     // The removed passkey no longer signs in.
     assert!(
@@ -612,7 +547,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
     // Where the policy does not require a passkey, the last one can go.
     f.ward
         .set_policy_group(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             Some("relaxed"),
@@ -625,14 +560,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
         .remove_factor(&session, FactorKind::Passkey, &second.id, f.now())
         .await
         .unwrap();
-    assert!(
-        f.ward
-            .factors(crate::service::default_org(), &alice)
-            .await
-            .unwrap()
-            .passkeys
-            .is_empty()
-    );
+    assert!(f.factors(&alice).await.passkeys.is_empty());
 }
 
 #[tokio::test]
@@ -665,15 +593,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
             "{bad:?}: {refused:?}"
         );
     }
-    assert_eq!(
-        f.ward
-            .factors(crate::service::default_org(), &alice)
-            .await
-            .unwrap()
-            .passkeys[0]
-            .name,
-        "Work phone"
-    );
+    assert_eq!(f.factors(&alice).await.passkeys[0].name, "Work phone");
     let mut bobs_key = passkey();
     let bobs = f.register(&bob, &mut bobs_key, "Bob's key").await;
     for id in [bobs.id.as_str(), "no-such-id"] {
@@ -694,14 +614,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
             "{removed:?}"
         );
     }
-    assert_eq!(
-        f.ward
-            .factors(crate::service::default_org(), &bob)
-            .await
-            .unwrap()
-            .passkeys,
-        vec![bobs]
-    );
+    assert_eq!(f.factors(&bob).await.passkeys, vec![bobs]);
 }
 
 mod codes_and_notices;

@@ -34,6 +34,7 @@ fn audit_text(description: &str, signed_in: bool) -> String {
 impl Ward {
     /// "Someone claiming to be IT contacted me": alerts the security contacts and audits; a
     /// signed-in user may also block recovery of their account for `block_days`.
+    #[allow(clippy::too_many_arguments)] // the organisation, the reporter and the form's fields
     pub async fn report_contact(
         &self,
         org: &OrgId,

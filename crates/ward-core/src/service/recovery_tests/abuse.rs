@@ -26,7 +26,7 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
         assert!(!r.is_phantom(&case_id).await);
         let cancelled = r
             .ward()
-            .recovery_cancel_by_user(crate::service::default_org(), &alice, "portal", r.now())
+            .recovery_cancel_by_user(default_org(), &alice, "portal", r.now())
             .await
             .unwrap();
         assert!(cancelled);
@@ -39,10 +39,7 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
     assert_eq!(r.status(&handle).await.stage, "collecting");
     r.notice(&alice, "recovery.start_again").await;
     assert_eq!(
-        r.ward()
-            .open_case_for(crate::service::default_org(), &alice)
-            .await
-            .unwrap(),
+        r.ward().open_case_for(default_org(), &alice).await.unwrap(),
         None
     );
 
@@ -157,7 +154,7 @@ async fn this_wasnt_me_on_a_recovery_notice_freezes_the_case() {
     assert_eq!(disowned, "recovery.cooling");
     let (open, state, _) = r
         .ward()
-        .open_case_for(crate::service::default_org(), &alice)
+        .open_case_for(default_org(), &alice)
         .await
         .unwrap()
         .unwrap();

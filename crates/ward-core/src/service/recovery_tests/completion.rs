@@ -41,7 +41,7 @@ async fn lost_everything(r: &mut Rig) {
     let (mut handle, case_id) = r
         .ward()
         .recovery_start(
-            crate::service::default_org(),
+            default_org(),
             "alice",
             Opener::User,
             Some("203.0.113.9"),
@@ -70,7 +70,7 @@ async fn lost_everything(r: &mut Rig) {
     let new_codes = confirm_new_passkey(r, &handle, &mut alice.old, &mut new).await;
     assert_eq!(
         r.ward()
-            .open_case_for(crate::service::default_org(), &alice.id)
+            .open_case_for(default_org(), &alice.id)
             .await
             .unwrap(),
         None
@@ -95,7 +95,7 @@ async fn equipped_alice(r: &Rig) -> Alice {
     let mut old = r.passkey_for(&id).await;
     r.ward()
         .add_totp(
-            crate::service::default_org(),
+            default_org(),
             &Actor::Cli,
             "alice",
             None,
@@ -107,11 +107,7 @@ async fn equipped_alice(r: &Rig) -> Alice {
         .unwrap();
     let phone = r.phone("alice", 1).await;
     let (_, codes) = r.recovery_codes(&mut old).await;
-    let before = r
-        .ward()
-        .factors(crate::service::default_org(), &id)
-        .await
-        .unwrap();
+    let before = r.ward().factors(default_org(), &id).await.unwrap();
     let counts = (
         before.passkeys.len(),
         before.totps.len(),
@@ -198,7 +194,7 @@ async fn bind_new_passkey(
     assert!(matches!(again, Err(CoreError::Conflict(_))), "{again:?}");
     let view = r
         .ward()
-        .factors(crate::service::default_org(), alice)
+        .factors(default_org(), alice)
         .await
         .unwrap()
         .passkeys
@@ -251,19 +247,13 @@ async fn confirm_new_passkey(
 /// Only the new codes work, and the account is on probation.
 async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<String>]) {
     let done_at = r.now().timestamp_millis();
-    let old_code = r.ward().use_recovery_code(
-        crate::service::default_org(),
-        &alice.id,
-        &alice.codes[1],
-        r.now(),
-    );
+    let old_code = r
+        .ward()
+        .use_recovery_code(default_org(), &alice.id, &alice.codes[1], r.now());
     assert!(!old_code.await.unwrap());
-    let new_code = r.ward().use_recovery_code(
-        crate::service::default_org(),
-        &alice.id,
-        &new_codes[0],
-        r.now(),
-    );
+    let new_code = r
+        .ward()
+        .use_recovery_code(default_org(), &alice.id, &new_codes[0], r.now());
     assert!(new_code.await.unwrap());
     let row = r.f.row(&alice.id).await;
     assert_eq!(row.last_recovered_ms, Some(done_at));
@@ -273,13 +263,7 @@ async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<Str
     );
     let refused = r
         .ward()
-        .add_recovery_approver(
-            crate::service::default_org(),
-            &Actor::Cli,
-            "alice",
-            "bob",
-            r.now(),
-        )
+        .add_recovery_approver(default_org(), &Actor::Cli, "alice", "bob", r.now())
         .await;
     assert!(
         matches!(refused, Err(CoreError::Forbidden(_))),
@@ -305,11 +289,7 @@ async fn assert_old_factors_gone(
     new_view: &PasskeyView,
     new: &mut Authr<SoftPasskey>,
 ) {
-    let after = r
-        .ward()
-        .factors(crate::service::default_org(), &alice.id)
-        .await
-        .unwrap();
+    let after = r.ward().factors(default_org(), &alice.id).await.unwrap();
     let ids: Vec<&str> = after.passkeys.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, [new_view.id.as_str()]);
     assert!(after.totps.is_empty(), "{:?}", after.totps);
@@ -320,19 +300,14 @@ async fn assert_old_factors_gone(
     );
     let start = r
         .ward()
-        .passkey_auth_start(
-            crate::service::default_org(),
-            ceremony_purpose::SIGN_IN,
-            None,
-            r.now(),
-        )
+        .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, r.now())
         .await
         .unwrap();
     let answer = alice.old.authenticate(&start.options).unwrap();
     let refused = r
         .ward()
         .passkey_auth_finish(
-            crate::service::default_org(),
+            default_org(),
             ceremony_purpose::SIGN_IN,
             &start.ceremony,
             &answer,

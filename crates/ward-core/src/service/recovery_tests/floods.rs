@@ -58,22 +58,11 @@ async fn concurrent_starts(r: &mut Rig) {
     let alice = r.user_with("alice", &[]).await;
     let now = r.now();
     let ward = r.ward();
-    let starts = (0..100).map(|_| {
-        ward.recovery_start(
-            crate::service::default_org(),
-            "alice",
-            Opener::User,
-            None,
-            now,
-        )
-    });
+    let starts =
+        (0..100).map(|_| ward.recovery_start(default_org(), "alice", Opener::User, None, now));
     let results = join_all(starts).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let open = r
-        .ward()
-        .open_case_for(crate::service::default_org(), &alice)
-        .await
-        .unwrap();
+    let open = r.ward().open_case_for(default_org(), &alice).await.unwrap();
     assert!(open.is_some());
     let notices = start_notices(r, &alice).await;
     assert!((1..=3).contains(&notices), "{notices} notices");
@@ -87,7 +76,7 @@ async fn anonymous_floods_an_anonymous_report_keeps_only_the_start_of_its_text()
     let long = "x".repeat(2000);
     r.ward()
         .report_contact(
-            crate::service::default_org(),
+            default_org(),
             None,
             "call",
             &long,
@@ -100,7 +89,7 @@ async fn anonymous_floods_an_anonymous_report_keeps_only_the_start_of_its_text()
     let alice = r.user_with("alice", &[]).await;
     r.ward()
         .report_contact(
-            crate::service::default_org(),
+            default_org(),
             Some(&alice),
             "call",
             &long,

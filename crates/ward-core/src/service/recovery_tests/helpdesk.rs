@@ -34,13 +34,7 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
         .user_with("helen", &[Role::Helpdesk, Role::Approver])
         .await;
     r.ward()
-        .add_recovery_approver(
-            crate::service::default_org(),
-            &Actor::Cli,
-            "alice",
-            "helen",
-            r.now(),
-        )
+        .add_recovery_approver(default_org(), &Actor::Cli, "alice", "helen", r.now())
         .await
         .unwrap();
     let mut helens_key = r.passkey_for(&helen).await;
@@ -107,10 +101,7 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
     let state = r.answer(&phones[0], &event, Decision::Deny).await.unwrap();
     assert_eq!(state, PushState::Denied);
     assert_eq!(
-        r.ward()
-            .open_case_for(crate::service::default_org(), &alice)
-            .await
-            .unwrap(),
+        r.ward().open_case_for(default_org(), &alice).await.unwrap(),
         None
     );
     assert_eq!(r.status(&handle).await.stage, "closed");
@@ -148,10 +139,7 @@ async fn refuses_non_agents(r: &Rig, alice: &str) {
         );
     }
     assert_eq!(
-        r.ward()
-            .open_case_for(crate::service::default_org(), alice)
-            .await
-            .unwrap(),
+        r.ward().open_case_for(default_org(), alice).await.unwrap(),
         None
     );
 }
@@ -199,10 +187,7 @@ async fn deny_and_report_freezes(
     let state = r.answer(phone, &event, Decision::Fraud).await.unwrap();
     assert_eq!(state, PushState::Fraud);
     assert_eq!(
-        r.ward()
-            .open_case_for(crate::service::default_org(), alice)
-            .await
-            .unwrap(),
+        r.ward().open_case_for(default_org(), alice).await.unwrap(),
         Some((second.clone(), "frozen", None))
     );
     let alerts = r.f.alerts.taken();
