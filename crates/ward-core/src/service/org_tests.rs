@@ -87,7 +87,11 @@ async fn pair_on(store: Arc<dyn Store>) -> Pair {
     let a = ward.create_org(&Actor::Cli, "Org A", now).await.unwrap().id;
     // B is a second younger, so that the oldest-first order is A, B.
     let later = now + TimeDelta::seconds(1);
-    let b = ward.create_org(&Actor::Cli, "Org B", later).await.unwrap().id;
+    let b = ward
+        .create_org(&Actor::Cli, "Org B", later)
+        .await
+        .unwrap()
+        .id;
     let mut tenants = Vec::new();
     for (org, seed, users) in [
         (&a, SEED_A, &["alice", "agent"][..]),

@@ -29,11 +29,11 @@ pub(super) struct Api {
     pub(super) app: axum::Router,
     pub(super) clock: TestClock,
     pub(super) ikey: String,
-    skey: String,
-    ward: Arc<Ward>,
+    pub(super) skey: String,
+    pub(super) ward: Arc<Ward>,
 }
 
-async fn api() -> Api {
+pub(super) async fn api() -> Api {
     api_with(Limits::new(1000, 1000, 1000)).await
 }
 
@@ -112,11 +112,23 @@ fn peer() -> ConnectInfo<PeerAddr> {
 
 impl Api {
     /// A v5-signed JSON POST, as `duo_client` 5 sends it.
-    fn post(
+    pub(super) fn post(
         &self,
         path: &str,
         params: &[(&str, &str)],
         skey: &str,
+        at: DateTime<Utc>,
+    ) -> Request<Body> {
+        self.post_as(&self.ikey, skey, path, params, at)
+    }
+
+    /// [`Self::post`] signed by another integration.
+    pub(super) fn post_as(
+        &self,
+        ikey: &str,
+        skey: &str,
+        path: &str,
+        params: &[(&str, &str)],
         at: DateTime<Utc>,
     ) -> Request<Body> {
         let mut sorted: Vec<(&str, &str)> = params.to_vec();
@@ -130,7 +142,7 @@ impl Api {
         .unwrap();
         let d = date(at);
         let auth = sign_request(
-            &self.ikey,
+            ikey,
             skey.as_bytes(),
             SigVersion::V5,
             SigDigest::Sha512,

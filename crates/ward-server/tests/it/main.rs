@@ -8,6 +8,7 @@
 mod auth_api;
 mod edge;
 mod limits;
+mod orgs;
 mod recovery;
 
 use std::sync::Arc;
