@@ -106,6 +106,47 @@ fn code(t: DateTime<Utc>) -> String {
     totp.code(totp.step_at(t.timestamp()) as u64).to_string()
 }
 
+/// A v5-signed JSON POST by the integration `ikey`.
+pub(super) fn post_as(
+    ikey: &str,
+    skey: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    at: DateTime<Utc>,
+) -> Request<Body> {
+    let mut sorted: Vec<(&str, &str)> = params.to_vec();
+    sorted.sort_unstable();
+    let body = serde_json::to_string(
+        &sorted
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect::<serde_json::Map<_, _>>(),
+    )
+    .unwrap();
+    let d = date(at);
+    let auth = sign_request(
+        ikey,
+        skey.as_bytes(),
+        SigVersion::V5,
+        SigDigest::Sha512,
+        &d,
+        "POST",
+        HOST,
+        path,
+        &Params::new(),
+        body.as_bytes(),
+    );
+    let mut req = Request::post(path)
+        .header("host", "localhost:8443")
+        .header("date", d)
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    req.extensions_mut().insert(peer());
+    req
+}
+
 fn peer() -> ConnectInfo<PeerAddr> {
     ConnectInfo(PeerAddr("192.0.2.10:5000".parse::<SocketAddr>().unwrap()))
 }
@@ -119,49 +160,7 @@ impl Api {
         skey: &str,
         at: DateTime<Utc>,
     ) -> Request<Body> {
-        self.post_as(&self.ikey, skey, path, params, at)
-    }
-
-    /// [`Self::post`] signed by another integration.
-    pub(super) fn post_as(
-        &self,
-        ikey: &str,
-        skey: &str,
-        path: &str,
-        params: &[(&str, &str)],
-        at: DateTime<Utc>,
-    ) -> Request<Body> {
-        let mut sorted: Vec<(&str, &str)> = params.to_vec();
-        sorted.sort_unstable();
-        let body = serde_json::to_string(
-            &sorted
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-                .collect::<serde_json::Map<_, _>>(),
-        )
-        .unwrap();
-        let d = date(at);
-        let auth = sign_request(
-            ikey,
-            skey.as_bytes(),
-            SigVersion::V5,
-            SigDigest::Sha512,
-            &d,
-            "POST",
-            HOST,
-            path,
-            &Params::new(),
-            body.as_bytes(),
-        );
-        let mut req = Request::post(path)
-            .header("host", "localhost:8443")
-            .header("date", d)
-            .header("authorization", auth)
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap();
-        req.extensions_mut().insert(peer());
-        req
+        post_as(&self.ikey, skey, path, params, at)
     }
 
     /// A v2-signed GET (form parameters in the query).

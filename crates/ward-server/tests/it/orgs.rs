@@ -6,7 +6,7 @@ use ward_core::clock::Clock;
 use ward_core::model::{Actor, IntegrationKind};
 use ward_core::totp::{Algorithm, Totp, base32_decode};
 
-use crate::auth_api::api;
+use crate::auth_api::{api, post_as};
 
 /// Bob's seed, in the second organisation only.
 const BOB_SECRET: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
@@ -68,7 +68,7 @@ async fn an_application_does_not_see_another_organisations_users() {
 
     // His own organisation's application sees him and lets him in.
     let (_, seen) = api
-        .call(api.post_as(
+        .call(post_as(
             &theirs.ikey,
             &their_skey,
             "/auth/v2/preauth",
@@ -78,7 +78,13 @@ async fn an_application_does_not_see_another_organisations_users() {
         .await;
     assert_eq!(seen["response"]["result"], "auth", "{seen}");
     let (_, allowed) = api
-        .call(api.post_as(&theirs.ikey, &their_skey, "/auth/v2/auth", &auth, now))
+        .call(post_as(
+            &theirs.ikey,
+            &their_skey,
+            "/auth/v2/auth",
+            &auth,
+            now,
+        ))
         .await;
     assert_eq!(allowed["response"]["result"], "allow", "{allowed}");
 }
