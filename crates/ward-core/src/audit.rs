@@ -122,10 +122,11 @@ pub async fn verify_org(
 /// organisation), or holding its events. Either is enough, so that neither a renamed chain
 /// nor an edited first record hides a chain from its organisation's check.
 async fn chain_of(store: &dyn Store, head: &ChainHeadRow, org: &OrgId) -> CoreResult<bool> {
-    let named = match head.chain_id.rsplit_once('@') {
-        Some((_, suffix)) => suffix == org.as_str(),
-        None => org.as_str() == ward_store::DEFAULT_ORG,
-    };
+    let node = head
+        .chain_id
+        .rsplit_once('@')
+        .map_or(head.chain_id.as_str(), |(node, _)| node);
+    let named = ward_store::audit_chain_id(node, org.as_str()) == head.chain_id;
     if named {
         return Ok(true);
     }
