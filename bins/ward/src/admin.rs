@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use ward_core::clock::{Clock, SystemClock};
-use ward_core::model::{Actor, IntegrationKind, User, UserStatus};
+use ward_core::model::{Actor, IntegrationKind, OrgId, User, UserStatus};
 use ward_core::policy::{ApiPushMode, NewUsers, PromptPolicy};
 use ward_core::service::Ward;
 use ward_core::totp::Algorithm;
@@ -154,7 +154,8 @@ pub enum DeviceCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Checks every audit chain; exits non-zero at the first bad record.
+    /// Checks every audit chain (with --org, that organisation's); exits non-zero at the first
+    /// bad record.
     Verify,
     /// Writes every event as JSON lines to standard output.
     Export,
@@ -174,8 +175,13 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     SystemClock.now()
 }
 
-pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result<ExitCode> {
+pub async fn integration(
+    config: &Config,
+    org: Option<&str>,
+    cmd: IntegrationCmd,
+) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
+    let org = &ward.resolve_org(org).await?;
     match cmd {
         IntegrationCmd::Create {
             name,
@@ -198,7 +204,7 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
                 },
                 redirect_uris,
             };
-            create_web_sdk(config, &ward, &name, policy, out).await?;
+            create_web_sdk(config, &ward, org, &name, policy, out).await?;
         }
         IntegrationCmd::Create {
             name,
@@ -214,6 +220,7 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
             });
             let (integration, skey) = ward
                 .create_integration(
+                    org,
                     &Actor::Cli,
                     &name,
                     IntegrationKind::AuthApi,
@@ -241,7 +248,7 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
             }
         }
         IntegrationCmd::List { out } => {
-            let list = ward.list_integrations().await?;
+            let list = ward.list_integrations(org).await?;
             if out.json {
                 let docs: Vec<_> = list
                     .iter()
@@ -263,12 +270,13 @@ pub async fn integration(config: &Config, cmd: IntegrationCmd) -> anyhow::Result
 async fn create_web_sdk(
     config: &Config,
     ward: &Ward,
+    org: &OrgId,
     name: &str,
     policy: PromptPolicy,
     out: Output,
 ) -> anyhow::Result<()> {
     let (integration, secret) = ward
-        .create_web_sdk_integration(&Actor::Cli, name, &policy, now())
+        .create_web_sdk_integration(org, &Actor::Cli, name, &policy, now())
         .await?;
     let doc = json!({
         "client_id": integration.ikey,
@@ -303,8 +311,9 @@ fn user_json(u: &User) -> serde_json::Value {
     })
 }
 
-pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
+pub async fn user(config: &Config, org: Option<&str>, cmd: UserCmd) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
+    let org = &ward.resolve_org(org).await?;
     match cmd {
         UserCmd::Create {
             username,
@@ -312,7 +321,7 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
             out,
         } => {
             let user = ward
-                .create_user(&Actor::Cli, &username, email.as_deref(), now())
+                .create_user(org, &Actor::Cli, &username, email.as_deref(), now())
                 .await?;
             if out.json {
                 println!("{}", user_json(&user));
@@ -324,7 +333,7 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
             let mut all = Vec::new();
             let mut offset = 0;
             loop {
-                let page = ward.list_users(500, offset).await?;
+                let page = ward.list_users(org, 500, offset).await?;
                 let n = page.len();
                 all.extend(page);
                 if n < 500 {
@@ -344,23 +353,24 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
             }
         }
         UserCmd::Disable { username } => {
-            ward.set_user_status(&Actor::Cli, &username, UserStatus::Disabled, now())
+            ward.set_user_status(org, &Actor::Cli, &username, UserStatus::Disabled, now())
                 .await?;
             println!("disabled {username}");
         }
         UserCmd::Enable { username } => {
-            ward.set_user_status(&Actor::Cli, &username, UserStatus::Active, now())
+            ward.set_user_status(org, &Actor::Cli, &username, UserStatus::Active, now())
                 .await?;
             println!("enabled {username}");
         }
         UserCmd::Unfreeze { username } => {
-            ward.unfreeze_user(&Actor::Cli, &username, now()).await?;
+            ward.unfreeze_user(org, &Actor::Cli, &username, now())
+                .await?;
             println!("unfroze factor changes of {username}");
         }
         UserCmd::Group {
             username, group, ..
         } => {
-            ward.set_policy_group(&Actor::Cli, &username, group.as_deref(), now())
+            ward.set_policy_group(org, &Actor::Cli, &username, group.as_deref(), now())
                 .await?;
             println!(
                 "{username} now follows the {} factor policy",
@@ -372,8 +382,9 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn totp(config: &Config, cmd: TotpCmd) -> anyhow::Result<ExitCode> {
+pub async fn totp(config: &Config, org: Option<&str>, cmd: TotpCmd) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
+    let org = &ward.resolve_org(org).await?;
     let TotpCmd::Add {
         username,
         secret,
@@ -388,6 +399,7 @@ pub async fn totp(config: &Config, cmd: TotpCmd) -> anyhow::Result<ExitCode> {
     };
     let enrolment = ward
         .add_totp(
+            org,
             &Actor::Cli,
             &username,
             secret.as_deref(),
@@ -439,12 +451,17 @@ fn activation_url(config: &Config, code: &str) -> anyhow::Result<String> {
     Ok(url)
 }
 
-pub async fn device(config: &Config, cmd: DeviceCmd) -> anyhow::Result<ExitCode> {
+pub async fn device(
+    config: &Config,
+    org: Option<&str>,
+    cmd: DeviceCmd,
+) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
+    let org = &ward.resolve_org(org).await?;
     match cmd {
         DeviceCmd::ActivateLink { username, out } => {
             let issued = ward
-                .device_activation_code(&Actor::Cli, &username, now())
+                .device_activation_code(org, &Actor::Cli, &username, now())
                 .await?;
             let url = activation_url(config, &issued.code)?;
             if out.json {
@@ -462,7 +479,7 @@ pub async fn device(config: &Config, cmd: DeviceCmd) -> anyhow::Result<ExitCode>
             }
         }
         DeviceCmd::List { username, out } => {
-            let devices = ward.list_devices(&username).await?;
+            let devices = ward.list_devices(org, &username).await?;
             if out.json {
                 let docs: Vec<_> = devices
                     .iter()
@@ -480,26 +497,40 @@ pub async fn device(config: &Config, cmd: DeviceCmd) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn audit(config: &Config, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+pub async fn audit(config: &Config, org: Option<&str>, cmd: AuditCmd) -> anyhow::Result<ExitCode> {
     if let AuditCmd::Actions { markdown } = cmd {
         return audit_actions(markdown);
     }
     let ward = open(config).await?;
     let store = Arc::clone(ward.store());
     let code = match cmd {
-        AuditCmd::Verify => match ward_core::audit::verify(store.as_ref()).await? {
-            Ok(report) => {
-                println!(
-                    "audit log intact: {} events in {} chains",
-                    report.events, report.chains
-                );
-                ExitCode::SUCCESS
+        AuditCmd::Verify => {
+            // With --org, that organisation's chains; without, every chain of the deployment.
+            let (report, scope) = match org {
+                Some(name) => {
+                    let org = ward.resolve_org(Some(name)).await?;
+                    let report = ward_core::audit::verify_org(store.as_ref(), &org).await?;
+                    (report, format!("audit log of organisation {name}"))
+                }
+                None => (
+                    ward_core::audit::verify(store.as_ref()).await?,
+                    "audit log".to_owned(),
+                ),
+            };
+            match report {
+                Ok(report) => {
+                    println!(
+                        "{scope} intact: {} events in {} chains",
+                        report.events, report.chains
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(bad) => {
+                    eprintln!("{scope} damaged: {bad}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(bad) => {
-                eprintln!("audit log damaged: {bad}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         AuditCmd::Export => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
@@ -551,14 +582,16 @@ fn parse_ttl(text: &str) -> anyhow::Result<chrono::TimeDelta> {
 /// `ward enrol-link USERNAME`: a single-use link to the portal for a user's first sign-in.
 pub async fn enrol_link(
     config: &Config,
+    org: Option<&str>,
     username: &str,
     ttl: &str,
     out: Output,
 ) -> anyhow::Result<ExitCode> {
     let ttl = parse_ttl(ttl)?;
     let ward = open(config).await?;
+    let org = &ward.resolve_org(org).await?;
     let link = ward
-        .create_enrol_link(&Actor::Cli, username, ttl, now())
+        .create_enrol_link(org, &Actor::Cli, username, ttl, now())
         .await?;
     ward.store().close().await;
     let expires = chrono::DateTime::from_timestamp_millis(link.expires_ms)
@@ -614,16 +647,17 @@ pub enum RecoveryCmd {
     AddApprover { username: String, approver: String },
 }
 
-pub async fn role(config: &Config, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
+pub async fn role(config: &Config, org: Option<&str>, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
+    let org = &ward.resolve_org(org).await?;
     match cmd {
         RoleCmd::Grant { username, role } => {
-            ward.grant_role(&Actor::Cli, &username, role.role(), now())
+            ward.grant_role(org, &Actor::Cli, &username, role.role(), now())
                 .await?;
             println!("granted {} to {username}", role.role().as_str());
         }
         RoleCmd::Revoke { username, role } => {
-            ward.revoke_role(&Actor::Cli, &username, role.role(), now())
+            ward.revoke_role(org, &Actor::Cli, &username, role.role(), now())
                 .await?;
             println!("revoked {} from {username}", role.role().as_str());
         }
@@ -632,11 +666,16 @@ pub async fn role(config: &Config, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn recovery(config: &Config, cmd: RecoveryCmd) -> anyhow::Result<ExitCode> {
+pub async fn recovery(
+    config: &Config,
+    org: Option<&str>,
+    cmd: RecoveryCmd,
+) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
+    let org = &ward.resolve_org(org).await?;
     match cmd {
         RecoveryCmd::AddApprover { username, approver } => {
-            ward.add_recovery_approver(&Actor::Cli, &username, &approver, now())
+            ward.add_recovery_approver(org, &Actor::Cli, &username, &approver, now())
                 .await?;
             println!("{approver} may now approve a recovery of {username}");
         }

@@ -1,6 +1,7 @@
 //! `ward`: the Ward server and its administration commands, in one binary.
 
 mod admin;
+mod org;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ struct Cli {
     /// Data directory (database, master key, TLS files). Default: ./ward-data
     #[arg(long, global = true, env = "WARD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The organisation a command acts on, by name or id (default: the only organisation).
+    #[arg(long, global = true, env = "WARD_ORG", value_name = "NAME")]
+    org: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +40,9 @@ enum Command {
     },
     /// Creates or updates the database schema, then exits.
     Migrate,
+    /// Organisations: the tenants users, integrations and audit chains belong to.
+    #[command(subcommand)]
+    Org(org::OrgCmd),
     /// Applications allowed to call Ward.
     #[command(subcommand)]
     Integration(admin::IntegrationCmd),
@@ -149,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         overrides.plain_http = *plain_http;
     }
     let config = Config::load(&overrides)?;
+    let org = cli.org.as_deref();
     match cli.command {
         Command::Serve { .. } => {
             ward_server::serve::run(config, ward_server::serve::shutdown_signal()).await?;
@@ -160,15 +168,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Integration(cmd) => admin::integration(&config, cmd).await,
-        Command::User(cmd) => admin::user(&config, cmd).await,
-        Command::Totp(cmd) => admin::totp(&config, cmd).await,
-        Command::Device(cmd) => admin::device(&config, cmd).await,
-        Command::Audit(cmd) => admin::audit(&config, cmd).await,
-        Command::Role(cmd) => admin::role(&config, cmd).await,
-        Command::Recovery(cmd) => admin::recovery(&config, cmd).await,
+        Command::Org(cmd) => org::org(&config, cmd).await,
+        Command::Integration(cmd) => admin::integration(&config, org, cmd).await,
+        Command::User(cmd) => admin::user(&config, org, cmd).await,
+        Command::Totp(cmd) => admin::totp(&config, org, cmd).await,
+        Command::Device(cmd) => admin::device(&config, org, cmd).await,
+        Command::Audit(cmd) => admin::audit(&config, org, cmd).await,
+        Command::Role(cmd) => admin::role(&config, org, cmd).await,
+        Command::Recovery(cmd) => admin::recovery(&config, org, cmd).await,
         Command::EnrolLink { username, ttl, out } => {
-            admin::enrol_link(&config, &username, &ttl, out).await
+            admin::enrol_link(&config, org, &username, &ttl, out).await
         }
     }
 }

@@ -146,16 +146,19 @@ async fn join_one(
 /// authenticator at all.
 pub(crate) async fn provision_one(ward: &Ward, name: &str) -> anyhow::Result<Provisioned> {
     let now = SystemClock.now();
-    let outcome = match ward.create_user(&Actor::Cli, name, None, now).await {
+    let outcome = match ward
+        .create_user(&ward.resolve_org(None).await?, &Actor::Cli, name, None, now)
+        .await
+    {
         Ok(_) => Provisioned::Created,
         Err(CoreError::Conflict(_)) => {
             let user = ward
-                .user(name)
+                .user(&ward.resolve_org(None).await?, name)
                 .await
                 .with_context(|| format!("reading {name}"))?;
             let totps = ward
                 .store()
-                .totps_for_user(&user.org_id, &user.id)
+                .totps_for_user(user.org_id.as_str(), &user.id)
                 .await
                 .with_context(|| format!("reading the authenticators of {name}"))?;
             if !totps.is_empty() {
@@ -167,6 +170,7 @@ pub(crate) async fn provision_one(ward: &Ward, name: &str) -> anyhow::Result<Pro
     };
     let secret = users::secret_base32(name);
     ward.add_totp(
+        &ward.resolve_org(None).await?,
         &Actor::Cli,
         name,
         Some(secret.as_str()),

@@ -183,7 +183,10 @@ async fn provision_one(
 ) -> anyhow::Result<(Provisioned, BenchDevice)> {
     let ward = &shared.ward;
     let now = SystemClock.now();
-    let created = match ward.create_user(&Actor::Cli, name, None, now).await {
+    let created = match ward
+        .create_user(&ward.resolve_org(None).await?, &Actor::Cli, name, None, now)
+        .await
+    {
         Ok(_) => true,
         Err(CoreError::Conflict(_)) => false,
         Err(e) => return Err(e).context("creating the user"),
@@ -194,7 +197,10 @@ async fn provision_one(
             .lock()
             .map_err(|_| anyhow!("devices map poisoned"))?
             .remove(name);
-        let devices = ward.list_devices(name).await.context("reading devices")?;
+        let devices = ward
+            .list_devices(&ward.resolve_org(None).await?, name)
+            .await
+            .context("reading devices")?;
         match (known, devices.first()) {
             (Some(known), Some(first)) if first.id == known.device_id => {
                 return Ok((Provisioned::Kept, known));
@@ -220,7 +226,12 @@ async fn provision_one(
 async fn activate(shared: &Shared, conn: &mut Conn, name: &str) -> anyhow::Result<BenchDevice> {
     let code = shared
         .ward
-        .device_activation_code(&Actor::Cli, name, SystemClock.now())
+        .device_activation_code(
+            &shared.ward.resolve_org(None).await?,
+            &Actor::Cli,
+            name,
+            SystemClock.now(),
+        )
         .await
         .context("issuing the activation code")?;
     let key = file::generate_key();

@@ -1,19 +1,20 @@
 //! Audit events and verification of the hash chains.
 //!
 //! Events are appended by the store in the same atomic change set as the change they record
-//! (see [`ward_store::Writer`]). Verification walks every chain and recomputes each hash, so an
-//! edited, deleted or reordered record is found.
+//! (see [`ward_store::Writer`]), to the chain of their organisation on the node that wrote them
+//! ([`ward_store::audit_chain_id`]). Verification walks every chain (or one organisation's)
+//! and recomputes each hash, so an edited, deleted or reordered record is found.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use ward_store::{AuditRow, Change, GENESIS_HASH, NewAudit, Store, audit_hash};
+use ward_store::{AuditRow, ChainHeadRow, Change, GENESIS_HASH, NewAudit, Store, audit_hash};
 
 mod action;
 
 pub use action::{Action, REGENERATE, reference_markdown};
 
 use crate::error::CoreResult;
-use crate::model::Actor;
+use crate::model::{Actor, OrgId};
 
 /// Builds an audit event. Details hold ids and reasons, never secrets.
 #[derive(Debug)]
@@ -99,38 +100,50 @@ const PAGE: u32 = 1000;
 /// Verifies every chain. `Ok(Err(bad))` names the first record that does not match.
 pub async fn verify(store: &dyn Store) -> CoreResult<Result<AuditReport, BadRecord>> {
     let heads = store.audit_chains().await?;
-    let mut events = 0u64;
-    for head in &heads {
-        let mut expected_seq = 1i64;
-        let mut prev_hash = GENESIS_HASH.to_owned();
-        loop {
-            let page = store
-                .audit_page(&head.chain_id, expected_seq - 1, PAGE)
-                .await?;
-            let done = page.len() < PAGE as usize;
-            for row in page {
-                if let Err(bad) = check_row(&row, expected_seq, &prev_hash) {
-                    return Ok(Err(bad));
-                }
-                prev_hash = row.hash;
-                expected_seq += 1;
-                events += 1;
-            }
-            if done {
-                break;
-            }
+    verify_chains(store, &heads, None).await
+}
+
+/// Verifies the chains of one organisation (one per node that recorded its events). An event
+/// of another organisation in them is a bad record.
+pub async fn verify_org(
+    store: &dyn Store,
+    org: &OrgId,
+) -> CoreResult<Result<AuditReport, BadRecord>> {
+    let mut heads = Vec::new();
+    for head in store.audit_chains().await? {
+        if chain_of(store, &head, org).await? {
+            heads.push(head);
         }
-        let last_seq = expected_seq - 1;
-        if last_seq != head.head_seq || prev_hash != head.head_hash {
-            return Ok(Err(BadRecord {
-                chain_id: head.chain_id.clone(),
-                seq: last_seq + 1,
-                problem: format!(
-                    "chain ends at record {last_seq} but its recorded head is record {}: \
-                     records were deleted or the head was altered",
-                    head.head_seq
-                ),
-            }));
+    }
+    verify_chains(store, &heads, Some(org.as_str())).await
+}
+
+/// Whether a chain is `org`'s: named so (`NODE@ORG`, or a bare node name for the default
+/// organisation), or holding its events. Either is enough, so that neither a renamed chain
+/// nor an edited first record hides a chain from its organisation's check.
+async fn chain_of(store: &dyn Store, head: &ChainHeadRow, org: &OrgId) -> CoreResult<bool> {
+    let node = head
+        .chain_id
+        .rsplit_once('@')
+        .map_or(head.chain_id.as_str(), |(node, _)| node);
+    let named = ward_store::audit_chain_id(node, org.as_str()) == head.chain_id;
+    if named {
+        return Ok(true);
+    }
+    let first = store.audit_page(&head.chain_id, 0, 1).await?;
+    Ok(first.iter().any(|row| row.event.org_id == org.as_str()))
+}
+
+async fn verify_chains(
+    store: &dyn Store,
+    heads: &[ChainHeadRow],
+    org: Option<&str>,
+) -> CoreResult<Result<AuditReport, BadRecord>> {
+    let mut events = 0u64;
+    for head in heads {
+        match verify_chain(store, head, org).await? {
+            Ok(count) => events += count,
+            Err(bad) => return Ok(Err(bad)),
         }
     }
     Ok(Ok(AuditReport {
@@ -139,7 +152,53 @@ pub async fn verify(store: &dyn Store) -> CoreResult<Result<AuditReport, BadReco
     }))
 }
 
-fn check_row(row: &AuditRow, expected_seq: i64, prev_hash: &str) -> Result<(), BadRecord> {
+/// Walks one chain to its recorded head; returns how many events it holds.
+async fn verify_chain(
+    store: &dyn Store,
+    head: &ChainHeadRow,
+    org: Option<&str>,
+) -> CoreResult<Result<u64, BadRecord>> {
+    let mut expected_seq = 1i64;
+    let mut prev_hash = GENESIS_HASH.to_owned();
+    let mut events = 0u64;
+    loop {
+        let page = store
+            .audit_page(&head.chain_id, expected_seq - 1, PAGE)
+            .await?;
+        let done = page.len() < PAGE as usize;
+        for row in page {
+            if let Err(bad) = check_row(&row, expected_seq, &prev_hash, org) {
+                return Ok(Err(bad));
+            }
+            prev_hash = row.hash;
+            expected_seq += 1;
+            events += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    let last_seq = expected_seq - 1;
+    if last_seq != head.head_seq || prev_hash != head.head_hash {
+        return Ok(Err(BadRecord {
+            chain_id: head.chain_id.clone(),
+            seq: last_seq + 1,
+            problem: format!(
+                "chain ends at record {last_seq} but its recorded head is record {}: \
+                 records were deleted or the head was altered",
+                head.head_seq
+            ),
+        }));
+    }
+    Ok(Ok(events))
+}
+
+fn check_row(
+    row: &AuditRow,
+    expected_seq: i64,
+    prev_hash: &str,
+    org: Option<&str>,
+) -> Result<(), BadRecord> {
     let bad = |seq: i64, problem: String| BadRecord {
         chain_id: row.chain_id.clone(),
         seq,
@@ -158,6 +217,12 @@ fn check_row(row: &AuditRow, expected_seq: i64, prev_hash: &str) -> Result<(), B
         return Err(bad(
             row.seq,
             "content does not match its hash (edited)".into(),
+        ));
+    }
+    if org.is_some_and(|org| row.event.org_id != org) {
+        return Err(bad(
+            row.seq,
+            "an event of another organisation in this organisation's chain".into(),
         ));
     }
     Ok(())

@@ -94,6 +94,25 @@ impl Allowed {
     }
 }
 
+/// Whether the organisation a request is for lets anyone in, read once per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OrgState {
+    Enabled,
+    /// Disabled by an administrator: every login in it is refused, its data kept.
+    Disabled,
+}
+
+impl OrgState {
+    /// The gate's view of a stored organisation (`None`: no such organisation, which nobody
+    /// logs in to).
+    pub fn of(row: Option<&ward_store::OrgRow>) -> Self {
+        match row {
+            Some(org) if org.disabled_ms.is_none() => Self::Enabled,
+            Some(_) | None => Self::Disabled,
+        }
+    }
+}
+
 /// What the gate needs to know of an account, read once per request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subject {
@@ -131,6 +150,8 @@ impl Subject {
 /// only to the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Refusal {
+    /// The account's organisation is disabled (checked first: nobody in it gets further).
+    OrgDisabled,
     /// No such account.
     UnknownUser,
     /// The account is disabled.
@@ -149,6 +170,7 @@ impl Refusal {
     /// The reason as the audit log records it.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::OrgDisabled => "org_disabled",
             Self::UnknownUser => "unknown_user",
             Self::Disabled => "disabled",
             Self::LockedOut => "locked_out",
@@ -159,16 +181,22 @@ impl Refusal {
     }
 }
 
-/// May `subject` (`None`: no such account) authenticate with `method` now?
+/// May `subject` (`None`: no such account) of an organisation in state `org` authenticate
+/// with `method` now?
 ///
-/// The order of the checks is part of the contract: an account that is both disabled and
-/// locked is refused as disabled at every door.
+/// The order of the checks is part of the contract: a disabled organisation refuses everyone
+/// in it, known or not, before anything else; an account that is both disabled and locked is
+/// refused as disabled at every door.
 pub fn admit(
+    org: OrgState,
     subject: Option<&Subject>,
     method: Method,
     allowed: Allowed,
     now_ms: i64,
 ) -> Result<(), Refusal> {
+    if org == OrgState::Disabled {
+        return Err(Refusal::OrgDisabled);
+    }
     let subject = subject.ok_or(Refusal::UnknownUser)?;
     if subject.status == UserStatus::Disabled {
         return Err(Refusal::Disabled);
@@ -263,11 +291,15 @@ pub enum Offer {
 /// The methods `subject` may be offered at a door: exactly those [`admit`] would let through,
 /// among those enrolled.
 pub fn offer(
+    org: OrgState,
     subject: Option<&Subject>,
     enrolled: Enrolled,
     allowed: Allowed,
     now_ms: i64,
 ) -> Offer {
+    if org == OrgState::Disabled {
+        return Offer::Refused(Refusal::OrgDisabled);
+    }
     let Some(subject) = subject else {
         return Offer::Refused(Refusal::UnknownUser);
     };
@@ -283,7 +315,7 @@ pub fn offer(
     let mut last_refusal = Refusal::NotAllowed;
     let mut methods = Vec::new();
     for method in Method::ALL.into_iter().filter(|m| enrolled.has(*m)) {
-        match admit(Some(subject), method, allowed, now_ms) {
+        match admit(org, Some(subject), method, allowed, now_ms) {
             Ok(()) => methods.push(method),
             Err(refusal) => last_refusal = refusal,
         }

@@ -21,6 +21,11 @@ pub fn user_id() -> String {
     format!("DU{}", random_from(ALPHABET, 18))
 }
 
+/// An organisation id (`DO…`).
+pub fn org_id() -> String {
+    format!("DO{}", random_from(ALPHABET, 18))
+}
+
 /// An integration key (`DI…`, 20 characters, as Duo clients expect).
 pub fn integration_key() -> String {
     format!("DI{}", random_from(ALPHABET, 18))

@@ -1,9 +1,62 @@
 //! Domain types, converted from storage rows with `TryFrom`.
 
-use ward_store::{IntegrationRow, TotpRow, UserRow};
+use ward_store::{IntegrationRow, OrgRow, TotpRow, UserRow};
 
 use crate::error::{CoreError, CoreResult};
 use crate::totp::Algorithm;
+
+/// An organisation's id: the tenant every user, factor, integration, case and audit chain
+/// belongs to.
+///
+/// There is deliberately no `Default`: every request takes its organisation from where it
+/// enters (the signing integration, the session, the device, the case, `--org`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrgId(String);
+
+impl OrgId {
+    /// Wraps a stored organisation id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OrgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for OrgId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An organisation, as administrators see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    pub created_ms: i64,
+    /// When it was disabled (every login in it is refused); `None`: enabled.
+    pub disabled_ms: Option<i64>,
+}
+
+impl From<&OrgRow> for Org {
+    fn from(r: &OrgRow) -> Self {
+        Self {
+            id: OrgId::new(r.org_id.clone()),
+            name: r.name.clone(),
+            created_ms: r.created_ms,
+            disabled_ms: r.disabled_ms,
+        }
+    }
+}
 
 /// Whether an account may authenticate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +89,7 @@ impl std::str::FromStr for UserStatus {
 /// A user account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub id: String,
     pub username: String,
     pub email: Option<String>,
@@ -60,7 +113,7 @@ impl TryFrom<UserRow> for User {
     fn try_from(r: UserRow) -> CoreResult<Self> {
         Ok(Self {
             status: r.status.parse()?,
-            org_id: r.org_id,
+            org_id: OrgId::new(r.org_id),
             id: r.user_id,
             username: r.username,
             email: r.email,
@@ -105,7 +158,7 @@ impl std::str::FromStr for IntegrationKind {
 /// An application allowed to call Ward (without its secret).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Integration {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub ikey: String,
     pub name: String,
     pub kind: IntegrationKind,
@@ -121,7 +174,7 @@ impl TryFrom<&IntegrationRow> for Integration {
 
     fn try_from(r: &IntegrationRow) -> CoreResult<Self> {
         Ok(Self {
-            org_id: r.org_id.clone(),
+            org_id: OrgId::new(r.org_id.clone()),
             ikey: r.ikey.clone(),
             name: r.name.clone(),
             kind: r.kind.parse()?,

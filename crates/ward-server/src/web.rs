@@ -445,3 +445,20 @@ pub fn when(ms: i64) -> String {
         |t| t.format("%-d %b %Y, %H:%M UTC").to_string(),
     )
 }
+
+/// The `org` query parameter of a page nobody is signed in to yet (sign-in, recovery, a
+/// report): the organisation (by name or id) a username is looked up in. Without it, the only
+/// organisation there is; a deployment with several names one in its portal links.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct OrgQuery {
+    #[serde(default)]
+    pub org: Option<String>,
+}
+
+impl OrgQuery {
+    /// The organisation this request names (or the only one).
+    pub async fn resolve(&self, state: &AppState) -> Result<ward_core::model::OrgId, CoreError> {
+        let named = self.org.as_deref().map(str::trim).filter(|o| !o.is_empty());
+        state.ward.resolve_org(named).await
+    }
+}

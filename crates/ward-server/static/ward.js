@@ -9,6 +9,13 @@
     return meta ? meta.content : '';
   };
 
+  // A deployment with several organisations names one in its portal links (?org=NAME); the
+  // forms and calls of a page nobody is signed in to yet carry it on.
+  const org = new URLSearchParams(window.location.search).get('org');
+  const withOrg = (url) => (org
+    ? `${url}${url.includes('?') ? '&' : '?'}org=${encodeURIComponent(org)}`
+    : url);
+
   const b64uToBuf = (s) => Uint8Array.from(
     atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)),
     (c) => c.charCodeAt(0)).buffer;
@@ -111,9 +118,9 @@
 
   async function signIn(button) {
     show(button, 'Follow the prompt from your device…');
-    const start = await post('/portal/api/sign-in/start');
+    const start = await post(withOrg('/portal/api/sign-in/start'));
     const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options.publicKey) });
-    const done = await post('/portal/api/sign-in/finish', { ceremony: start.ceremony, credential: credentialJSON(cred) });
+    const done = await post(withOrg('/portal/api/sign-in/finish'), { ceremony: start.ceremony, credential: credentialJSON(cred) });
     window.location.assign(done.redirect || '/portal');
   }
 
@@ -269,6 +276,9 @@
   }
 
   document.addEventListener('DOMContentLoaded', () => {
+    document.querySelectorAll('form[data-keep-org]').forEach((f) => {
+      f.setAttribute('action', withOrg(f.getAttribute('action')));
+    });
     document.querySelectorAll('[data-prompt-passkey]').forEach((b) => {
       b.addEventListener('click', () => withBusy(b, () => promptPasskey(b)));
     });

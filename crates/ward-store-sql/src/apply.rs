@@ -10,6 +10,7 @@ use ward_store::{
 use crate::exec::{Conn, DbError, Query, Row, built_query, insert_err, query, user_insert_err};
 
 mod handles;
+mod orgs;
 mod portal;
 mod push;
 mod recovery;
@@ -104,6 +105,9 @@ pub(crate) async fn apply(conn: &mut impl Conn, change: &Change) -> StoreResult<
         Change::AdoptRecoveryCase { .. }
         | Change::RotateRecoveryHandle { .. }
         | Change::TakeNoticeSlot { .. } => handles::apply(conn, change).await,
+        Change::InsertOrg(_) | Change::RenameOrg { .. } | Change::SetOrgDisabled { .. } => {
+            orgs::apply(conn, change).await
+        }
         Change::PurgeExpired { before_ms } => purge_expired(conn, *before_ms).await,
         // Placed by the group commit as the set is applied, inserted once per batch.
         Change::Audit(_) => Err(StoreError::Unavailable(

@@ -195,6 +195,10 @@ mod tests {
             "0007_recovery_handles.sql",
             "f2da48322b644f7e67450fc56425c68f81343e8ec161d4e9d41b08888b476ff7",
         ),
+        (
+            "0008_orgs.sql",
+            "25eb64c3edf096745bdb528571bfcb9f8e633dc0f6fc55771ff4f547fb042311",
+        ),
     ];
 
     #[test]

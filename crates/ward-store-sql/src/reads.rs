@@ -10,6 +10,7 @@ use ward_store::{
 use crate::exec::{Conn, Query, Row, query};
 use crate::{Backend, SqlStore};
 
+mod orgs;
 mod portal;
 mod push;
 mod recovery;

@@ -7,6 +7,18 @@ use crate::rows::NewAudit;
 /// The `prev_hash` of the first event of every chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The chain a node appends an organisation's events to. The default organisation's chain is
+/// the node's own name, so the chains of a database from before there were several
+/// organisations carry on as the default organisation's; another organisation's is
+/// `NODE@ORG_ID`.
+pub fn audit_chain_id(node: &str, org_id: &str) -> String {
+    if org_id == crate::DEFAULT_ORG {
+        node.to_owned()
+    } else {
+        format!("{node}@{org_id}")
+    }
+}
+
 /// Hash of one event in its chain (lowercase hex SHA-256).
 ///
 /// Every field is length-prefixed, so no two different events encode to the same bytes.

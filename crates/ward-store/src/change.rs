@@ -2,8 +2,8 @@
 
 use crate::rows::{
     ActivationRow, ApproverRow, AuthTxRow, CeremonyRow, DeviceRow, IntegrationRow, NewAudit,
-    PushRow, RecoveryCaseRow, RecoveryCodeRow, RecoveryEventRow, RoleRow, SessionRow, TotpRow,
-    UserRow, UserTokenRow, WebauthnCredentialRow,
+    OrgRow, PushRow, RecoveryCaseRow, RecoveryCodeRow, RecoveryEventRow, RoleRow, SessionRow,
+    TotpRow, UserRow, UserTokenRow, WebauthnCredentialRow,
 };
 
 /// One state change. Conditional changes fail the whole set with
@@ -282,6 +282,20 @@ pub enum Change {
         org_id: String,
         user_id: String,
         group: Option<String>,
+    },
+    /// Fails with `Duplicate` when the id or the name is taken.
+    InsertOrg(OrgRow),
+    /// Fails with `NotFound` when there is no such organisation, `Duplicate` when another one
+    /// has the name.
+    RenameOrg {
+        org_id: String,
+        name: String,
+    },
+    /// Disables (`Some(when)`) or enables (`None`) an organisation; fails with `NotFound` when
+    /// there is no such organisation.
+    SetOrgDisabled {
+        org_id: String,
+        disabled_ms: Option<i64>,
     },
 }
 

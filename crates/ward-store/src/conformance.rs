@@ -43,6 +43,7 @@ mod audit;
 mod decisions;
 mod devices;
 mod nodes;
+mod orgs;
 mod portal;
 mod push;
 mod recovery;
@@ -61,6 +62,7 @@ pub use nodes::{
     chains_across_nodes, limits_across_nodes, push_decision_across_nodes, single_use_across_nodes,
     step_once_across_nodes,
 };
+pub use orgs::{org_chains, org_changes, orgs};
 pub use portal::{
     account_settings, ceremony_once, concurrent_ceremony, delete_factor, end_sessions,
     purge_portal, recovery_codes, rename_factor, sessions, user_tokens_once, webauthn_counter,
@@ -113,6 +115,9 @@ macro_rules! conformance_tests {
                 last_prompt_method
                 org_scoping
                 integrations
+                orgs
+                org_changes
+                org_chains
                 meta
                 totp_factors
                 totp_step_once
@@ -203,10 +208,13 @@ macro_rules! conformance_tests {
 /// last two delete other checks' expired rows too, so they stay last.
 pub async fn run_all(store: &dyn Store) -> Check {
     crate::conformance_tests!(@checks [run_all store]);
-    let events = verify_chain(store, store.chain_id()).await?;
+    let mut events = 0;
+    for chain in store.audit_chains().await.ctx("audit_chains")? {
+        events += verify_chain(store, &chain.chain_id).await?;
+    }
     check!(
         events > 0,
-        "the suite appended audit events, yet the chain is empty"
+        "the suite appended audit events, yet the chains are empty"
     );
     Ok(())
 }
@@ -339,12 +347,14 @@ fn event(org_id: &str, action: &str, target: &str) -> NewAudit {
     }
 }
 
-/// This store's chain head as recorded: `(seq, hash)`, `(0, GENESIS_HASH)` for a new chain.
-async fn head(store: &dyn Store) -> Result<(i64, String), String> {
+/// The recorded head of this store's chain of `org`: `(seq, hash)`, `(0, GENESIS_HASH)` for a
+/// new chain.
+async fn head(store: &dyn Store, org: &str) -> Result<(i64, String), String> {
     let chains = store.audit_chains().await.ctx("reading audit chains")?;
+    let chain_id = store.chain_for(org);
     Ok(chains
         .into_iter()
-        .find(|chain| chain.chain_id == store.chain_id())
+        .find(|chain| chain.chain_id == chain_id)
         .map_or_else(
             || (0, GENESIS_HASH.to_owned()),
             |c| (c.head_seq, c.head_hash),

@@ -3,16 +3,17 @@
 //! Backends implement [`CommitBackend`] (how to open a write transaction on their one writer
 //! connection) and [`Batch`] (the statements inside it). [`GroupCommit`] owns everything that
 //! does not depend on the database: the queue, batching, per-set savepoints, placing audit
-//! events in this node's chain, and answering callers only once their batch is durable.
+//! events in this node's chains (one per organisation), and answering callers only once their batch is durable.
 //!
 //! One batch is:
 //!
 //! ```text
 //! BEGIN (IMMEDIATE on SQLite)
-//!   read + lock this node's audit chain head        (only if some set appends audit events)
+//!   read + lock this node's chain heads of the       (only if some set appends audit events)
+//!     organisations the batch records events of, in chain-id order
 //!   for each set:  apply changes (audit events are only placed in the chain)
 //!   insert every placed audit event                 (one multi-row INSERT per chunk)
-//!   write the chain head back                       (if it moved)
+//!   write the chain heads back                      (those that moved)
 //! COMMIT  → answer every caller
 //! ```
 //!
@@ -21,10 +22,10 @@
 //!
 //! ```text
 //! BEGIN
-//!   read + lock this node's audit chain head
+//!   read + lock those chain heads
 //!   for each set:  SAVEPOINT · apply changes · insert the set's audit events · RELEASE
-//!                  on error: ROLLBACK TO · RELEASE · restore the chain head snapshot
-//!   write the chain head back                       (if it moved)
+//!                  on error: ROLLBACK TO · RELEASE · restore the chain heads snapshot
+//!   write the chain heads back                      (those that moved)
 //! COMMIT  → answer every caller
 //! ```
 //!
@@ -36,12 +37,14 @@
 //! every set in the batch gets [`StoreError::Unavailable`] (or [`StoreError::Corrupt`] when the
 //! stored chain head could not be decoded) and nothing of the batch is applied.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     ChainHeadRow, Change, ChangeSet, CommitReceipt, NewAudit, Outcome, StoreError, StoreResult,
-    audit_hash,
+    audit_chain_id, audit_hash,
 };
 
 /// Most change sets applied in one transaction.
@@ -91,10 +94,12 @@ pub trait Batch: Send {
     async fn rollback(&mut self) -> StoreResult<()>;
 }
 
-/// Where the next audit event of this node's chain goes, while a batch is applied.
+/// Where the next audit event of each chain goes, while a batch is applied: one chain per
+/// organisation on this node (see [`audit_chain_id`]).
 #[derive(Clone, Debug, Default)]
 pub struct ChainCursor {
-    head: Option<ChainHeadRow>,
+    node: String,
+    heads: BTreeMap<String, ChainHeadRow>,
 }
 
 /// An audit event with its place in the chain, waiting to be inserted.
@@ -114,14 +119,22 @@ pub struct Placement {
 }
 
 impl ChainCursor {
-    /// A cursor positioned after `head`.
-    pub fn new(head: ChainHeadRow) -> Self {
-        Self { head: Some(head) }
+    /// A cursor of `node`'s chains, positioned after `heads` (those of the organisations
+    /// whose events it will place).
+    pub fn new(node: impl Into<String>, heads: impl IntoIterator<Item = ChainHeadRow>) -> Self {
+        Self {
+            node: node.into(),
+            heads: heads
+                .into_iter()
+                .map(|head| (head.chain_id.clone(), head))
+                .collect(),
+        }
     }
 
-    /// Places `event` after the current head and advances the head to it.
+    /// Places `event` after the head of its organisation's chain and advances that head.
     pub fn append(&mut self, event: &NewAudit) -> StoreResult<Placement> {
-        let head = self.head.as_mut().ok_or_else(|| {
+        let chain_id = audit_chain_id(&self.node, &event.org_id);
+        let head = self.heads.get_mut(&chain_id).ok_or_else(|| {
             StoreError::Unavailable("audit chain head was not loaded for this batch".into())
         })?;
         let seq = head
@@ -132,16 +145,16 @@ impl ChainCursor {
         let prev_hash = std::mem::replace(&mut head.head_hash, hash.clone());
         head.head_seq = seq;
         Ok(Placement {
-            chain_id: head.chain_id.clone(),
+            chain_id,
             seq,
             prev_hash,
             hash,
         })
     }
 
-    /// The current head, if loaded.
-    pub fn head(&self) -> Option<&ChainHeadRow> {
-        self.head.as_ref()
+    /// The current head of one chain, if loaded.
+    pub fn head(&self, chain_id: &str) -> Option<&ChainHeadRow> {
+        self.heads.get(chain_id)
     }
 }
 
@@ -164,11 +177,12 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Spawns the writer task on the current tokio runtime. It appends audit events to
-    /// `chain_id` and runs until [`GroupCommit::close`] or until the handle is dropped.
-    pub fn spawn<B: CommitBackend>(backend: B, chain_id: String) -> Self {
+    /// Spawns the writer task on the current tokio runtime. It appends audit events to the
+    /// chains of `node` (one per organisation, see [`audit_chain_id`]) and runs until
+    /// [`GroupCommit::close`] or until the handle is dropped.
+    pub fn spawn<B: CommitBackend>(backend: B, node: String) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(backend, chain_id, rx));
+        tokio::spawn(run(backend, node, rx));
         Self { queue }
     }
 
@@ -203,7 +217,7 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed (its writer has stopped)".into())
 }
 
-async fn run<B: CommitBackend>(backend: B, chain_id: String, mut rx: mpsc::Receiver<Msg>) {
+async fn run<B: CommitBackend>(backend: B, node: String, mut rx: mpsc::Receiver<Msg>) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut acks = Vec::new();
     while let Some(msg) = rx.recv().await {
@@ -215,10 +229,10 @@ async fn run<B: CommitBackend>(backend: B, chain_id: String, mut rx: mpsc::Recei
             }
         }
         if !jobs.is_empty() {
-            run_batch(&backend, &chain_id, std::mem::take(&mut jobs)).await;
+            run_batch(&backend, &node, std::mem::take(&mut jobs)).await;
         }
     }
-    tracing::debug!(chain_id, "store writer stopped");
+    tracing::debug!(node, "store writer stopped");
     for ack in acks {
         let _ = ack.send(());
     }
@@ -240,16 +254,16 @@ fn take(
     }
 }
 
-async fn run_batch<B: CommitBackend>(backend: &B, chain_id: &str, jobs: Vec<Job>) {
+async fn run_batch<B: CommitBackend>(backend: &B, node: &str, jobs: Vec<Job>) {
     let sets: Vec<&ChangeSet> = jobs.iter().map(|job| &job.set).collect();
-    let results = match execute(backend, chain_id, &sets).await {
+    let results = match execute(backend, node, &sets).await {
         Ok(results) => results,
         Err(err) => {
-            tracing::warn!(chain_id, sets = jobs.len(), error = %err, "group commit failed");
+            tracing::warn!(node, sets = jobs.len(), error = %err, "group commit failed");
             vec![Err(err); jobs.len()]
         }
     };
-    tracing::trace!(chain_id, sets = jobs.len(), "group commit");
+    tracing::trace!(node, sets = jobs.len(), "group commit");
     for (job, result) in jobs.into_iter().zip(results) {
         // The caller may have gone away; its set is committed all the same.
         let _ = job.reply.send(result);
@@ -263,11 +277,11 @@ async fn run_batch<B: CommitBackend>(backend: &B, chain_id: &str, jobs: Vec<Job>
 /// batch applied again with a savepoint around each set, so that the failure stays its own.
 async fn execute<B: CommitBackend>(
     backend: &B,
-    chain_id: &str,
+    node: &str,
     sets: &[&ChangeSet],
 ) -> StoreResult<Vec<StoreResult<CommitReceipt>>> {
     if sets.len() > 1
-        && let Some(results) = attempt(backend, chain_id, sets, Isolation::None).await?
+        && let Some(results) = attempt(backend, node, sets, Isolation::None).await?
     {
         return Ok(results);
     }
@@ -276,7 +290,7 @@ async fn execute<B: CommitBackend>(
     } else {
         Isolation::None
     };
-    let results = attempt(backend, chain_id, sets, isolation).await?;
+    let results = attempt(backend, node, sets, isolation).await?;
     // With savepoints, or with a single set, every outcome is final.
     Ok(results.unwrap_or_else(|| vec![Err(StoreError::Unavailable("batch not applied".into()))]))
 }
@@ -294,21 +308,21 @@ enum Isolation {
 /// failed; the transaction was rolled back and nothing was applied.
 async fn attempt<B: CommitBackend>(
     backend: &B,
-    chain_id: &str,
+    node: &str,
     sets: &[&ChangeSet],
     isolation: Isolation,
 ) -> StoreResult<Option<Vec<StoreResult<CommitReceipt>>>> {
     let mut batch = backend.begin().await?;
-    match apply_sets(&mut batch, chain_id, sets, isolation).await {
+    match apply_sets(&mut batch, node, sets, isolation).await {
         Ok(applied) if applied.commit => match batch.commit().await {
             Ok(()) => Ok(Some(applied.results)),
             Err(err) => {
-                rollback(&mut batch, chain_id).await;
+                rollback(&mut batch, node).await;
                 Err(unavailable(err))
             }
         },
         Ok(applied) => {
-            rollback(&mut batch, chain_id).await;
+            rollback(&mut batch, node).await;
             if isolation == Isolation::None && sets.len() > 1 {
                 Ok(None)
             } else {
@@ -316,15 +330,15 @@ async fn attempt<B: CommitBackend>(
             }
         }
         Err(err) => {
-            rollback(&mut batch, chain_id).await;
+            rollback(&mut batch, node).await;
             Err(err)
         }
     }
 }
 
-async fn rollback<T: Batch>(batch: &mut T, chain_id: &str) {
+async fn rollback<T: Batch>(batch: &mut T, node: &str) {
     if let Err(err) = batch.rollback().await {
-        tracing::warn!(chain_id, error = %err, "rollback of a write batch failed");
+        tracing::warn!(node, error = %err, "rollback of a write batch failed");
     }
 }
 
@@ -343,21 +357,25 @@ struct Applied {
 
 async fn apply_sets<T: Batch>(
     batch: &mut T,
-    chain_id: &str,
+    node: &str,
     sets: &[&ChangeSet],
     isolation: Isolation,
 ) -> StoreResult<Applied> {
-    let audits = sets
+    // The chains of the organisations this batch records events of, locked in one order on
+    // every node (so two nodes' batches never wait for each other's chains crosswise).
+    let chains: BTreeSet<String> = sets
         .iter()
-        .any(|set| set.changes.iter().any(|c| matches!(c, Change::Audit(_))));
-    let start = if audits {
-        Some(batch.chain_head(chain_id).await?)
-    } else {
-        None
-    };
-    let mut chain = ChainCursor {
-        head: start.clone(),
-    };
+        .flat_map(|set| set.changes.iter())
+        .filter_map(|c| match c {
+            Change::Audit(event) => Some(audit_chain_id(node, &event.org_id)),
+            _ => None,
+        })
+        .collect();
+    let mut start = Vec::with_capacity(chains.len());
+    for chain_id in &chains {
+        start.push(batch.chain_head(chain_id).await?);
+    }
+    let mut chain = ChainCursor::new(node, start.clone());
     let isolate = isolation == Isolation::Savepoints;
     let mut results = Vec::with_capacity(sets.len());
     let mut audits = Vec::new();
@@ -389,11 +407,12 @@ async fn apply_sets<T: Batch>(
             commit: false,
         });
     }
-    if let Some(head) = chain
-        .head
-        .filter(|head| commit && Some(head) != start.as_ref())
-    {
-        batch.set_chain_head(&head).await?;
+    if commit {
+        for before in &start {
+            if let Some(head) = chain.head(&before.chain_id).filter(|head| *head != before) {
+                batch.set_chain_head(head).await?;
+            }
+        }
     }
     Ok(Applied { results, commit })
 }

@@ -18,12 +18,12 @@ mod rows;
 mod signals;
 mod storable;
 
-pub use audit::{GENESIS_HASH, audit_hash};
+pub use audit::{GENESIS_HASH, audit_chain_id, audit_hash};
 pub use change::{Change, ChangeSet, CommitReceipt, Outcome};
 pub use error::StoreError;
 pub use rows::{
     ActivationRow, ApproverRow, AuditRow, AuthTxRow, CeremonyRow, ChainHeadRow, DEFAULT_ORG,
-    DeviceRow, IntegrationRow, NewAudit, PushRow, RecoveryCaseRow, RecoveryCodeRow,
+    DeviceRow, IntegrationRow, NewAudit, OrgRow, PushRow, RecoveryCaseRow, RecoveryCodeRow,
     RecoveryEventRow, RoleRow, SessionRow, TotpRow, UserRow, UserTokenRow, WebauthnCredentialRow,
 };
 pub use signals::{LocalSignals, Signal, Signals};
@@ -33,6 +33,17 @@ use async_trait::async_trait;
 
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Reads of organisations.
+#[async_trait]
+pub trait OrgStore {
+    /// An organisation by id.
+    async fn org(&self, org_id: &str) -> StoreResult<Option<OrgRow>>;
+    /// An organisation by its exact name.
+    async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRow>>;
+    /// Every organisation, oldest first.
+    async fn list_orgs(&self) -> StoreResult<Vec<OrgRow>>;
+}
 
 /// Reads of integrations (applications that call Ward's APIs).
 #[async_trait]
@@ -228,7 +239,8 @@ pub trait Writer {
 /// Everything a backend provides.
 #[async_trait]
 pub trait Store:
-    IntegrationStore
+    OrgStore
+    + IntegrationStore
     + UserStore
     + FactorStore
     + AuthTxStore
@@ -245,8 +257,13 @@ pub trait Store:
 {
     /// `"sqlite"` or `"postgres"`, for logs and diagnostics.
     fn backend(&self) -> &'static str;
-    /// The audit chain this process appends to.
+    /// This process's name in the audit log: the default organisation's chain, and the node
+    /// part of every other organisation's (see [`audit_chain_id`]).
     fn chain_id(&self) -> &str;
+    /// The audit chain this process appends `org_id`'s events to.
+    fn chain_for(&self, org_id: &str) -> String {
+        audit_chain_id(self.chain_id(), org_id)
+    }
     /// Change notifications between the requests of this node and, on PostgreSQL, of every
     /// node sharing the database.
     fn signals(&self) -> &dyn Signals;

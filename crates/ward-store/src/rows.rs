@@ -422,3 +422,14 @@ pub struct ApproverRow {
     pub approver_id: String,
     pub added_ms: i64,
 }
+
+/// An organisation: a tenant whose users, factors, integrations and audit chains are its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgRow {
+    pub org_id: String,
+    /// Unique across the deployment; what administrators type (`--org NAME`).
+    pub name: String,
+    pub created_ms: i64,
+    /// When the organisation was disabled (every login in it is refused); `None`: enabled.
+    pub disabled_ms: Option<i64>,
+}

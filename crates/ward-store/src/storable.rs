@@ -407,6 +407,21 @@ fn texts_and_kind<'a>(change: &'a Change, out: &mut Vec<&'a str>) -> &'static st
             opt(out, group.as_ref());
             "SetPolicyGroup"
         }
+        Change::InsertOrg(row) => {
+            row.texts(out);
+            "InsertOrg"
+        }
+        Change::RenameOrg { org_id, name } => {
+            out.extend([org_id.as_str(), name]);
+            "RenameOrg"
+        }
+        Change::SetOrgDisabled {
+            org_id,
+            disabled_ms: _,
+        } => {
+            out.push(org_id);
+            "SetOrgDisabled"
+        }
     }
 }
 
@@ -451,6 +466,14 @@ mod tests {
         assert!(matches!(
             bad_option.check_storable(),
             Err(StoreError::Unstorable(m)) if m.contains("SetPolicyGroup")
+        ));
+        let bad_org = ChangeSet::new().with(Change::RenameOrg {
+            org_id: "default".into(),
+            name: "a\0b".into(),
+        });
+        assert!(matches!(
+            bad_org.check_storable(),
+            Err(StoreError::Unstorable(m)) if m.contains("RenameOrg")
         ));
         assert!(is_storable("ünïcode ✓ \t\n"));
         assert!(!is_storable("\0"));

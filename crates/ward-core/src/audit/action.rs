@@ -212,6 +212,26 @@ actions! {
         details: ["device_id", "name", "key_alg", "reason"],
     }
     // Administration.
+    OrgCreate = "org.create" {
+        "An organisation created; actor: the administrator. Recorded in the new organisation's log.",
+        outcomes: ["ok"],
+        details: ["name"],
+    }
+    OrgRename = "org.rename" {
+        "An organisation renamed; actor: the administrator.",
+        outcomes: ["ok"],
+        details: ["previous", "name"],
+    }
+    OrgDisable = "org.disable" {
+        "An organisation disabled: every login in it is refused, its data kept; actor: the administrator.",
+        outcomes: ["ok"],
+        details: [],
+    }
+    OrgEnable = "org.enable" {
+        "An organisation enabled again; actor: the administrator.",
+        outcomes: ["ok"],
+        details: [],
+    }
     IntegrationCreate = "integration.create" {
         "An integration (Duo API application or Web SDK client) created; actor: the administrator.",
         outcomes: ["ok"],

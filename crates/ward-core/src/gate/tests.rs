@@ -45,27 +45,49 @@ fn frozen_accounts_change_nothing_and_probation_holds_recovery_methods() {
 #[test]
 fn checks_come_in_a_fixed_order() {
     let mut s = active();
+    for subject in [None, Some(&s)] {
+        assert_eq!(
+            admit(
+                OrgState::Disabled,
+                subject,
+                Method::Passkey,
+                Allowed::ALL,
+                NOW
+            ),
+            Err(Refusal::OrgDisabled),
+            "the organisation comes first"
+        );
+    }
     assert_eq!(
-        admit(None, Method::Passkey, Allowed::ALL, NOW),
+        admit(OrgState::Enabled, None, Method::Passkey, Allowed::ALL, NOW),
         Err(Refusal::UnknownUser)
     );
     s.push_muted_until_ms = Some(NOW + 1);
     assert_eq!(
-        admit(Some(&s), Method::Push, Allowed::ALL, NOW),
+        admit(OrgState::Enabled, Some(&s), Method::Push, Allowed::ALL, NOW),
         Err(Refusal::PushMuted)
     );
-    assert_eq!(admit(Some(&s), Method::Passcode, Allowed::ALL, NOW), Ok(()));
+    assert_eq!(
+        admit(
+            OrgState::Enabled,
+            Some(&s),
+            Method::Passcode,
+            Allowed::ALL,
+            NOW
+        ),
+        Ok(())
+    );
     s.locked_until_ms = Some(NOW + 1);
     for m in Method::ALL {
         assert_eq!(
-            admit(Some(&s), m, Allowed::ALL, NOW),
+            admit(OrgState::Enabled, Some(&s), m, Allowed::ALL, NOW),
             Err(Refusal::LockedOut)
         );
     }
     s.status = UserStatus::Disabled;
     for m in Method::ALL {
         assert_eq!(
-            admit(Some(&s), m, Allowed::ALL, NOW),
+            admit(OrgState::Enabled, Some(&s), m, Allowed::ALL, NOW),
             Err(Refusal::Disabled)
         );
     }
@@ -79,7 +101,10 @@ fn a_lock_or_mute_that_ran_out_has_no_effect() {
         ..active()
     };
     for m in Method::ALL {
-        assert_eq!(admit(Some(&s), m, Allowed::ALL, NOW), Ok(()));
+        assert_eq!(
+            admit(OrgState::Enabled, Some(&s), m, Allowed::ALL, NOW),
+            Ok(())
+        );
     }
 }
 
@@ -91,9 +116,24 @@ fn policy_refuses_methods_it_does_not_allow() {
         passcode: false,
     };
     let s = active();
-    assert_eq!(admit(Some(&s), Method::Passkey, only_passkeys, NOW), Ok(()));
     assert_eq!(
-        admit(Some(&s), Method::Push, only_passkeys, NOW),
+        admit(
+            OrgState::Enabled,
+            Some(&s),
+            Method::Passkey,
+            only_passkeys,
+            NOW
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        admit(
+            OrgState::Enabled,
+            Some(&s),
+            Method::Push,
+            only_passkeys,
+            NOW
+        ),
         Err(Refusal::NotAllowed)
     );
     let all = Enrolled {
@@ -102,7 +142,7 @@ fn policy_refuses_methods_it_does_not_allow() {
         passcode: true,
     };
     assert_eq!(
-        offer(Some(&s), all, only_passkeys, NOW),
+        offer(OrgState::Enabled, Some(&s), all, only_passkeys, NOW),
         Offer::Methods {
             methods: vec![Method::Passkey],
             push_muted: false
@@ -122,7 +162,13 @@ fn muted_push_is_not_offered_but_passcodes_are() {
         passcode: true,
     };
     assert_eq!(
-        offer(Some(&s), push_and_codes, Allowed::ALL, NOW),
+        offer(
+            OrgState::Enabled,
+            Some(&s),
+            push_and_codes,
+            Allowed::ALL,
+            NOW
+        ),
         Offer::Methods {
             methods: vec![Method::Passcode],
             push_muted: true
@@ -133,7 +179,7 @@ fn muted_push_is_not_offered_but_passcodes_are() {
         ..Enrolled::default()
     };
     assert_eq!(
-        offer(Some(&s), only_push, Allowed::ALL, NOW),
+        offer(OrgState::Enabled, Some(&s), only_push, Allowed::ALL, NOW),
         Offer::Refused(Refusal::PushMuted)
     );
 }
@@ -141,7 +187,13 @@ fn muted_push_is_not_offered_but_passcodes_are() {
 #[test]
 fn nothing_enrolled_is_its_own_answer_only_for_admissible_accounts() {
     assert_eq!(
-        offer(Some(&active()), Enrolled::default(), Allowed::ALL, NOW),
+        offer(
+            OrgState::Enabled,
+            Some(&active()),
+            Enrolled::default(),
+            Allowed::ALL,
+            NOW
+        ),
         Offer::NothingEnrolled
     );
     let disabled = Subject {
@@ -149,11 +201,23 @@ fn nothing_enrolled_is_its_own_answer_only_for_admissible_accounts() {
         ..active()
     };
     assert_eq!(
-        offer(Some(&disabled), Enrolled::default(), Allowed::ALL, NOW),
+        offer(
+            OrgState::Enabled,
+            Some(&disabled),
+            Enrolled::default(),
+            Allowed::ALL,
+            NOW
+        ),
         Offer::Refused(Refusal::Disabled)
     );
     assert_eq!(
-        offer(None, Enrolled::default(), Allowed::ALL, NOW),
+        offer(
+            OrgState::Enabled,
+            None,
+            Enrolled::default(),
+            Allowed::ALL,
+            NOW
+        ),
         Offer::Refused(Refusal::UnknownUser)
     );
 }
@@ -189,6 +253,10 @@ fn enrolled() -> impl Strategy<Value = Enrolled> {
     })
 }
 
+fn org_state() -> impl Strategy<Value = OrgState> {
+    prop::sample::select(vec![OrgState::Enabled, OrgState::Disabled])
+}
+
 fn method() -> impl Strategy<Value = Method> {
     prop::sample::select(Method::ALL.to_vec())
 }
@@ -196,26 +264,27 @@ fn method() -> impl Strategy<Value = Method> {
 proptest! {
     /// What is offered is exactly what would be admitted, among the enrolled methods.
     #[test]
-    fn offer_agrees_with_admit(s in subject(), e in enrolled(), a in allowed(), now in NOW - 20..NOW + 20) {
-        match offer(s.as_ref(), e, a, now) {
+    fn offer_agrees_with_admit(o in org_state(), s in subject(), e in enrolled(), a in allowed(), now in NOW - 20..NOW + 20) {
+        match offer(o, s.as_ref(), e, a, now) {
             Offer::Methods { methods, .. } => {
                 for m in Method::ALL {
                     let offered = methods.contains(&m);
-                    let admitted = e.has(m) && admit(s.as_ref(), m, a, now).is_ok();
+                    let admitted = e.has(m) && admit(o, s.as_ref(), m, a, now).is_ok();
                     prop_assert_eq!(offered, admitted, "{:?}", m);
                 }
             }
             Offer::NothingEnrolled => {
                 prop_assert!(!e.any());
                 prop_assert!(s.is_some());
+                prop_assert_eq!(o, OrgState::Enabled);
             }
             Offer::Refused(refusal) => {
                 for m in Method::ALL.into_iter().filter(|m| e.has(*m)) {
-                    prop_assert!(admit(s.as_ref(), m, a, now).is_err());
+                    prop_assert!(admit(o, s.as_ref(), m, a, now).is_err());
                 }
-                if matches!(refusal, Refusal::UnknownUser | Refusal::Disabled | Refusal::LockedOut) {
+                if matches!(refusal, Refusal::OrgDisabled | Refusal::UnknownUser | Refusal::Disabled | Refusal::LockedOut) {
                     for m in Method::ALL {
-                        prop_assert_eq!(admit(s.as_ref(), m, a, now), Err(refusal));
+                        prop_assert_eq!(admit(o, s.as_ref(), m, a, now), Err(refusal));
                     }
                 }
             }
@@ -225,33 +294,43 @@ proptest! {
     /// Allowing more never refuses what was admitted; a refusal for the account itself
     /// (unknown, disabled, locked) does not depend on the method or the policy.
     #[test]
-    fn admit_is_monotone_in_policy(s in subject(), m in method(), a in allowed(), b in allowed()) {
+    fn admit_is_monotone_in_policy(o in org_state(), s in subject(), m in method(), a in allowed(), b in allowed()) {
         let wider = Allowed {
             passkey: a.passkey || b.passkey,
             push: a.push || b.push,
             passcode: a.passcode || b.passcode,
         };
-        if admit(s.as_ref(), m, a, NOW).is_ok() {
-            prop_assert_eq!(admit(s.as_ref(), m, wider, NOW), Ok(()));
+        if admit(o, s.as_ref(), m, a, NOW).is_ok() {
+            prop_assert_eq!(admit(o, s.as_ref(), m, wider, NOW), Ok(()));
         }
-        if let Err(r @ (Refusal::UnknownUser | Refusal::Disabled | Refusal::LockedOut)) =
-            admit(s.as_ref(), m, a, NOW)
+        if let Err(r @ (Refusal::OrgDisabled | Refusal::UnknownUser | Refusal::Disabled | Refusal::LockedOut)) =
+            admit(o, s.as_ref(), m, a, NOW)
         {
             for other in Method::ALL {
-                prop_assert_eq!(admit(s.as_ref(), other, b, NOW), Err(r));
+                prop_assert_eq!(admit(o, s.as_ref(), other, b, NOW), Err(r));
             }
         }
     }
 
     /// Nobody disabled, locked or unknown is ever admitted; a muted account never gets a push.
     #[test]
-    fn refused_states_are_never_admitted(s in subject(), m in method(), a in allowed(), now in NOW - 20..NOW + 20) {
-        if admit(s.as_ref(), m, a, now).is_ok() {
+    fn refused_states_are_never_admitted(o in org_state(), s in subject(), m in method(), a in allowed(), now in NOW - 20..NOW + 20) {
+        if admit(o, s.as_ref(), m, a, now).is_ok() {
+            prop_assert_eq!(o, OrgState::Enabled);
             let s = s.unwrap();
             prop_assert_eq!(s.status, UserStatus::Active);
             prop_assert!(!s.locked(now));
             prop_assert!(a.allows(m));
             prop_assert!(!(m == Method::Push && s.push_muted(now)));
         }
+    }
+
+    /// A disabled organisation refuses everyone in it — unknown, active, locked — with every
+    /// method and policy, and offers nothing; enabled again, it decides as before.
+    #[test]
+    fn a_disabled_organisation_admits_nobody(s in subject(), e in enrolled(), m in method(), a in allowed(), now in NOW - 20..NOW + 20) {
+        prop_assert_eq!(admit(OrgState::Disabled, s.as_ref(), m, a, now), Err(Refusal::OrgDisabled));
+        prop_assert_eq!(offer(OrgState::Disabled, s.as_ref(), e, a, now), Offer::Refused(Refusal::OrgDisabled));
+        prop_assert_ne!(admit(OrgState::Enabled, s.as_ref(), m, a, now), Err(Refusal::OrgDisabled));
     }
 }

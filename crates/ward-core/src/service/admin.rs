@@ -13,10 +13,11 @@ use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::ids;
-use crate::model::{Actor, Integration, IntegrationKind, TotpAuthenticator, User, UserStatus};
+use crate::model::{
+    Actor, Integration, IntegrationKind, OrgId, TotpAuthenticator, User, UserStatus,
+};
 use crate::policy::ApiPushMode;
 use crate::totp::{self, Algorithm, Totp};
-use ward_store::DEFAULT_ORG;
 
 /// A new TOTP authenticator and the URI to load into an app (shown once).
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl Ward {
     /// Creates an integration; returns it with its secret key, which is shown once.
     pub async fn create_integration(
         &self,
+        org: &OrgId,
         actor: &Actor,
         name: &str,
         kind: IntegrationKind,
@@ -39,7 +41,7 @@ impl Ward {
         let ikey = ids::integration_key();
         let skey = Zeroizing::new(ids::integration_secret());
         let row = IntegrationRow {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             ikey: ikey.clone(),
             name: name.into(),
             kind: kind.as_str().into(),
@@ -52,7 +54,7 @@ impl Ward {
         };
         let integration = Integration::try_from(&row)?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::IntegrationCreate,
@@ -76,6 +78,7 @@ impl Ward {
     /// integration and its client secret (shown once).
     pub async fn create_web_sdk_integration(
         &self,
+        org: &OrgId,
         actor: &Actor,
         name: &str,
         policy: &crate::policy::PromptPolicy,
@@ -89,7 +92,7 @@ impl Ward {
         let ikey = ids::integration_key();
         let skey = Zeroizing::new(ids::integration_secret());
         let row = IntegrationRow {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             ikey: ikey.clone(),
             name: name.into(),
             kind: IntegrationKind::WebSdk.as_str().into(),
@@ -102,7 +105,7 @@ impl Ward {
         };
         let integration = Integration::try_from(&row)?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::IntegrationCreate,
@@ -126,8 +129,8 @@ impl Ward {
     }
 
     /// Lists integrations (without secrets).
-    pub async fn list_integrations(&self) -> CoreResult<Vec<Integration>> {
-        let rows = self.store.list_integrations(DEFAULT_ORG).await?;
+    pub async fn list_integrations(&self, org: &OrgId) -> CoreResult<Vec<Integration>> {
+        let rows = self.store.list_integrations(org.as_str()).await?;
         rows.iter().map(Integration::try_from).collect()
     }
 
@@ -180,6 +183,7 @@ impl Ward {
     /// Creates a user.
     pub async fn create_user(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         email: Option<&str>,
@@ -190,7 +194,7 @@ impl Ward {
             check_email(email)?;
         }
         let row = UserRow {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: ids::user_id(),
             username: username.into(),
             email: email.map(str::to_owned),
@@ -208,7 +212,7 @@ impl Ward {
             last_recovered_ms: None,
         };
         let user = User::try_from(row.clone())?;
-        let event = Event::new(DEFAULT_ORG, now, actor, Action::UserCreate, &user.id, "ok")
+        let event = Event::new(org.as_str(), now, actor, Action::UserCreate, &user.id, "ok")
             .detail("username", username);
         self.store
             .commit(
@@ -227,19 +231,19 @@ impl Ward {
     }
 
     /// Finds a user by name.
-    pub async fn user(&self, username: &str) -> CoreResult<User> {
+    pub async fn user(&self, org: &OrgId, username: &str) -> CoreResult<User> {
         self.store
-            .user_by_name(DEFAULT_ORG, username)
+            .user_by_name(org.as_str(), username)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {username}")))
             .and_then(User::try_from)
     }
 
     /// Lists users, ordered by username.
-    pub async fn list_users(&self, limit: u32, offset: u32) -> CoreResult<Vec<User>> {
+    pub async fn list_users(&self, org: &OrgId, limit: u32, offset: u32) -> CoreResult<Vec<User>> {
         let rows = self
             .store
-            .list_users(DEFAULT_ORG, limit.min(1000), offset)
+            .list_users(org.as_str(), limit.min(1000), offset)
             .await?;
         rows.into_iter().map(User::try_from).collect()
     }
@@ -247,20 +251,21 @@ impl Ward {
     /// Enables or disables a user.
     pub async fn set_user_status(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         status: UserStatus,
         now: DateTime<Utc>,
     ) -> CoreResult<User> {
-        let mut user = self.user(username).await?;
+        let mut user = self.user(org, username).await?;
         let action = match status {
             UserStatus::Active => Action::UserEnable,
             UserStatus::Disabled => Action::UserDisable,
         };
-        let event = Event::new(DEFAULT_ORG, now, actor, action, &user.id, "ok")
+        let event = Event::new(org.as_str(), now, actor, action, &user.id, "ok")
             .detail("previous", user.status.as_str());
         let change = Change::SetUserStatus {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user.id.clone(),
             status: status.as_str().into(),
         };
@@ -272,8 +277,10 @@ impl Ward {
     }
 
     /// Adds a TOTP authenticator to a user, with the given Base32 secret or a new random one.
+    #[allow(clippy::too_many_arguments)] // the organisation, the actor and the CLI's options
     pub async fn add_totp(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         secret_base32: Option<&str>,
@@ -281,7 +288,7 @@ impl Ward {
         digits: u32,
         now: DateTime<Utc>,
     ) -> CoreResult<TotpEnrolment> {
-        let user = self.user(username).await?;
+        let user = self.user(org, username).await?;
         let secret = match secret_base32 {
             Some(text) => totp::base32_decode(text)?,
             None => totp::generate_secret(),
@@ -289,7 +296,7 @@ impl Ward {
         let generator = Totp::new(secret, algorithm, digits, 30)?;
         let totp_id = ids::totp_id();
         let row = TotpRow {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             totp_id: totp_id.clone(),
             user_id: user.id.clone(),
             name: "Authenticator app".into(),
@@ -304,7 +311,7 @@ impl Ward {
         };
         let authenticator = TotpAuthenticator::try_from(&row)?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::FactorTotpAdd,
@@ -332,7 +339,8 @@ impl Ward {
 impl Ward {
     /// Deletes authentication transactions, decided push requests, stream nonces and
     /// activation codes that expired more than an hour before `now` (the audit log keeps every
-    /// decision). Returns how many rows went. Audited when anything was deleted.
+    /// decision). Returns how many rows went. Audited in every organisation's log when anything
+    /// was deleted.
     pub async fn purge_expired(&self, now: DateTime<Utc>) -> CoreResult<u64> {
         let before_ms = (now - chrono::TimeDelta::hours(1)).timestamp_millis();
         let receipt = self
@@ -344,19 +352,22 @@ impl Ward {
             _ => 0,
         };
         if rows > 0 {
-            let event = Event::new(
-                DEFAULT_ORG,
-                now,
-                &Actor::Cli,
-                Action::MaintenancePurge,
-                "-",
-                "ok",
-            )
-            .detail("rows", rows)
-            .detail("expired_before_ms", before_ms);
-            self.store
-                .commit(ChangeSet::new().with(event.into_change()))
-                .await?;
+            // The purged tables are shared by every organisation: each one's log records it.
+            let mut set = ChangeSet::new();
+            for org in self.store.list_orgs().await? {
+                let event = Event::new(
+                    &org.org_id,
+                    now,
+                    &Actor::Cli,
+                    Action::MaintenancePurge,
+                    "-",
+                    "ok",
+                )
+                .detail("rows", rows)
+                .detail("expired_before_ms", before_ms);
+                set.push(event.into_change());
+            }
+            self.store.commit(set).await?;
         }
         Ok(rows)
     }

@@ -11,7 +11,7 @@ use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Allowed, Door, Enrolled, Method, Offer, Refusal, Subject};
 use crate::ids;
-use crate::model::{Actor, Integration, UserRef};
+use crate::model::{Actor, Integration, OrgId, UserRef};
 use crate::policy::{ApiPushMode, AuthPolicy, UnknownUserPolicy};
 
 /// Facts about the request an application makes on a user's behalf.
@@ -25,12 +25,12 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
-    /// The context of Ward's own requests to a user's devices (recovery notices, helpdesk
-    /// verification): a pseudo-application `ikey` that no API client can use.
-    pub(crate) fn internal(ikey: &str, name: &str) -> Self {
+    /// The context of Ward's own requests to a user's devices in `org` (recovery notices,
+    /// helpdesk verification): a pseudo-application `ikey` that no API client can use.
+    pub(crate) fn internal(org: &OrgId, ikey: &str, name: &str) -> Self {
         Self {
             integration: crate::model::Integration {
-                org_id: ward_store::DEFAULT_ORG.into(),
+                org_id: org.clone(),
                 ikey: ikey.into(),
                 name: name.into(),
                 kind: crate::model::IntegrationKind::AuthApi,
@@ -55,7 +55,7 @@ impl AuthContext {
         outcome: &str,
     ) -> Event {
         Event::new(
-            &self.integration.org_id,
+            self.integration.org_id.as_str(),
             now,
             &self.actor(),
             action,
@@ -278,11 +278,14 @@ impl Ward {
             passcode: !totps.is_empty(),
         };
         let offer = gate::offer(
+            self.org_state(org, now).await?,
             subject.as_ref(),
             enrolled,
             ctx.allowed(door, &self.policy),
             now.timestamp_millis(),
         );
+        // Answered like a disabled account, but audited as what it is.
+        let org_refused = offer == Offer::Refused(Refusal::OrgDisabled);
         let outcome = self.preauth_outcome(offer, &push, &totps);
         let target = user
             .as_ref()
@@ -290,6 +293,9 @@ impl Ward {
         let (result, reason) = match &outcome {
             PreauthOutcome::Auth { .. } => ("auth", None),
             PreauthOutcome::Enroll { .. } => ("enroll", None),
+            PreauthOutcome::Deny { .. } if org_refused => {
+                ("deny", Some(Refusal::OrgDisabled.as_str()))
+            }
             PreauthOutcome::Deny { reason } => ("deny", Some(deny_reason_str(*reason))),
         };
         let event = ctx
@@ -315,7 +321,11 @@ impl Ward {
                 return self.no_factor_outcome(DenyReason::UnknownUser);
             }
             Offer::NothingEnrolled => return self.no_factor_outcome(DenyReason::NoFactors),
-            Offer::Refused(Refusal::Disabled) => return deny(DenyReason::Disabled),
+            // A disabled organisation gets a disabled account's answer: nothing about the
+            // account or its organisation shows.
+            Offer::Refused(Refusal::Disabled | Refusal::OrgDisabled) => {
+                return deny(DenyReason::Disabled);
+            }
             Offer::Refused(Refusal::LockedOut) => return deny(DenyReason::LockedOut),
             Offer::Refused(
                 refusal @ (Refusal::NotAllowed | Refusal::PushMuted | Refusal::PushStorm),
@@ -454,7 +464,7 @@ impl Ward {
             Door::AuthApi | Door::Legacy | Door::Portal => ctx.allowed(door, &self.policy),
         };
         let check = PasscodeCheck {
-            org_id: &ctx.integration.org_id,
+            org_id: ctx.integration.org_id.as_str(),
             user: user_key(user_ref),
             passcode,
             allowed: &|_| Ok(allowed),
@@ -476,7 +486,7 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> Change {
         Change::InsertAuthTx(AuthTxRow {
-            org_id: ctx.integration.org_id.clone(),
+            org_id: ctx.integration.org_id.to_string(),
             txid: txid.to_owned(),
             ikey: ctx.integration.ikey.clone(),
             user_id: user_id.map(str::to_owned),
@@ -499,7 +509,10 @@ impl Ward {
     ) -> CoreResult<TxView> {
         let mut tx = self.read_tx(ctx, txid).await?;
         if tx.result.parse::<TxResult>()? == TxResult::Waiting {
-            let push = self.store.push(&ctx.integration.org_id, txid).await?;
+            let push = self
+                .store
+                .push(ctx.integration.org_id.as_str(), txid)
+                .await?;
             if let Some(push) = push.filter(|p| p.expires_ms <= now.timestamp_millis()) {
                 self.expire_push(&push, now).await?;
                 tx = self.read_tx(ctx, txid).await?;
@@ -516,7 +529,7 @@ impl Ward {
 
     async fn read_tx(&self, ctx: &AuthContext, txid: &str) -> CoreResult<ward_store::AuthTxRow> {
         self.store
-            .auth_tx(&ctx.integration.org_id, txid)
+            .auth_tx(ctx.integration.org_id.as_str(), txid)
             .await?
             .filter(|tx| tx.ikey == ctx.integration.ikey)
             .ok_or_else(|| CoreError::NotFound("transaction".into()))

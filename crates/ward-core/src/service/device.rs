@@ -8,7 +8,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngExt;
 use ward_proto::device::{ActivateRequest, PushEvent, stream_signing_bytes};
-use ward_store::{ActivationRow, Change, ChangeSet, DEFAULT_ORG, DeviceRow, Outcome, StoreError};
+use ward_store::{ActivationRow, Change, ChangeSet, DeviceRow, Outcome, StoreError};
 use zeroize::Zeroizing;
 
 use super::{Ward, check_text};
@@ -16,7 +16,7 @@ use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor;
+use crate::model::{Actor, OrgId};
 
 /// How long a stream nonce is valid.
 const NONCE_TTL_SECS: i64 = 60;
@@ -74,15 +74,16 @@ impl Ward {
     /// Issues a one-time activation code binding a new push device to `username`. Audited.
     pub async fn device_activation_code(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<ActivationCode> {
-        let user = self.user(username).await?;
+        let user = self.user(org, username).await?;
         let code = random_token(20);
         let expires_ms = (now + self.policy.push.activation_ttl).timestamp_millis();
         let row = ActivationRow {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             code_hash: token_hash(&code),
             user_id: user.id.clone(),
             created_ms: now.timestamp_millis(),
@@ -90,7 +91,7 @@ impl Ward {
             used_ms: None,
         };
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::DeviceActivationIssued,
@@ -133,8 +134,10 @@ impl Ward {
                 _ => return Err(CoreError::Internal("activation gave no user".into())),
             },
             Err(StoreError::ConditionFailed(_)) => {
+                // An unknown code names no organisation.
+                let log_org = self.unattributed_org().await?;
                 let event = Event::new(
-                    DEFAULT_ORG,
+                    log_org.as_str(),
                     now,
                     &actor,
                     Action::DeviceActivate,
@@ -188,9 +191,9 @@ impl Ward {
     }
 
     /// A user's push devices.
-    pub async fn list_devices(&self, username: &str) -> CoreResult<Vec<PushDevice>> {
-        let user = self.user(username).await?;
-        let rows = self.store.devices_for_user(DEFAULT_ORG, &user.id).await?;
+    pub async fn list_devices(&self, org: &OrgId, username: &str) -> CoreResult<Vec<PushDevice>> {
+        let user = self.user(org, username).await?;
+        let rows = self.store.devices_for_user(org.as_str(), &user.id).await?;
         Ok(rows.iter().map(PushDevice::from).collect())
     }
 

@@ -4,7 +4,7 @@
 //! Doors: the Auth API (passcode, push, preauth), the older `/rest/v1` API (passcode, push),
 //! the hosted prompt (what it offers, passcode, push, passkey) and the portal (TOTP sign-in,
 //! passkey sign-in). States: active, unknown, disabled, locked out, push muted after a fraud
-//! report, and over the push storm limit.
+//! report, over the push storm limit, and an active account of a disabled organisation.
 
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use super::passkey_tests::{Authr, audit_of, passkey, settings};
 use super::*;
 use crate::clock::{Clock, TestClock};
 use crate::crypto::MasterKey;
-use crate::gate::{self, Allowed, Method, Subject};
+use crate::gate::{self, Allowed, Method, OrgState, Subject};
 use crate::model::{Actor, IntegrationKind, UserRef, UserStatus};
 use crate::policy::{ApiPushMode, FactorPolicy, PushPolicy};
 use crate::totp::{Algorithm, Totp};
@@ -37,15 +37,18 @@ enum State {
     Locked,
     Muted,
     Storm,
+    /// Active, but its organisation is disabled (last: it disables the matrix's organisation).
+    OrgDisabled,
 }
 
-const STATES: [State; 6] = [
+const STATES: [State; 7] = [
     State::Active,
     State::Unknown,
     State::Disabled,
     State::Locked,
     State::Muted,
     State::Storm,
+    State::OrgDisabled,
 ];
 
 /// What a door answered: let in, or refused with the reason it audited.
@@ -90,6 +93,7 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
     let now = clock.now();
     let (integration, _) = ward
         .create_integration(
+            default_org(),
             &Actor::Cli,
             "VPN",
             IntegrationKind::AuthApi,
@@ -99,7 +103,14 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
         .await
         .unwrap();
     let (web, _) = ward
-        .create_integration(&Actor::Cli, "Web", IntegrationKind::WebSdk, None, now)
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "Web",
+            IntegrationKind::WebSdk,
+            None,
+            now,
+        )
         .await
         .unwrap();
     Matrix {
@@ -149,20 +160,28 @@ impl Matrix {
         let now = self.now();
         let user = self
             .ward
-            .create_user(&Actor::Cli, &name, None, now)
+            .create_user(default_org(), &Actor::Cli, &name, None, now)
             .await
             .unwrap();
         self.ward
-            .add_totp(&Actor::Cli, &name, Some(SECRET), Algorithm::Sha1, 6, now)
+            .add_totp(
+                default_org(),
+                &Actor::Cli,
+                &name,
+                Some(SECRET),
+                Algorithm::Sha1,
+                6,
+                now,
+            )
             .await
             .unwrap();
         self.ward
-            .set_policy_group(&Actor::Cli, &name, Some("codes"), now)
+            .set_policy_group(default_org(), &Actor::Cli, &name, Some("codes"), now)
             .await
             .unwrap();
         let code = self
             .ward
-            .device_activation_code(&Actor::Cli, &name, now)
+            .device_activation_code(default_org(), &Actor::Cli, &name, now)
             .await
             .unwrap();
         let device = SigningKey::from_bytes(&[7; 32]);
@@ -176,12 +195,19 @@ impl Matrix {
         self.ward.activate_device(&req, now).await.unwrap();
         let start = self
             .ward
-            .passkey_register_start(&user.id, now)
+            .passkey_register_start(default_org(), &user.id, now)
             .await
             .unwrap();
         let answer = key.register(&start.options).unwrap();
         self.ward
-            .passkey_register_finish(&user.id, &start.ceremony, &answer, "Key", now)
+            .passkey_register_finish(
+                default_org(),
+                &user.id,
+                &start.ceremony,
+                &answer,
+                "Key",
+                now,
+            )
             .await
             .unwrap();
         self.put_in(state, &user.id, &name).await;
@@ -195,7 +221,7 @@ impl Matrix {
             State::Active | State::Unknown => return,
             State::Disabled => {
                 self.ward
-                    .set_user_status(&Actor::Cli, name, UserStatus::Disabled, now)
+                    .set_user_status(default_org(), &Actor::Cli, name, UserStatus::Disabled, now)
                     .await
                     .unwrap();
                 return;
@@ -212,6 +238,13 @@ impl Matrix {
                 user_id: user_id.into(),
                 until_ms: later,
             },
+            State::OrgDisabled => {
+                self.ward
+                    .set_org_disabled(&Actor::Cli, DEFAULT_ORG, true, now)
+                    .await
+                    .unwrap();
+                return;
+            }
             State::Storm => {
                 for _ in 0..STORM_LIMIT {
                     let sent = self.api_push(name).await;
@@ -230,7 +263,9 @@ impl Matrix {
     async fn expected(&self, name: &str, method: Method, storm: bool) -> Verdict {
         let row = self.store.user_by_name(DEFAULT_ORG, name).await.unwrap();
         let subject = row.as_ref().map(|r| Subject::of(r).unwrap());
+        let org = self.store.org(DEFAULT_ORG).await.unwrap();
         match gate::admit(
+            OrgState::of(org.as_ref()),
             subject.as_ref(),
             method,
             Allowed::ALL,
@@ -318,7 +353,7 @@ impl Matrix {
             "portal.totp" => {
                 let code = self.code();
                 self.ward
-                    .totp_sign_in(&name, &code, self.now())
+                    .totp_sign_in(default_org(), &name, &code, self.now())
                     .await
                     .is_ok()
             }
@@ -352,7 +387,7 @@ impl Matrix {
             Some(context) => self.ward.prompt_passkey_start(context, now).await.unwrap(),
             None => self
                 .ward
-                .passkey_auth_start(ceremony_purpose::SIGN_IN, None, now)
+                .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, now)
                 .await
                 .unwrap(),
         };
@@ -365,7 +400,13 @@ impl Matrix {
                 .is_ok_and(|c| c.allowed),
             None => self
                 .ward
-                .passkey_auth_finish(ceremony_purpose::SIGN_IN, &start.ceremony, &answer, now)
+                .passkey_auth_finish(
+                    default_org(),
+                    ceremony_purpose::SIGN_IN,
+                    &start.ceremony,
+                    &answer,
+                    now,
+                )
                 .await
                 .is_ok(),
         }
@@ -462,6 +503,7 @@ async fn run_matrix(store: Arc<dyn Store>) {
         "locked_out",
         "muted_after_fraud",
         "push_storm",
+        "org_disabled",
     ] {
         assert!(
             table

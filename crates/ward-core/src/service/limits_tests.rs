@@ -31,6 +31,7 @@ async fn service(store: Arc<dyn Store>) -> (Ward, AuthContext, DateTime<Utc>) {
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _) = ward
         .create_integration(
+            default_org(),
             &Actor::Cli,
             "VPN",
             IntegrationKind::AuthApi,
@@ -39,12 +40,20 @@ async fn service(store: Arc<dyn Store>) -> (Ward, AuthContext, DateTime<Utc>) {
         )
         .await
         .unwrap();
-    ward.create_user(&Actor::Cli, "alice", None, now)
+    ward.create_user(default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
-    ward.add_totp(&Actor::Cli, "alice", Some(SECRET), Algorithm::Sha1, 6, now)
-        .await
-        .unwrap();
+    ward.add_totp(
+        default_org(),
+        &Actor::Cli,
+        "alice",
+        Some(SECRET),
+        Algorithm::Sha1,
+        6,
+        now,
+    )
+    .await
+    .unwrap();
     let ctx = AuthContext {
         integration,
         user_ip: None,
@@ -114,7 +123,7 @@ async fn lockout_holds(store: Arc<dyn Store>) {
 async fn storm_limit_holds(store: Arc<dyn Store>) {
     let (ward, ctx, now) = service(Arc::clone(&store)).await;
     let code = ward
-        .device_activation_code(&Actor::Cli, "alice", now)
+        .device_activation_code(default_org(), &Actor::Cli, "alice", now)
         .await
         .unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);

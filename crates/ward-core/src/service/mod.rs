@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod device;
 mod legacy;
+mod orgs;
 mod passcode;
 mod passkeys;
 mod portal;
@@ -59,6 +60,7 @@ pub struct Ward {
     policy: AuthPolicy,
     issuer: String,
     integrations: cache::IntegrationCache,
+    org_states: orgs::OrgStates,
     deliveries: Vec<Arc<dyn PushDelivery>>,
     alerts: Vec<Arc<dyn AlertSink>>,
     notifiers: Vec<Arc<dyn UserNotifier>>,
@@ -100,6 +102,7 @@ impl Ward {
             policy,
             issuer: issuer.into(),
             integrations: cache::IntegrationCache::default(),
+            org_states: orgs::OrgStates::default(),
         })
     }
 
@@ -201,6 +204,8 @@ mod gate_matrix_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
+mod org_tests;
+#[cfg(test)]
 mod passkey_tests;
 #[cfg(test)]
 mod portal_tests;
@@ -210,3 +215,11 @@ mod push_tests;
 mod recovery_tests;
 #[cfg(test)]
 mod tests;
+
+/// The organisation every database starts with, for tests written before there were several.
+#[cfg(test)]
+pub(crate) fn default_org() -> &'static crate::model::OrgId {
+    static ORG: std::sync::LazyLock<crate::model::OrgId> =
+        std::sync::LazyLock::new(|| crate::model::OrgId::new(ward_store::DEFAULT_ORG));
+    &ORG
+}

@@ -60,7 +60,9 @@ impl Ward {
         };
         let subject = user.as_ref().map(Subject::of).transpose()?;
         let allowed = (check.allowed)(user.as_ref())?;
+        let org = self.org_state(check.org_id, now).await?;
         let admitted = gate::admit(
+            org,
             subject.as_ref(),
             Method::Passcode,
             allowed,
@@ -239,7 +241,8 @@ impl Ward {
 pub(super) fn refused_status(refusal: Refusal) -> AuthStatus {
     match refusal {
         Refusal::LockedOut => AuthStatus::LockedOut,
-        Refusal::UnknownUser
+        Refusal::OrgDisabled
+        | Refusal::UnknownUser
         | Refusal::Disabled
         | Refusal::NotAllowed
         | Refusal::PushMuted

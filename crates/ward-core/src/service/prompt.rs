@@ -20,7 +20,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use ward_proto::jws;
-use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, UserRow};
+use ward_store::{CeremonyRow, Change, ChangeSet, UserRow};
 
 pub use token::{OAuthError, OAuthErrorCode, TokenParams, TokenResponse};
 
@@ -29,7 +29,7 @@ use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Enrolled, Method, Refusal, Subject};
-use crate::model::{Actor, IntegrationKind};
+use crate::model::{Actor, IntegrationKind, OrgId};
 
 /// How long a user may take in the prompt.
 const PROMPT_TTL: TimeDelta = TimeDelta::minutes(15);
@@ -254,8 +254,13 @@ impl Ward {
                 // application); it is recorded without its content.
                 let client = params.client_id.as_deref().unwrap_or("-");
                 let client: String = client.chars().take(40).collect();
+                // Recorded in the client's organisation, when the client is known.
+                let log_org = match self.web_sdk_client(&client, now).await {
+                    Ok(Some(creds)) => creds.integration.org_id.clone(),
+                    _ => self.unattributed_org().await?,
+                };
                 let event = Event::new(
-                    DEFAULT_ORG,
+                    log_org.as_str(),
                     now,
                     &Actor::Anonymous,
                     Action::PromptRefused,
@@ -270,8 +275,9 @@ impl Ward {
                 return Err(e);
             }
         };
+        let org = self.prompt_org(&request, now).await?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &Actor::Integration(request.client_id.clone()),
             Action::PromptStart,
@@ -417,14 +423,15 @@ impl Ward {
             .await?
             .ok_or_else(|| invalid("unknown client_id"))?;
         let policy = &creds.integration.prompt_policy;
+        let org = &creds.integration.org_id;
         let user = self
             .store
-            .user_by_name(DEFAULT_ORG, &request.username)
+            .user_by_name(org.as_str(), &request.username)
             .await?;
         let subject = user.as_ref().map(Subject::of).transpose()?;
         let enrolled = match &user {
             Some(user) => {
-                let factors = self.factors(&user.user_id).await?;
+                let factors = self.factors(org, &user.user_id).await?;
                 Enrolled {
                     passkey: !factors.passkeys.is_empty(),
                     push: !factors.devices.is_empty(),
@@ -434,6 +441,7 @@ impl Ward {
             None => Enrolled::default(),
         };
         let offer = gate::offer(
+            self.org_state(org.as_str(), now).await?,
             subject.as_ref(),
             enrolled,
             policy.allowed(),
@@ -462,7 +470,8 @@ impl Ward {
             (gate::Offer::Refused(refusal), user) => {
                 let status = match refusal {
                     Refusal::LockedOut => "locked_out",
-                    Refusal::UnknownUser
+                    Refusal::OrgDisabled
+                    | Refusal::UnknownUser
                     | Refusal::Disabled
                     | Refusal::NotAllowed
                     | Refusal::PushMuted
@@ -480,9 +489,23 @@ impl Ward {
         self.prompt_view(request, now).await
     }
 
-    async fn prompt_user(&self, request: &PromptRequest) -> CoreResult<UserRow> {
+    /// The prompt's organisation: its Web SDK client's.
+    async fn prompt_org(&self, request: &PromptRequest, now: DateTime<Utc>) -> CoreResult<OrgId> {
+        let creds = self
+            .web_sdk_client(&request.client_id, now)
+            .await?
+            .ok_or_else(|| invalid("unknown client_id"))?;
+        Ok(creds.integration.org_id.clone())
+    }
+
+    async fn prompt_user(
+        &self,
+        request: &PromptRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<UserRow> {
+        let org = self.prompt_org(request, now).await?;
         self.store
-            .user_by_name(DEFAULT_ORG, &request.username)
+            .user_by_name(org.as_str(), &request.username)
             .await?
             .ok_or_else(|| CoreError::NotFound("user".into()))
     }
@@ -531,6 +554,7 @@ impl Ward {
         decision: Decision,
         now: DateTime<Utc>,
     ) -> CoreResult<Completion> {
+        let org = self.prompt_org(request, now).await?;
         let code = new_token();
         let hash = token_hash(&code);
         let grant = CodeGrant {
@@ -545,7 +569,7 @@ impl Ward {
         let mut set = ChangeSet::new().with(Change::InsertCeremony(CeremonyRow {
             state_sealed: self.keys.seal(Purpose::Ceremony, &hash, &json)?,
             ceremony_hash: hash,
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: grant.user_id.clone(),
             purpose: CODE_PURPOSE.into(),
             created_ms: now.timestamp_millis(),
@@ -553,7 +577,7 @@ impl Ward {
         }));
         if let (Some(user), true, Some(factor)) = (user, decision.allowed, &decision.factor) {
             set.push(Change::SetLastPromptMethod {
-                org_id: DEFAULT_ORG.into(),
+                org_id: org.to_string(),
                 user_id: user.user_id.clone(),
                 method: factor.clone(),
             });
@@ -562,7 +586,7 @@ impl Ward {
         let target = user.map_or(request.username.as_str(), |u| u.user_id.as_str());
         set.push(
             Event::new(
-                DEFAULT_ORG,
+                org.as_str(),
                 now,
                 &Actor::Integration(request.client_id.clone()),
                 Action::PromptAuth,

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rand::RngExt;
 use subtle::ConstantTimeEq;
 use ward_proto::device::{AnswerRequest, Decision, PushEvent, answer_signing_bytes};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, PushRow, Signal, StoreError};
+use ward_store::{Change, ChangeSet, PushRow, Signal, StoreError};
 
 use super::Ward;
 use super::auth::{AuthContext, AuthDecision, AuthStatus, decision, user_key, user_ref_label};
@@ -22,7 +22,7 @@ use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Allowed, Method, Refusal, Subject};
 use crate::ids;
-use crate::model::{Actor, User, UserRef};
+use crate::model::{Actor, OrgId, User, UserRef};
 use crate::notify::Alert;
 use crate::policy::ApiPushMode;
 
@@ -193,6 +193,7 @@ impl Ward {
         // The application's push mode was applied by the caller (with its own explanation);
         // the gate decides on the account.
         let admitted = gate::admit(
+            self.org_state(org, now).await?,
             subject.as_ref(),
             Method::Push,
             Allowed::ALL,
@@ -267,7 +268,7 @@ impl Ward {
     fn push_limit(&self, user: &User, now: DateTime<Utc>) -> Option<Change> {
         let limit = self.policy.push.storm_limit;
         (limit > 0).then(|| Change::CheckPushLimit {
-            org_id: user.org_id.clone(),
+            org_id: user.org_id.to_string(),
             user_id: user.id.clone(),
             since_ms: (now - self.policy.push.storm_window).timestamp_millis(),
             limit: i64::from(limit),
@@ -316,7 +317,7 @@ impl Ward {
         };
         event.context_hash = event.computed_context_hash();
         Ok(PushRow {
-            org_id: user.org_id.clone(),
+            org_id: user.org_id.to_string(),
             txid: started.txid.clone(),
             ikey: ctx.integration.ikey.clone(),
             user_id: user.id.clone(),
@@ -420,7 +421,13 @@ impl Ward {
         match self.decide_push(&push, state, reason, &actor, now).await {
             Ok(()) => {
                 if Self::is_recovery_push(&push.ikey) {
-                    self.recovery_answered(&push.user_id, state, now).await;
+                    self.recovery_answered(
+                        &OrgId::new(push.org_id.clone()),
+                        &push.user_id,
+                        state,
+                        now,
+                    )
+                    .await;
                 }
                 Ok(state)
             }
@@ -443,8 +450,13 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<PushState> {
         let actor = Actor::Device(answer.device_id.clone());
+        // A known device's refusals go to its organisation's log.
+        let log_org = match self.store.device(&answer.device_id).await? {
+            Some(device) => device.org_id,
+            None => self.unattributed_org().await?.to_string(),
+        };
         let event = Event::new(
-            DEFAULT_ORG,
+            &log_org,
             now,
             &actor,
             Action::AuthPushAnswer,
@@ -564,10 +576,10 @@ impl Ward {
     /// When a waiting push transaction times out (for long-polls to bound their wait).
     pub async fn push_deadline(
         &self,
-        org_id: &str,
+        org: &OrgId,
         txid: &str,
     ) -> CoreResult<Option<DateTime<Utc>>> {
-        match self.store.push(org_id, txid).await? {
+        match self.store.push(org.as_str(), txid).await? {
             Some(push) if is_pending(&push)? => {
                 Ok(DateTime::from_timestamp_millis(push.expires_ms))
             }
@@ -579,7 +591,9 @@ impl Ward {
 /// The status a gate refusal gets at a push.
 fn push_refused_status(refusal: Refusal) -> AuthStatus {
     match refusal {
-        Refusal::UnknownUser | Refusal::Disabled | Refusal::NotAllowed => AuthStatus::PushDenied,
+        Refusal::OrgDisabled | Refusal::UnknownUser | Refusal::Disabled | Refusal::NotAllowed => {
+            AuthStatus::PushDenied
+        }
         Refusal::LockedOut => AuthStatus::LockedOut,
         Refusal::PushMuted | Refusal::PushStorm => AuthStatus::PushRefused,
     }

@@ -40,10 +40,17 @@ async fn fixture(push: PushPolicy) -> Fixture {
         .unwrap();
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _) = ward
-        .create_integration(&Actor::Cli, "VPN", IntegrationKind::AuthApi, None, now)
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "VPN",
+            IntegrationKind::AuthApi,
+            None,
+            now,
+        )
         .await
         .unwrap();
-    ward.create_user(&Actor::Cli, "alice", None, now)
+    ward.create_user(default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
     let ctx = AuthContext {
@@ -96,7 +103,7 @@ impl Phone {
 async fn activate(f: &Fixture, seed: u8) -> Phone {
     let code = f
         .ward
-        .device_activation_code(&Actor::Cli, "alice", f.now)
+        .device_activation_code(default_org(), &Actor::Cli, "alice", f.now)
         .await
         .unwrap();
     let key = SigningKey::from_bytes(&[seed; 32]);
@@ -514,6 +521,7 @@ async fn an_integration_can_override_the_server_push_mode() {
     let (integration, _) = f
         .ward
         .create_integration(
+            default_org(),
             &Actor::Cli,
             "legacy",
             IntegrationKind::AuthApi,

@@ -233,7 +233,13 @@ impl Rig {
 
     async fn start(&self, username: &str) -> (Zeroizing<String>, String) {
         self.ward()
-            .recovery_start(username, crate::recovery::Opener::User, None, self.now())
+            .recovery_start(
+                default_org(),
+                username,
+                crate::recovery::Opener::User,
+                None,
+                self.now(),
+            )
             .await
             .unwrap()
     }
@@ -271,7 +277,7 @@ impl Rig {
         let id = self.f.user(name).await;
         for role in roles {
             self.ward()
-                .grant_role(&Actor::Cli, name, *role, self.now())
+                .grant_role(default_org(), &Actor::Cli, name, *role, self.now())
                 .await
                 .unwrap();
         }
@@ -289,12 +295,12 @@ impl Rig {
     async fn sign_in(&self, key: &mut Authr<SoftPasskey>) -> NewSession {
         let start = self
             .ward()
-            .passkey_auth_start(ceremony_purpose::SIGN_IN, None, self.now())
+            .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, self.now())
             .await
             .unwrap();
         let answer = key.authenticate(&start.options).unwrap();
         self.ward()
-            .passkey_sign_in(&start.ceremony, &answer, self.now())
+            .passkey_sign_in(default_org(), &start.ceremony, &answer, self.now())
             .await
             .unwrap()
     }
@@ -341,7 +347,7 @@ impl Rig {
     /// Names `approver` in `username`'s approver set.
     async fn add_approver(&self, username: &str, approver: &str) {
         self.ward()
-            .add_recovery_approver(&Actor::Cli, username, approver, self.now())
+            .add_recovery_approver(default_org(), &Actor::Cli, username, approver, self.now())
             .await
             .unwrap();
     }
@@ -367,7 +373,7 @@ impl Rig {
     async fn phone(&self, username: &str, seed: u8) -> Phone {
         let code = self
             .ward()
-            .device_activation_code(&Actor::Cli, username, self.now())
+            .device_activation_code(default_org(), &Actor::Cli, username, self.now())
             .await
             .unwrap();
         let key = SigningKey::from_bytes(&[seed; 32]);

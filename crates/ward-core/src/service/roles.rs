@@ -2,17 +2,17 @@
 //! administrator and audited.
 
 use chrono::{DateTime, Utc};
-use ward_store::{ApproverRow, Change, ChangeSet, DEFAULT_ORG, RoleRow, StoreError, UserRow};
+use ward_store::{ApproverRow, Change, ChangeSet, RoleRow, StoreError, UserRow};
 
 use super::Ward;
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, Role};
+use crate::model::{Actor, OrgId, Role};
 
 impl Ward {
-    pub(super) async fn user_named(&self, username: &str) -> CoreResult<UserRow> {
+    pub(super) async fn user_named(&self, org: &OrgId, username: &str) -> CoreResult<UserRow> {
         self.store
-            .user_by_name(DEFAULT_ORG, username)
+            .user_by_name(org.as_str(), username)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {username}")))
     }
@@ -20,21 +20,22 @@ impl Ward {
     /// Grants a role.
     pub async fn grant_role(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         role: Role,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
-        let user = self.user_named(username).await?;
+        let user = self.user_named(org, username).await?;
         let row = RoleRow {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user.user_id.clone(),
             role: role.as_str().into(),
             granted_ms: now.timestamp_millis(),
             granted_by: actor.to_string(),
         };
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::RoleGrant,
@@ -62,14 +63,15 @@ impl Ward {
     /// Revokes a role.
     pub async fn revoke_role(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         role: Role,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
-        let user = self.user_named(username).await?;
+        let user = self.user_named(org, username).await?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::RoleRevoke,
@@ -81,7 +83,7 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::RevokeRole {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user.user_id.clone(),
                         role: role.as_str().into(),
                     })
@@ -98,9 +100,9 @@ impl Ward {
     }
 
     /// The roles a user holds.
-    pub async fn roles(&self, user_id: &str) -> CoreResult<Vec<Role>> {
+    pub async fn roles(&self, org: &OrgId, user_id: &str) -> CoreResult<Vec<Role>> {
         self.store
-            .roles_for_user(DEFAULT_ORG, user_id)
+            .roles_for_user(org.as_str(), user_id)
             .await?
             .iter()
             .map(|r| r.parse())
@@ -108,8 +110,8 @@ impl Ward {
     }
 
     /// Whether a user holds a role.
-    pub async fn has_role(&self, user_id: &str, role: Role) -> CoreResult<bool> {
-        Ok(self.roles(user_id).await?.contains(&role))
+    pub async fn has_role(&self, org: &OrgId, user_id: &str, role: Role) -> CoreResult<bool> {
+        Ok(self.roles(org, user_id).await?.contains(&role))
     }
 
     /// Names someone who may approve a user's recovery. The approver must hold the `approver`
@@ -117,13 +119,14 @@ impl Ward {
     /// recovery (a takeover must not add its own approvers).
     pub async fn add_recovery_approver(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         approver_name: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
-        let user = self.user_named(username).await?;
-        let approver = self.user_named(approver_name).await?;
+        let user = self.user_named(org, username).await?;
+        let approver = self.user_named(org, approver_name).await?;
         if user.user_id == approver.user_id {
             return Err(CoreError::invalid(
                 "approver",
@@ -135,7 +138,7 @@ impl Ward {
             crate::gate::Alteration::RecoveryMethods,
             now.timestamp_millis(),
         )?;
-        let roles = self.roles(&approver.user_id).await?;
+        let roles = self.roles(org, &approver.user_id).await?;
         if !roles.contains(&Role::Approver) && !roles.contains(&Role::Security) {
             return Err(CoreError::invalid(
                 "approver",
@@ -143,7 +146,7 @@ impl Ward {
             ));
         }
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::RecoveryApproverAdd,
@@ -155,7 +158,7 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::AddRecoveryApprover(ApproverRow {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user.user_id.clone(),
                         approver_id: approver.user_id.clone(),
                         added_ms: now.timestamp_millis(),

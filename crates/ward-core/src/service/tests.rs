@@ -36,7 +36,14 @@ async fn fixture(policy: AuthPolicy) -> Fixture {
         .unwrap();
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _skey) = ward
-        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, None, now)
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "app",
+            IntegrationKind::AuthApi,
+            None,
+            now,
+        )
         .await
         .unwrap();
     let ctx = AuthContext {
@@ -66,11 +73,18 @@ fn code_at(now: DateTime<Utc>) -> String {
 
 async fn alice(f: &Fixture) -> UserRef {
     f.ward
-        .create_user(&Actor::Cli, "alice", Some("alice@example.com"), f.now)
+        .create_user(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            Some("alice@example.com"),
+            f.now,
+        )
         .await
         .unwrap();
     f.ward
         .add_totp(
+            default_org(),
             &Actor::Cli,
             "alice",
             Some(SECRET_B32),
@@ -150,7 +164,13 @@ async fn disabled_user_is_denied_even_with_a_good_code() {
     let f = fixture(AuthPolicy::default()).await;
     let alice = alice(&f).await;
     f.ward
-        .set_user_status(&Actor::Cli, "alice", UserStatus::Disabled, f.now)
+        .set_user_status(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            UserStatus::Disabled,
+            f.now,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -166,7 +186,13 @@ async fn disabled_user_is_denied_even_with_a_good_code() {
         .unwrap();
     assert!(!d.allowed);
     f.ward
-        .set_user_status(&Actor::Cli, "alice", UserStatus::Active, f.now)
+        .set_user_status(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            UserStatus::Active,
+            f.now,
+        )
         .await
         .unwrap();
     let d = f
@@ -213,7 +239,14 @@ async fn lockout_after_threshold_and_expiry() {
         .await
         .unwrap();
     assert!(ok.allowed);
-    assert_eq!(f.ward.user("alice").await.unwrap().failed_attempts, 0);
+    assert_eq!(
+        f.ward
+            .user(default_org(), "alice")
+            .await
+            .unwrap()
+            .failed_attempts,
+        0
+    );
 }
 
 #[tokio::test]
@@ -230,7 +263,14 @@ async fn async_decisions_are_readable_by_the_same_integration_only() {
     assert_eq!(view.result, TxResult::Allow);
     let (other, _) = f
         .ward
-        .create_integration(&Actor::Cli, "other", IntegrationKind::AuthApi, None, f.now)
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "other",
+            IntegrationKind::AuthApi,
+            None,
+            f.now,
+        )
         .await
         .unwrap();
     let other_ctx = AuthContext {
@@ -285,7 +325,14 @@ async fn integration_secret_round_trips_sealed() {
     let f = fixture(AuthPolicy::default()).await;
     let (integration, skey) = f
         .ward
-        .create_integration(&Actor::Cli, "second", IntegrationKind::AuthApi, None, f.now)
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "second",
+            IntegrationKind::AuthApi,
+            None,
+            f.now,
+        )
         .await
         .unwrap();
     let row = f
@@ -319,7 +366,14 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
     let f = fixture(AuthPolicy::default()).await;
     let (integration, _) = f
         .ward
-        .create_integration(&Actor::Cli, "burst", IntegrationKind::AuthApi, None, f.now)
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "burst",
+            IntegrationKind::AuthApi,
+            None,
+            f.now,
+        )
         .await
         .unwrap();
     let reads = std::sync::atomic::AtomicUsize::new(0);
@@ -375,37 +429,68 @@ async fn bad_input_changes_nothing() {
     let f = fixture(AuthPolicy::default()).await;
     assert!(
         f.ward
-            .create_user(&Actor::Cli, "", None, f.now)
+            .create_user(default_org(), &Actor::Cli, "", None, f.now)
             .await
             .is_err()
     );
     assert!(
         f.ward
-            .create_user(&Actor::Cli, "bob", Some("not-an-email"), f.now)
+            .create_user(
+                default_org(),
+                &Actor::Cli,
+                "bob",
+                Some("not-an-email"),
+                f.now
+            )
             .await
             .is_err()
     );
     f.ward
-        .create_user(&Actor::Cli, "bob", None, f.now)
+        .create_user(default_org(), &Actor::Cli, "bob", None, f.now)
         .await
         .unwrap();
     assert!(matches!(
-        f.ward.create_user(&Actor::Cli, "bob", None, f.now).await,
+        f.ward
+            .create_user(default_org(), &Actor::Cli, "bob", None, f.now)
+            .await,
         Err(CoreError::Conflict(_))
     ));
     assert!(
         f.ward
-            .add_totp(&Actor::Cli, "bob", Some("!!"), Algorithm::Sha1, 6, f.now)
+            .add_totp(
+                default_org(),
+                &Actor::Cli,
+                "bob",
+                Some("!!"),
+                Algorithm::Sha1,
+                6,
+                f.now
+            )
             .await
             .is_err()
     );
     assert!(
         f.ward
-            .add_totp(&Actor::Cli, "bob", None, Algorithm::Sha1, 7, f.now)
+            .add_totp(
+                default_org(),
+                &Actor::Cli,
+                "bob",
+                None,
+                Algorithm::Sha1,
+                7,
+                f.now
+            )
             .await
             .is_err()
     );
-    assert_eq!(f.ward.list_users(100, 0).await.unwrap().len(), 1);
+    assert_eq!(
+        f.ward
+            .list_users(default_org(), 100, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // integration + one user
     let report = crate::audit::verify(f.store.as_ref())
         .await

@@ -117,11 +117,14 @@ pub(super) async fn home(
     SignedIn(session): SignedIn,
     Query(q): Query<HomeQuery>,
 ) -> Result<Response, WebError> {
-    let factors = state.ward.factors(&session.user.user_id).await?;
+    let factors = state
+        .ward
+        .factors(&session.org(), &session.user.user_id)
+        .await?;
     let (passkeys, totps, devices) = factor_rows(&factors);
     let recovery_case = state
         .ward
-        .open_case_for(&session.user.user_id)
+        .open_case_for(&session.org(), &session.user.user_id)
         .await?
         .map(|(_, case_state, until)| super::recovery::state_label(case_state, until));
     let approvals_waiting = state
@@ -203,7 +206,10 @@ async fn find_factor(
     kind: &str,
     id: &str,
 ) -> Result<(FactorRow, bool), WebError> {
-    let factors = state.ward.factors(&session.user.user_id).await?;
+    let factors = state
+        .ward
+        .factors(&session.org(), &session.user.user_id)
+        .await?;
     let has_passkey = !factors.passkeys.is_empty();
     let (passkeys, totps, devices) = factor_rows(&factors);
     let list = match FactorKind::parse(kind)? {

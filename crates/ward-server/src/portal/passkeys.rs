@@ -98,6 +98,7 @@ pub(super) async fn passkey_finish(
     state
         .ward
         .passkey_register_finish(
+            &session.org(),
             &session.user.user_id,
             &answer.ceremony,
             &answer.credential,

@@ -37,7 +37,12 @@ pub(super) async fn cancel(
     check_csrf(&state, &session, &form.csrf)?;
     let cancelled = state
         .ward
-        .recovery_cancel_by_user(&session.user.user_id, "portal session", state.clock.now())
+        .recovery_cancel_by_user(
+            &session.org(),
+            &session.user.user_id,
+            "portal session",
+            state.clock.now(),
+        )
         .await?;
     let to = if cancelled {
         "/portal?done=recovery-cancelled"

@@ -1,7 +1,7 @@
 //! Signing in (a passkey, or a TOTP code where policy allows it) and signing out.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -13,7 +13,7 @@ use ward_core::service::ceremony_purpose;
 use super::{CeremonyAnswer, CsrfForm, check_csrf, signed_in_redirect};
 use crate::app::AppState;
 use crate::web::{
-    JsonError, Layout, MaybeSession, SignedIn, WebError, clear_session_cookie, render,
+    JsonError, Layout, MaybeSession, OrgQuery, SignedIn, WebError, clear_session_cookie, render,
     set_session_cookie,
 };
 
@@ -57,12 +57,14 @@ pub(super) struct TotpSignInForm {
 
 pub(super) async fn sign_in_totp(
     State(state): State<AppState>,
+    Query(org): Query<OrgQuery>,
     Form(form): Form<TotpSignInForm>,
 ) -> Result<Response, WebError> {
     let now = state.clock.now();
+    let org = org.resolve(&state).await?;
     match state
         .ward
-        .totp_sign_in(form.username.trim(), form.code.trim(), now)
+        .totp_sign_in(&org, form.username.trim(), form.code.trim(), now)
         .await
     {
         Ok(new) => Ok(signed_in_redirect(&new, "/portal", now.timestamp_millis())),
@@ -82,22 +84,28 @@ pub(super) async fn sign_in_totp(
     }
 }
 
-pub(super) async fn sign_in_start(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
+pub(super) async fn sign_in_start(
+    State(state): State<AppState>,
+    Query(org): Query<OrgQuery>,
+) -> Result<Json<Value>, JsonError> {
+    let org = org.resolve(&state).await?;
     let start = state
         .ward
-        .passkey_auth_start(ceremony_purpose::SIGN_IN, None, state.clock.now())
+        .passkey_auth_start(&org, ceremony_purpose::SIGN_IN, None, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
 }
 
 pub(super) async fn sign_in_finish(
     State(state): State<AppState>,
+    Query(org): Query<OrgQuery>,
     Json(answer): Json<CeremonyAnswer>,
 ) -> Result<Response, JsonError> {
     let now = state.clock.now();
+    let org = org.resolve(&state).await?;
     let new = state
         .ward
-        .passkey_sign_in(&answer.ceremony, &answer.credential, now)
+        .passkey_sign_in(&org, &answer.ceremony, &answer.credential, now)
         .await?;
     let max_age = (new.session.expires_ms - now.timestamp_millis()).max(0) / 1000;
     let mut response = Json(json!({ "redirect": "/portal" })).into_response();
@@ -134,7 +142,12 @@ pub(super) async fn sign_out_everywhere(
     let actor = ward_core::model::Actor::User(session.user.user_id.clone());
     state
         .ward
-        .sign_out_everywhere(&actor, &session.user.user_id, state.clock.now())
+        .sign_out_everywhere(
+            &session.org(),
+            &actor,
+            &session.user.user_id,
+            state.clock.now(),
+        )
         .await?;
     let mut response = Redirect::to("/portal/sign-in").into_response();
     response

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::client_ip;
 use crate::app::AppState;
-use crate::web::{Layout, MaybeSession, WebError, render};
+use crate::web::{Layout, MaybeSession, OrgQuery, WebError, render};
 
 /// How long the checkbox blocks recovery of the account.
 const BLOCK_DAYS: u32 = 7;
@@ -69,6 +69,7 @@ pub(super) async fn contact_submit(
     State(state): State<AppState>,
     Extension(limits): Extension<Arc<super::flood::ContactLimits>>,
     MaybeSession(session): MaybeSession,
+    Query(org): Query<OrgQuery>,
     parts: Parts,
     Form(form): Form<ContactForm>,
 ) -> Result<Response, WebError> {
@@ -80,11 +81,17 @@ pub(super) async fn contact_submit(
         return Err(too_many());
     }
     let user_id = session.as_ref().map(|s| s.user.user_id.as_str());
+    // A signed-in user reports in their own organisation; anyone else in the one named.
+    let org = match &session {
+        Some(session) => session.org(),
+        None => org.resolve(&state).await?,
+    };
     let block_days = form.block.is_some().then_some(BLOCK_DAYS);
     let ip = client_ip(&state, &parts);
     state
         .ward
         .report_contact(
+            &org,
             user_id,
             &form.kind,
             &form.description,

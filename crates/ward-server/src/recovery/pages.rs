@@ -14,7 +14,7 @@ use ward_core::service::CaseStatus;
 
 use super::{clear_handle_cookie, client_ip, handle_of, is_handle, set_handle_cookie};
 use crate::app::AppState;
-use crate::web::{Layout, WebError, render, when};
+use crate::web::{Layout, OrgQuery, WebError, render, when};
 
 #[derive(Template)]
 #[template(path = "recovery/start.html")]
@@ -46,15 +46,21 @@ pub(super) struct StartForm {
 /// rendered without a session.
 pub(super) async fn start(
     State(state): State<AppState>,
+    Query(org): Query<OrgQuery>,
     parts: Parts,
     Form(form): Form<StartForm>,
 ) -> Result<Response, WebError> {
     let ip = client_ip(&state, &parts);
+    let org = org.resolve(&state).await?;
     let (handle, _case_id) = super::uniform(
         super::UNIFORM_START,
-        state
-            .ward
-            .recovery_start(&form.username, Opener::User, Some(&ip), state.clock.now()),
+        state.ward.recovery_start(
+            &org,
+            &form.username,
+            Opener::User,
+            Some(&ip),
+            state.clock.now(),
+        ),
     )
     .await?;
     let mut response = render(&StartedPage {

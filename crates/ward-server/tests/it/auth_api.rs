@@ -29,11 +29,11 @@ pub(super) struct Api {
     pub(super) app: axum::Router,
     pub(super) clock: TestClock,
     pub(super) ikey: String,
-    skey: String,
-    ward: Arc<Ward>,
+    pub(super) skey: String,
+    pub(super) ward: Arc<Ward>,
 }
 
-async fn api() -> Api {
+pub(super) async fn api() -> Api {
     api_with(Limits::new(1000, 1000, 1000)).await
 }
 
@@ -56,15 +56,30 @@ pub(super) async fn api_with(limits: Limits) -> Api {
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
     let (integration, skey) = ward
-        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, None, now)
+        .create_integration(
+            crate::default_org(),
+            &Actor::Cli,
+            "app",
+            IntegrationKind::AuthApi,
+            None,
+            now,
+        )
         .await
         .unwrap();
-    ward.create_user(&Actor::Cli, "alice", None, now)
+    ward.create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
-    ward.add_totp(&Actor::Cli, "alice", Some(SECRET), Algorithm::Sha1, 6, now)
-        .await
-        .unwrap();
+    ward.add_totp(
+        crate::default_org(),
+        &Actor::Cli,
+        "alice",
+        Some(SECRET),
+        Algorithm::Sha1,
+        6,
+        now,
+    )
+    .await
+    .unwrap();
     let state = crate::app_state(
         Arc::clone(&ward),
         clock.clone(),
@@ -91,50 +106,61 @@ fn code(t: DateTime<Utc>) -> String {
     totp.code(totp.step_at(t.timestamp()) as u64).to_string()
 }
 
+/// A v5-signed JSON POST by the integration `ikey`.
+pub(super) fn post_as(
+    ikey: &str,
+    skey: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    at: DateTime<Utc>,
+) -> Request<Body> {
+    let mut sorted: Vec<(&str, &str)> = params.to_vec();
+    sorted.sort_unstable();
+    let body = serde_json::to_string(
+        &sorted
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect::<serde_json::Map<_, _>>(),
+    )
+    .unwrap();
+    let d = date(at);
+    let auth = sign_request(
+        ikey,
+        skey.as_bytes(),
+        SigVersion::V5,
+        SigDigest::Sha512,
+        &d,
+        "POST",
+        HOST,
+        path,
+        &Params::new(),
+        body.as_bytes(),
+    );
+    let mut req = Request::post(path)
+        .header("host", "localhost:8443")
+        .header("date", d)
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    req.extensions_mut().insert(peer());
+    req
+}
+
 fn peer() -> ConnectInfo<PeerAddr> {
     ConnectInfo(PeerAddr("192.0.2.10:5000".parse::<SocketAddr>().unwrap()))
 }
 
 impl Api {
     /// A v5-signed JSON POST, as `duo_client` 5 sends it.
-    fn post(
+    pub(super) fn post(
         &self,
         path: &str,
         params: &[(&str, &str)],
         skey: &str,
         at: DateTime<Utc>,
     ) -> Request<Body> {
-        let mut sorted: Vec<(&str, &str)> = params.to_vec();
-        sorted.sort_unstable();
-        let body = serde_json::to_string(
-            &sorted
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-                .collect::<serde_json::Map<_, _>>(),
-        )
-        .unwrap();
-        let d = date(at);
-        let auth = sign_request(
-            &self.ikey,
-            skey.as_bytes(),
-            SigVersion::V5,
-            SigDigest::Sha512,
-            &d,
-            "POST",
-            HOST,
-            path,
-            &Params::new(),
-            body.as_bytes(),
-        );
-        let mut req = Request::post(path)
-            .header("host", "localhost:8443")
-            .header("date", d)
-            .header("authorization", auth)
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap();
-        req.extensions_mut().insert(peer());
-        req
+        post_as(&self.ikey, skey, path, params, at)
     }
 
     /// A v2-signed GET (form parameters in the query).

@@ -46,10 +46,17 @@ async fn edge(store: Arc<dyn Store>) -> Edge {
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
     let (integration, skey) = ward
-        .create_integration(&Actor::Cli, "app", IntegrationKind::AuthApi, None, now)
+        .create_integration(
+            crate::default_org(),
+            &Actor::Cli,
+            "app",
+            IntegrationKind::AuthApi,
+            None,
+            now,
+        )
         .await
         .unwrap();
-    ward.create_user(&Actor::Cli, "alice", None, now)
+    ward.create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
     let state = crate::app_state(

@@ -8,6 +8,7 @@
 mod auth_api;
 mod edge;
 mod limits;
+mod orgs;
 mod recovery;
 
 use std::sync::Arc;
@@ -49,4 +50,11 @@ fn app_state(
             "localhost:8443",
         ),
     }
+}
+
+/// The organisation every database starts with.
+fn default_org() -> &'static ward_core::model::OrgId {
+    static ORG: std::sync::LazyLock<ward_core::model::OrgId> =
+        std::sync::LazyLock::new(|| ward_core::model::OrgId::new(ward_store::DEFAULT_ORG));
+    &ORG
 }

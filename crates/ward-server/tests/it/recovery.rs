@@ -27,6 +27,8 @@ struct Site {
     dir: tempfile::TempDir,
     app: axum::Router,
     store: Arc<dyn Store>,
+    ward: Arc<Ward>,
+    now: chrono::DateTime<chrono::Utc>,
 }
 
 async fn site() -> Site {
@@ -52,17 +54,23 @@ async fn site_with(pool: Argon2Pool, hook: Option<Vec<String>>) -> Site {
     let ward = Arc::new(ward);
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
-    ward.create_user(&Actor::Cli, "alice", Some("alice@example.test"), now)
+    ward.create_user(
+        crate::default_org(),
+        &Actor::Cli,
+        "alice",
+        Some("alice@example.test"),
+        now,
+    )
+    .await
+    .unwrap();
+    ward.create_user(crate::default_org(), &Actor::Cli, "root", None, now)
         .await
         .unwrap();
-    ward.create_user(&Actor::Cli, "root", None, now)
-        .await
-        .unwrap();
-    ward.grant_role(&Actor::Cli, "root", Role::Admin, now)
+    ward.grant_role(crate::default_org(), &Actor::Cli, "root", Role::Admin, now)
         .await
         .unwrap();
     let state = crate::app_state(
-        ward,
+        Arc::clone(&ward),
         clock,
         &["localhost:8443"],
         false,
@@ -72,6 +80,8 @@ async fn site_with(pool: Argon2Pool, hook: Option<Vec<String>>) -> Site {
         dir,
         app: router(state),
         store,
+        ward,
+        now,
     }
 }
 
@@ -514,4 +524,31 @@ async fn anonymous_floods_contact_reports_are_limited_and_run_the_hook_once() {
     assert_eq!(ran.lines().count(), 1, "{ran}");
     assert!(ran.contains(r#""alert":"suspicious_contact""#), "{ran}");
     drop(site.dir);
+}
+
+#[tokio::test]
+async fn with_several_organisations_a_start_names_its_organisation() {
+    let site = site().await;
+    let acme = site
+        .ward
+        .create_org(&Actor::Cli, "Acme", site.now)
+        .await
+        .unwrap()
+        .id;
+    let dave = site
+        .ward
+        .create_user(&acme, &Actor::Cli, "dave", None, site.now)
+        .await
+        .unwrap();
+    // Which organisation's "dave"? The page must say; nothing is opened until it does.
+    let form = Some("username=dave");
+    let res = site
+        .send(request("POST", "/recovery/start", None, form))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(!res.headers().contains_key(header::SET_COOKIE));
+    let named = request("POST", "/recovery/start?org=Acme", None, form);
+    assert_eq!(site.send(named).await.status(), StatusCode::OK);
+    let case = site.store.open_recovery_case(acme.as_str(), &dave.id).await;
+    assert!(case.unwrap().is_some(), "dave's case is in Acme");
 }

@@ -70,7 +70,7 @@ pub async fn duplicate_username(store: &dyn Store) -> Check {
     commit(store, vec![Change::InsertUser(user(org, "CD1", "alice"))])
         .await
         .ctx("insert")?;
-    let before = head(store).await?;
+    let before = head(store, org).await?;
 
     let audited = vec![
         Change::Audit(super::event(org, "user.create", "CD2")),
@@ -87,12 +87,12 @@ pub async fn duplicate_username(store: &dyn Store) -> Check {
         "no second alice"
     );
     check_eq!(
-        head(store).await?,
+        head(store, org).await?,
         before,
         "a failed set appends no audit event"
     );
     let after = store
-        .audit_page(store.chain_id(), before.0, 10)
+        .audit_page(&store.chain_for(org), before.0, 10)
         .await
         .ctx("audit_page")?;
     check!(

@@ -54,9 +54,9 @@ fn check_link(row: &AuditRow, chain_id: &str, prev_seq: i64, prev_hash: &str) ->
     Ok(())
 }
 
-fn audited(store: &dyn Store, seq: i64) -> Outcome {
+fn audited(store: &dyn Store, org: &str, seq: i64) -> Outcome {
     Outcome::Audited {
-        chain_id: store.chain_id().to_owned(),
+        chain_id: store.chain_for(org),
         seq,
     }
 }
@@ -64,7 +64,7 @@ fn audited(store: &dyn Store, seq: i64) -> Outcome {
 /// Events are placed after the head, in the order of their sets, and read back as written.
 pub async fn audit_chain(store: &dyn Store) -> Check {
     let org = "conf-audit";
-    let (start, _) = head(store).await?;
+    let (start, _) = head(store, org).await?;
     let events = [
         event(org, "user.create", "CAU1"),
         event(org, "user.enrol", "CAU1"),
@@ -74,25 +74,28 @@ pub async fn audit_chain(store: &dyn Store) -> Check {
     let receipt = commit(store, vec![Change::Audit(first), Change::Audit(second)])
         .await
         .ctx("two events in one set")?;
-    let placed = [audited(store, start + 1), audited(store, start + 2)];
+    let placed = [
+        audited(store, org, start + 1),
+        audited(store, org, start + 2),
+    ];
     check_eq!(receipt.outcomes, placed, "placed after the head, in order");
     let receipt = commit(store, vec![Change::Audit(third)])
         .await
         .ctx("a third event")?;
     check_eq!(
         receipt.outcomes,
-        [audited(store, start + 3)],
+        [audited(store, org, start + 3)],
         "next set continues the chain"
     );
 
     let page = store
-        .audit_page(store.chain_id(), start, 10)
+        .audit_page(&store.chain_for(org), start, 10)
         .await
         .ctx("audit_page")?;
     let read: Vec<_> = page.iter().map(|row| row.event.clone()).collect();
     check_eq!(read, events, "events read back as written");
     let one = store
-        .audit_page(store.chain_id(), start, 1)
+        .audit_page(&store.chain_for(org), start, 1)
         .await
         .ctx("audit_page")?;
     check_eq!(
@@ -102,12 +105,12 @@ pub async fn audit_chain(store: &dyn Store) -> Check {
     );
     let last = page.last().map(|row| (row.seq, row.hash.clone()));
     check_eq!(
-        Some(head(store).await?),
+        Some(head(store, org).await?),
         last,
         "the head row matches the last event"
     );
 
-    let count = verify_chain(store, store.chain_id()).await?;
+    let count = verify_chain(store, &store.chain_for(org)).await?;
     check!(count >= 3, "chain holds the events, got {count}");
     Ok(())
 }
@@ -118,7 +121,7 @@ pub async fn failed_set_in_batch(store: &dyn Store) -> Check {
     commit(store, vec![Change::InsertUser(user(org, "CBU0", "taken"))])
         .await
         .ctx("setup")?;
-    let (start, _) = head(store).await?;
+    let (start, _) = head(store, org).await?;
     let set = |user_id: &str, username: &str| {
         vec![
             Change::Audit(event(org, "user.create", user_id)),
@@ -155,7 +158,7 @@ pub async fn failed_set_in_batch(store: &dyn Store) -> Check {
         [start + 1, start + 2],
         "the failed set's event left no gap"
     );
-    check_eq!(head(store).await?.0, start + 2, "head after the batch");
+    check_eq!(head(store, org).await?.0, start + 2, "head after the batch");
     check_eq!(
         store.user_by_id(org, "CBU2").await.ctx("user_by_id")?,
         None,
@@ -165,13 +168,13 @@ pub async fn failed_set_in_batch(store: &dyn Store) -> Check {
         let found = store.user_by_id(org, user_id).await.ctx("user_by_id")?;
         check!(found.is_some(), "{user_id} was committed");
     }
-    verify_chain(store, store.chain_id()).await.map(drop)
+    verify_chain(store, &store.chain_for(org)).await.map(drop)
 }
 
 /// Fifty concurrent commits all succeed and extend the chain without gaps.
 pub async fn concurrent_commits(store: &dyn Store) -> Check {
     let org = "conf-load";
-    let (start, _) = head(store).await?;
+    let (start, _) = head(store, org).await?;
     let commits = (0..50).map(|i| {
         let user_id = format!("CLU{i:02}");
         let changes = vec![
@@ -185,7 +188,9 @@ pub async fn concurrent_commits(store: &dyn Store) -> Check {
     for result in results {
         let receipt = result.ctx("concurrent commit")?;
         match receipt.outcomes.as_slice() {
-            [Outcome::Done, Outcome::Audited { chain_id, seq }] if chain_id == store.chain_id() => {
+            [Outcome::Done, Outcome::Audited { chain_id, seq }]
+                if *chain_id == store.chain_for(org) =>
+            {
                 seqs.push(*seq);
             }
             other => return Err(format!("unexpected outcomes {other:?}")),
@@ -196,7 +201,7 @@ pub async fn concurrent_commits(store: &dyn Store) -> Check {
     check_eq!(seqs, expected, "fifty consecutive sequence numbers");
     let users = store.list_users(org, 100, 0).await.ctx("list_users")?;
     check_eq!(users.len(), 50, "every user committed");
-    let count = verify_chain(store, store.chain_id()).await?;
+    let count = verify_chain(store, &store.chain_for(org)).await?;
     check!(count >= start + 50, "chain length {count}");
     Ok(())
 }
@@ -206,7 +211,7 @@ pub async fn concurrent_commits(store: &dyn Store) -> Check {
 /// has no gap, and a read naming such a value finds nothing instead of failing the store.
 pub async fn poisoned_write_batch(store: &dyn Store) -> Check {
     let org = "conf-poison";
-    let (start, _) = head(store).await?;
+    let (start, _) = head(store, org).await?;
     let good = (0..100).map(|i| {
         let user_id = format!("CPU{i:03}");
         let changes = vec![
@@ -257,5 +262,5 @@ pub async fn poisoned_write_batch(store: &dyn Store) -> Check {
         matches!(lookup, Ok(None) | Err(StoreError::Unstorable(_))),
         "a read naming NUL finds nothing or is refused as unstorable, got {lookup:?}"
     );
-    verify_chain(store, store.chain_id()).await.map(drop)
+    verify_chain(store, &store.chain_for(org)).await.map(drop)
 }

@@ -132,7 +132,7 @@ pub async fn totp_step_once(store: &dyn Store) -> Check {
         .ctx("totps_for_user")?;
     check_eq!(last(stored), Some(101), "higher step recorded");
 
-    let before = head(store).await?;
+    let before = head(store, org).await?;
     let replay = vec![
         Change::Audit(event(org, "auth.passcode", "CSU1")),
         use_step(org, "CST1", 101),
@@ -143,7 +143,7 @@ pub async fn totp_step_once(store: &dyn Store) -> Check {
         "replay: got {result:?}"
     );
     check_eq!(
-        head(store).await?,
+        head(store, org).await?,
         before,
         "a refused set appends no audit event"
     );

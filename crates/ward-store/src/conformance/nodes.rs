@@ -58,11 +58,11 @@ pub async fn step_once_across_nodes(a: &dyn Store, b: &dyn Store) -> Check {
         let results = [ra, rb];
         check_eq!(tally(&results), (1, true), "step {step}: {results:?}");
     }
-    let on_a = verify_chain(a, a.chain_id()).await?;
-    let on_b = verify_chain(b, b.chain_id()).await?;
+    let on_a = verify_chain(a, &a.chain_for(org)).await?;
+    let on_b = verify_chain(b, &b.chain_for(org)).await?;
     check_eq!(on_a + on_b, 11, "one audit event per winning use");
     check_eq!(
-        verify_chain(b, a.chain_id()).await?,
+        verify_chain(b, &a.chain_for(org)).await?,
         on_a,
         "node b verifies node a's chain"
     );
@@ -83,8 +83,16 @@ pub async fn chains_across_nodes(a: &dyn Store, b: &dyn Store) -> Check {
     for result in join_all(commits).await {
         result.ctx("commit")?;
     }
-    check_eq!(verify_chain(a, a.chain_id()).await?, 30, "node a's chain");
-    check_eq!(verify_chain(a, b.chain_id()).await?, 30, "node b's chain");
+    check_eq!(
+        verify_chain(a, &a.chain_for(org)).await?,
+        30,
+        "node a's chain"
+    );
+    check_eq!(
+        verify_chain(a, &b.chain_for(org)).await?,
+        30,
+        "node b's chain"
+    );
     let users = b.list_users(org, 200, 0).await.ctx("list users")?;
     check_eq!(users.len(), 60, "every user is stored");
     Ok(())

@@ -143,7 +143,7 @@ pub async fn webauthn_counter(store: &dyn Store) -> Check {
         .ctx("webauthn_credential")?;
     check_eq!(read.as_ref(), Some(&stored), "the use is recorded");
 
-    let before = head(store).await?;
+    let before = head(store, org).await?;
     let stale = vec![
         Change::Audit(event(org, "auth.webauthn", "QUU1")),
         use_credential("QU1", 5, "k1:stale", 7, 3_000),
@@ -163,7 +163,7 @@ pub async fn webauthn_counter(store: &dyn Store) -> Check {
         "a refused use changes nothing"
     );
     check_eq!(
-        head(store).await?,
+        head(store, org).await?,
         before,
         "a refused set appends no audit event"
     );

@@ -132,7 +132,7 @@ pub async fn recovery_cases(store: &dyn Store) -> Check {
         check_eq!(none, None, "{org_id}/{user_id} has no open case");
     }
 
-    let before = head(store).await?;
+    let before = head(store, org).await?;
     let mut same_handle = case_row(org, "RC3", Some("RCU2"), 1_500);
     same_handle.handle_hash = first.handle_hash.clone();
     for second in [case_row(org, "RC2", Some("RCU1"), 2_000), same_handle] {
@@ -152,7 +152,7 @@ pub async fn recovery_cases(store: &dyn Store) -> Check {
         check_eq!(nothing, (None, vec![]), "a refused case is not written");
     }
     check_eq!(
-        head(store).await?,
+        head(store, org).await?,
         before,
         "a refused set appends no audit event"
     );
@@ -212,7 +212,7 @@ pub async fn recovery_append(store: &dyn Store) -> Check {
         "events in order, state updated"
     );
 
-    let before = head(store).await?;
+    let before = head(store, org).await?;
     let late = Next {
         state: "denied",
         is_open: false,
@@ -233,7 +233,7 @@ pub async fn recovery_append(store: &dyn Store) -> Check {
         "a stale append writes nothing"
     );
     check_eq!(
-        head(store).await?,
+        head(store, org).await?,
         before,
         "a refused set appends no audit event"
     );

@@ -361,11 +361,14 @@ async fn writer_answers_every_caller_and_refuses_work_after_close() {
 
 #[test]
 fn cursor_links_hashes() {
-    let mut cursor = ChainCursor::new(ChainHeadRow {
-        chain_id: "c".into(),
-        head_seq: 0,
-        head_hash: GENESIS_HASH.into(),
-    });
+    let mut cursor = ChainCursor::new(
+        "c",
+        [ChainHeadRow {
+            chain_id: "c".into(),
+            head_seq: 0,
+            head_hash: GENESIS_HASH.into(),
+        }],
+    );
     let Change::Audit(event) = audit() else {
         unreachable!()
     };
@@ -375,8 +378,33 @@ fn cursor_links_hashes() {
     assert_eq!(first.hash, audit_hash("c", 1, GENESIS_HASH, &event));
     assert_eq!((second.seq, &second.prev_hash), (2, &first.hash));
     assert_eq!(
-        cursor.head().map(|h| (h.head_seq, &h.head_hash)),
+        cursor.head("c").map(|h| (h.head_seq, &h.head_hash)),
         Some((2, &second.hash))
     );
     assert!(ChainCursor::default().append(&event).is_err());
+}
+
+#[test]
+fn cursor_keeps_one_chain_per_organisation() {
+    let head = |chain_id: &str| ChainHeadRow {
+        chain_id: chain_id.into(),
+        head_seq: 5,
+        head_hash: GENESIS_HASH.into(),
+    };
+    let mut cursor = ChainCursor::new("n", [head("n"), head("n@acme")]);
+    let Change::Audit(default) = audit() else {
+        unreachable!()
+    };
+    let mut acme = default.clone();
+    acme.org_id = "acme".into();
+    let a1 = cursor.append(&acme).unwrap();
+    let d1 = cursor.append(&default).unwrap();
+    let a2 = cursor.append(&acme).unwrap();
+    assert_eq!((a1.chain_id.as_str(), a1.seq), ("n@acme", 6));
+    assert_eq!((d1.chain_id.as_str(), d1.seq), ("n", 6));
+    assert_eq!((a2.seq, &a2.prev_hash), (7, &a1.hash));
+    assert_eq!(a1.hash, audit_hash("n@acme", 6, GENESIS_HASH, &acme));
+    let mut other = default;
+    other.org_id = "other".into();
+    assert!(cursor.append(&other).is_err(), "its head was not loaded");
 }

@@ -3,8 +3,8 @@
 use super::{Texts, opt};
 use crate::rows::{
     ActivationRow, ApproverRow, AuthTxRow, CeremonyRow, DeviceRow, IntegrationRow, NewAudit,
-    PushRow, RecoveryCaseRow, RecoveryCodeRow, RecoveryEventRow, RoleRow, SessionRow, TotpRow,
-    UserRow, UserTokenRow, WebauthnCredentialRow,
+    OrgRow, PushRow, RecoveryCaseRow, RecoveryCodeRow, RecoveryEventRow, RoleRow, SessionRow,
+    TotpRow, UserRow, UserTokenRow, WebauthnCredentialRow,
 };
 
 impl Texts for IntegrationRow {
@@ -334,5 +334,17 @@ impl Texts for ApproverRow {
             added_ms: _,
         } = self;
         out.extend([org_id.as_str(), user_id, approver_id]);
+    }
+}
+
+impl Texts for OrgRow {
+    fn texts<'a>(&'a self, out: &mut Vec<&'a str>) {
+        let Self {
+            org_id,
+            name,
+            created_ms: _,
+            disabled_ms: _,
+        } = self;
+        out.extend([org_id.as_str(), name]);
     }
 }

@@ -119,7 +119,7 @@ impl Fixture {
     pub(super) async fn user(&self, name: &str) -> String {
         let email = format!("{name}@example.com");
         self.ward
-            .create_user(&Actor::Cli, name, Some(&email), self.now())
+            .create_user(default_org(), &Actor::Cli, name, Some(&email), self.now())
             .await
             .unwrap()
             .id
@@ -150,12 +150,19 @@ impl Fixture {
     ) -> PasskeyView {
         let start = self
             .ward
-            .passkey_register_start(user_id, self.now())
+            .passkey_register_start(default_org(), user_id, self.now())
             .await
             .unwrap();
         let answer = authr.register(&start.options).unwrap();
         self.ward
-            .passkey_register_finish(user_id, &start.ceremony, &answer, name, self.now())
+            .passkey_register_finish(
+                default_org(),
+                user_id,
+                &start.ceremony,
+                &answer,
+                name,
+                self.now(),
+            )
             .await
             .unwrap()
     }
@@ -169,13 +176,18 @@ impl Fixture {
     ) -> CoreResult<PasskeyCheck> {
         let start = self
             .ward
-            .passkey_auth_start(purpose, user_id, self.now())
+            .passkey_auth_start(default_org(), purpose, user_id, self.now())
             .await
             .unwrap();
         let answer = authr.authenticate(&start.options).unwrap();
         self.ward
-            .passkey_auth_finish(purpose, &start.ceremony, &answer, self.now())
+            .passkey_auth_finish(default_org(), purpose, &start.ceremony, &answer, self.now())
             .await
+    }
+
+    /// Everything the user has enrolled.
+    pub(super) async fn factors(&self, user_id: &str) -> Factors {
+        self.ward.factors(default_org(), user_id).await.unwrap()
     }
 
     pub(super) async fn sign_count(&self, cred_id: &str) -> i64 {
@@ -343,10 +355,10 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     assert_eq!(view.aaguid, None);
     assert_eq!(view.created_ms, f.now().timestamp_millis());
     assert_eq!(view.last_used_ms, None);
-    let factors = f.ward.factors(&alice).await.unwrap();
+    let factors = f.factors(&alice).await;
     assert_eq!(factors.passkeys, vec![view.clone()]);
     assert!(factors.phishing_resistant());
-    assert!(f.ward.factors("nobody").await.unwrap().passkeys.is_empty());
+    assert!(f.factors("nobody").await.passkeys.is_empty());
     let audit = f.audit().await;
     let added = events(&audit, "passkey.add", "ok");
     assert_eq!(added.len(), 1);
@@ -359,7 +371,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     f.clock.advance(TimeDelta::minutes(1));
     let start = f
         .ward
-        .passkey_auth_start(SIGN_IN, None, f.now())
+        .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
     assert!(
@@ -373,7 +385,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     let answer = key.authenticate(&start.options).unwrap();
     let check = f
         .ward
-        .passkey_auth_finish(SIGN_IN, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
     assert_eq!(check.user.user_id, alice);
@@ -381,7 +393,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     assert_eq!(check.credential_name, "Laptop");
     let signed_in_at = f.now().timestamp_millis();
     assert_eq!(f.sign_count(&view.id).await, 1);
-    let listed = f.ward.factors(&alice).await.unwrap().passkeys;
+    let listed = f.factors(&alice).await.passkeys;
     assert_eq!(listed[0].last_used_ms, Some(signed_in_at));
     assert_eq!(f.row(&alice).await.last_login_ms, Some(signed_in_at));
 
@@ -389,7 +401,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     f.clock.advance(TimeDelta::minutes(1));
     let start = f
         .ward
-        .passkey_auth_start(STEP_UP, Some(&alice), f.now())
+        .passkey_auth_start(default_org(), STEP_UP, Some(&alice), f.now())
         .await
         .unwrap();
     let allowed = start.options["publicKey"]["allowCredentials"]
@@ -400,12 +412,12 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     let answer = key.authenticate(&start.options).unwrap();
     let check = f
         .ward
-        .passkey_auth_finish(STEP_UP, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
     assert_eq!(check.user.user_id, alice);
     assert_eq!(f.sign_count(&view.id).await, 2);
-    let listed = f.ward.factors(&alice).await.unwrap().passkeys;
+    let listed = f.factors(&alice).await.passkeys;
     assert_eq!(listed[0].last_used_ms, Some(f.now().timestamp_millis()));
 
     let audit = f.audit().await;
@@ -426,7 +438,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     // Bob has no passkey to check.
     assert!(matches!(
         f.ward
-            .passkey_auth_start(STEP_UP, Some(&bob), f.now())
+            .passkey_auth_start(default_org(), STEP_UP, Some(&bob), f.now())
             .await,
         Err(CoreError::NotFound(_))
     ));
@@ -436,7 +448,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     // passkey: a valid assertion, for the wrong account.
     let start = f
         .ward
-        .passkey_auth_start(STEP_UP, Some(&bob), f.now())
+        .passkey_auth_start(default_org(), STEP_UP, Some(&bob), f.now())
         .await
         .unwrap();
     let mut options = start.options.clone();
@@ -444,7 +456,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     let answer = alices.authenticate(&options).unwrap();
     let refused = f
         .ward
-        .passkey_auth_finish(STEP_UP, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, f.now())
         .await;
     assert!(
         matches!(&refused, Err(CoreError::InvalidInput { reason, .. }) if reason.contains("another account")),
@@ -466,30 +478,41 @@ async fn a_registration_is_finished_once_and_in_time() {
     // A registration finishes once.
     let start = f
         .ward
-        .passkey_register_start(&alice, f.now())
+        .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
     let answer = key.register(&start.options).unwrap();
     let view = f
         .ward
-        .passkey_register_finish(&alice, &start.ceremony, &answer, "Laptop", f.now())
+        .passkey_register_finish(
+            default_org(),
+            &alice,
+            &start.ceremony,
+            &answer,
+            "Laptop",
+            f.now(),
+        )
         .await
         .unwrap();
     let again = f
         .ward
-        .passkey_register_finish(&alice, &start.ceremony, &answer, "Laptop", f.now())
+        .passkey_register_finish(
+            default_org(),
+            &alice,
+            &start.ceremony,
+            &answer,
+            "Laptop",
+            f.now(),
+        )
         .await;
     assert!(matches!(again, Err(CoreError::Expired(_))), "{again:?}");
-    assert_eq!(
-        f.ward.factors(&alice).await.unwrap().passkeys,
-        vec![view.clone()]
-    );
+    assert_eq!(f.factors(&alice).await.passkeys, vec![view.clone()]);
 
     // A registration finished after the ceremony's five minutes is refused.
     let mut late = passkey();
     let start = f
         .ward
-        .passkey_register_start(&alice, f.now())
+        .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
     let answer = late.register(&start.options).unwrap();
@@ -497,10 +520,17 @@ async fn a_registration_is_finished_once_and_in_time() {
         .advance(TimeDelta::minutes(5) + TimeDelta::milliseconds(1));
     let expired = f
         .ward
-        .passkey_register_finish(&alice, &start.ceremony, &answer, "Late", f.now())
+        .passkey_register_finish(
+            default_org(),
+            &alice,
+            &start.ceremony,
+            &answer,
+            "Late",
+            f.now(),
+        )
         .await;
     assert!(matches!(expired, Err(CoreError::Expired(_))), "{expired:?}");
-    assert_eq!(f.ward.factors(&alice).await.unwrap().passkeys.len(), 1);
+    assert_eq!(f.factors(&alice).await.passkeys.len(), 1);
 }
 
 #[tokio::test]
@@ -513,18 +543,18 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     // A sign-in finishes once; the second attempt changes nothing.
     let start = f
         .ward
-        .passkey_auth_start(SIGN_IN, None, f.now())
+        .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     f.ward
-        .passkey_auth_finish(SIGN_IN, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
     assert_eq!(f.sign_count(&view.id).await, 1);
     let replay = f
         .ward
-        .passkey_auth_finish(SIGN_IN, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await;
     assert!(matches!(replay, Err(CoreError::Expired(_))), "{replay:?}");
     assert_eq!(f.sign_count(&view.id).await, 1);
@@ -532,14 +562,14 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     // An expired sign-in is refused.
     let start = f
         .ward
-        .passkey_auth_start(SIGN_IN, None, f.now())
+        .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     f.clock.advance(TimeDelta::minutes(6));
     let expired = f
         .ward
-        .passkey_auth_finish(SIGN_IN, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await;
     assert!(matches!(expired, Err(CoreError::Expired(_))), "{expired:?}");
     assert_eq!(f.sign_count(&view.id).await, 1);
@@ -548,29 +578,35 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     // the attempt does not use it up.
     let start = f
         .ward
-        .passkey_auth_start(SIGN_IN, None, f.now())
+        .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     let wrong = f
         .ward
-        .passkey_auth_finish(STEP_UP, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, f.now())
         .await;
     assert!(matches!(wrong, Err(CoreError::Expired(_))), "{wrong:?}");
     let registration = f
         .ward
-        .passkey_register_start(&alice, f.now())
+        .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
     let wrong = f
         .ward
-        .passkey_auth_finish(SIGN_IN, &registration.ceremony, &answer, f.now())
+        .passkey_auth_finish(
+            default_org(),
+            SIGN_IN,
+            &registration.ceremony,
+            &answer,
+            f.now(),
+        )
         .await;
     assert!(wrong.is_err(), "{wrong:?}");
     assert_eq!(f.sign_count(&view.id).await, 1);
     let check = f
         .ward
-        .passkey_auth_finish(SIGN_IN, &start.ceremony, &answer, f.now())
+        .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
     assert_eq!(check.user.user_id, alice);
@@ -580,7 +616,7 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     for id in ["", &"x".repeat(129)] {
         assert!(matches!(
             f.ward
-                .passkey_auth_finish(SIGN_IN, id, &answer, f.now())
+                .passkey_auth_finish(default_org(), SIGN_IN, id, &answer, f.now())
                 .await,
             Err(CoreError::InvalidInput { .. })
         ));

@@ -33,7 +33,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     ] {
         f.user(name).await;
         f.ward
-            .set_policy_group(&Actor::Cli, name, Some(group), now)
+            .set_policy_group(default_org(), &Actor::Cli, name, Some(group), now)
             .await
             .unwrap();
     }
@@ -44,21 +44,29 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     );
 
     // An attested key of an allowed model from a trusted vendor.
-    let start = f.ward.passkey_register_start(&alice, now).await.unwrap();
+    let start = f
+        .ward
+        .passkey_register_start(default_org(), &alice, now)
+        .await
+        .unwrap();
     assert_eq!(start.options["publicKey"]["attestation"], "direct");
     let answer = key.register(&start.options).unwrap();
     let view = f
         .ward
-        .passkey_register_finish(&alice, &start.ceremony, &answer, "YubiKey", now)
+        .passkey_register_finish(
+            default_org(),
+            &alice,
+            &start.ceremony,
+            &answer,
+            "YubiKey",
+            now,
+        )
         .await
         .unwrap();
     assert_eq!(view.kind, "security-key");
     assert_eq!(view.aaguid, Some(softtoken::AAGUID.to_string()));
     assert!(!view.backup_eligible);
-    assert_eq!(
-        f.ward.factors(&alice).await.unwrap().passkeys,
-        vec![view.clone()]
-    );
+    assert_eq!(f.factors(&alice).await.passkeys, vec![view.clone()]);
     let audit = f.audit().await;
     let added = events(&audit, "passkey.add", "ok");
     assert_eq!(added[0]["details"]["kind"], "security-key");
@@ -93,7 +101,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     assert!(refused.is_err(), "{refused:?}");
 
     for user in [&bob, &carol, &dave] {
-        assert!(f.ward.factors(user).await.unwrap().passkeys.is_empty());
+        assert!(f.factors(user).await.passkeys.is_empty());
     }
     let audit = f.audit().await;
     assert_eq!(events(&audit, "passkey.add", "ok").len(), 1);
@@ -112,12 +120,19 @@ async fn attempt<A: AuthenticatorBackend>(
 ) -> CoreResult<PasskeyView> {
     let start = f
         .ward
-        .passkey_register_start(user_id, f.now())
+        .passkey_register_start(default_org(), user_id, f.now())
         .await
         .unwrap();
     let answer = authr.register(&start.options).unwrap();
     f.ward
-        .passkey_register_finish(user_id, &start.ceremony, &answer, "Key", f.now())
+        .passkey_register_finish(
+            default_org(),
+            user_id,
+            &start.ceremony,
+            &answer,
+            "Key",
+            f.now(),
+        )
         .await
 }
 
@@ -130,7 +145,7 @@ async fn an_authenticator_that_does_not_verify_the_user_is_refused() {
     let mut no_uv = Authr::new(SoftPasskey::new(false));
     let start = f
         .ward
-        .passkey_register_start(&alice, f.now())
+        .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
     assert!(no_uv.register(&start.options).is_err());
@@ -141,7 +156,7 @@ async fn an_authenticator_that_does_not_verify_the_user_is_refused() {
         matches!(refused, Err(CoreError::InvalidInput { .. })),
         "{refused:?}"
     );
-    assert!(f.ward.factors(&alice).await.unwrap().passkeys.is_empty());
+    assert!(f.factors(&alice).await.passkeys.is_empty());
 
     // A registered passkey whose assertion lacks user verification is refused too.
     let mut key = passkey();
@@ -155,10 +170,7 @@ async fn an_authenticator_that_does_not_verify_the_user_is_refused() {
         );
     }
     assert_eq!(f.sign_count(&view.id).await, 0);
-    assert_eq!(
-        f.ward.factors(&alice).await.unwrap().passkeys[0].last_used_ms,
-        None
-    );
+    assert_eq!(f.factors(&alice).await.passkeys[0].last_used_ms, None);
     key.skip_uv = false;
     f.check(SIGN_IN, None, &mut key).await.unwrap();
 
@@ -246,35 +258,54 @@ async fn two_nodes(url: String) {
     let mut key = passkey();
 
     // Registration started on A, finished on B, not again on A.
-    let start = a.ward.passkey_register_start(&alice, now).await.unwrap();
+    let start = a
+        .ward
+        .passkey_register_start(default_org(), &alice, now)
+        .await
+        .unwrap();
     let answer = key.register(&start.options).unwrap();
     let view = b
         .ward
-        .passkey_register_finish(&alice, &start.ceremony, &answer, "Laptop", now)
+        .passkey_register_finish(
+            default_org(),
+            &alice,
+            &start.ceremony,
+            &answer,
+            "Laptop",
+            now,
+        )
         .await
         .unwrap();
-    assert_eq!(
-        a.ward.factors(&alice).await.unwrap().passkeys,
-        vec![view.clone()]
-    );
+    assert_eq!(a.factors(&alice).await.passkeys, vec![view.clone()]);
     let again = a
         .ward
-        .passkey_register_finish(&alice, &start.ceremony, &answer, "Laptop", now)
+        .passkey_register_finish(
+            default_org(),
+            &alice,
+            &start.ceremony,
+            &answer,
+            "Laptop",
+            now,
+        )
         .await;
     assert!(matches!(again, Err(CoreError::Expired(_))), "{again:?}");
 
     // Sign-in started on B, finished on A, not again on B.
-    let start = b.ward.passkey_auth_start(SIGN_IN, None, now).await.unwrap();
+    let start = b
+        .ward
+        .passkey_auth_start(default_org(), SIGN_IN, None, now)
+        .await
+        .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     let check = a
         .ward
-        .passkey_auth_finish(SIGN_IN, &start.ceremony, &answer, now)
+        .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, now)
         .await
         .unwrap();
     assert_eq!(check.user.user_id, alice);
     let again = b
         .ward
-        .passkey_auth_finish(SIGN_IN, &start.ceremony, &answer, now)
+        .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, now)
         .await;
     assert!(matches!(again, Err(CoreError::Expired(_))), "{again:?}");
     assert_eq!(b.sign_count(&view.id).await, 1);
@@ -282,15 +313,15 @@ async fn two_nodes(url: String) {
     // Both nodes finishing the same ceremony at once: exactly one wins.
     let start = a
         .ward
-        .passkey_auth_start(STEP_UP, Some(&alice), now)
+        .passkey_auth_start(default_org(), STEP_UP, Some(&alice), now)
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     let (on_a, on_b) = tokio::join!(
         a.ward
-            .passkey_auth_finish(STEP_UP, &start.ceremony, &answer, now),
+            .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, now),
         b.ward
-            .passkey_auth_finish(STEP_UP, &start.ceremony, &answer, now),
+            .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, now),
     );
     assert_eq!(
         u8::from(on_a.is_ok()) + u8::from(on_b.is_ok()),

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, StoreError, UserRow, WebauthnCredentialRow};
+use ward_store::{Change, ChangeSet, StoreError, UserRow, WebauthnCredentialRow};
 use webauthn_rs::prelude::{PublicKeyCredential, WebauthnError};
 
 use super::{
@@ -15,8 +15,8 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
-use crate::gate::{self, Allowed, Method, Refusal, Subject};
-use crate::model::Actor;
+use crate::gate::{self, Allowed, Method, OrgState, Refusal, Subject};
+use crate::model::{Actor, OrgId};
 use crate::notify::Alert;
 use crate::service::Ward;
 
@@ -25,6 +25,7 @@ impl Ward {
     /// user's credentials (step-up, approvals, the hosted prompt).
     pub async fn passkey_auth_start(
         &self,
+        org: &OrgId,
         purpose: &str,
         user_id: Option<&str>,
         now: DateTime<Utc>,
@@ -43,7 +44,7 @@ impl Ward {
             Some(user_id) => {
                 let rows = self
                     .store
-                    .webauthn_credentials_for_user(DEFAULT_ORG, user_id)
+                    .webauthn_credentials_for_user(org.as_str(), user_id)
                     .await?;
                 let creds = rows
                     .iter()
@@ -65,7 +66,9 @@ impl Ward {
         if let Some(o) = options.as_object_mut() {
             o.remove("mediation");
         }
-        let ceremony = self.begin_ceremony(purpose, user_id, &state, now).await?;
+        let ceremony = self
+            .begin_ceremony(org, purpose, user_id, &state, now)
+            .await?;
         Ok(CeremonyStart { ceremony, options })
     }
 
@@ -83,6 +86,7 @@ impl Ward {
     /// Returns the user and credential; records the use (counter, backup state) and audits.
     pub async fn passkey_auth_finish(
         &self,
+        org: &OrgId,
         purpose: &str,
         ceremony: &str,
         response: &Value,
@@ -90,17 +94,20 @@ impl Ward {
     ) -> CoreResult<PasskeyCheck> {
         let response: PublicKeyCredential =
             serde_json::from_value(response.clone()).map_err(bad_response)?;
-        let (ceremony_row, state) = self.take_ceremony(purpose, ceremony, now).await?;
+        let (ceremony_row, state) = self.take_ceremony(org, purpose, ceremony, now).await?;
         let state: CeremonyState = serde_json::from_slice(&state)
             .map_err(|e| CoreError::Internal(format!("ceremony state cannot be read: {e}")))?;
         let cred_id = URL_SAFE_NO_PAD.encode(response.get_credential_id());
         let refusal = AuthRefusal {
+            org,
             purpose,
             cred_id: &cred_id,
             now,
         };
         let refuse = |target: &str, reason: &str| refusal.event(target, reason);
-        let Some(row) = self.store.webauthn_credential(&cred_id).await? else {
+        // A credential of another organisation is, to this one, not registered.
+        let found = self.store.webauthn_credential(&cred_id).await?;
+        let Some(row) = found.filter(|r| r.org_id == org.as_str()) else {
             let event = refuse("-", "unknown credential");
             let reason = "this passkey is not registered with Ward (it may have been removed)";
             return Err(self.audited_refusal(event, "credential", reason).await);
@@ -120,10 +127,11 @@ impl Ward {
         }
         let user = self
             .store
-            .user_by_id(DEFAULT_ORG, &row.user_id)
+            .user_by_id(org.as_str(), &row.user_id)
             .await?
             .ok_or_else(|| CoreError::NotFound("user".into()))?;
-        if let Err(refusal) = admit_passkey(&user, now) {
+        let org_state = self.org_state(org.as_str(), now).await?;
+        if let Err(refusal) = admit_passkey(org_state, &user, now) {
             let message = refusal_message(refusal);
             return Err(self
                 .audited_refusal(
@@ -145,8 +153,8 @@ impl Ward {
             // The counter moved (the same passkey used twice at once), or a concurrent
             // request locked the account: the store decided; say which.
             Err(StoreError::ConditionFailed(_)) => {
-                let now_user = self.store.user_by_id(DEFAULT_ORG, &user.user_id).await?;
-                let (reason, message) = match now_user.map(|u| admit_passkey(&u, now)) {
+                let now_user = self.store.user_by_id(org.as_str(), &user.user_id).await?;
+                let (reason, message) = match now_user.map(|u| admit_passkey(org_state, &u, now)) {
                     Some(Err(refusal)) => (refusal.as_str(), refusal_message(refusal)),
                     _ => (
                         "concurrent use of the same counter",
@@ -187,7 +195,7 @@ impl Ward {
         let json = serde_json::to_vec(stored)
             .map_err(|e| CoreError::Internal(format!("credential cannot be encoded: {e}")))?;
         let event = Event::new(
-            DEFAULT_ORG,
+            &row.org_id,
             now,
             &Actor::User(row.user_id.clone()),
             Action::PasskeyAuth,
@@ -211,7 +219,7 @@ impl Ward {
                 used_ms: now.timestamp_millis(),
             })
             .with(Change::RecordAuthSuccess {
-                org_id: DEFAULT_ORG.into(),
+                org_id: row.org_id.clone(),
                 user_id: row.user_id.clone(),
                 at_ms: now.timestamp_millis(),
             })
@@ -235,7 +243,7 @@ impl Ward {
                     .webauthn
                     .identify_discoverable_authentication(response)
                 {
-                    Ok((handle, _)) if handle == user_handle(DEFAULT_ORG, &user.user_id) => {}
+                    Ok((handle, _)) if handle == user_handle(&user.org_id, &user.user_id) => {}
                     _ => {
                         return Err(self
                             .audited_refusal(
@@ -310,7 +318,7 @@ impl Ward {
                 )
                 .await;
             self.raise(Alert::CredentialCloneSuspected {
-                org_id: DEFAULT_ORG.into(),
+                org_id: row.org_id.clone(),
                 user_id: row.user_id.clone(),
                 cred_id: row.cred_id.clone(),
                 stored_count: row.sign_count,
@@ -326,6 +334,7 @@ impl Ward {
 
 /// The facts every refused assertion is audited with.
 struct AuthRefusal<'a> {
+    org: &'a OrgId,
     purpose: &'a str,
     cred_id: &'a str,
     now: DateTime<Utc>,
@@ -334,7 +343,7 @@ struct AuthRefusal<'a> {
 impl AuthRefusal<'_> {
     fn event(&self, target: &str, reason: &str) -> Event {
         Event::new(
-            DEFAULT_ORG,
+            self.org.as_str(),
             self.now,
             &Actor::Anonymous,
             Action::PasskeyAuth,
@@ -362,7 +371,8 @@ fn signed_counter(response: &PublicKeyCredential) -> i64 {
 fn refusal_message(refusal: Refusal) -> &'static str {
     match refusal {
         Refusal::LockedOut => LOCKED,
-        Refusal::UnknownUser
+        Refusal::OrgDisabled
+        | Refusal::UnknownUser
         | Refusal::Disabled
         | Refusal::NotAllowed
         | Refusal::PushMuted
@@ -371,9 +381,10 @@ fn refusal_message(refusal: Refusal) -> &'static str {
 }
 
 /// The gate for a passkey check: the account as read now.
-fn admit_passkey(user: &UserRow, now: DateTime<Utc>) -> Result<(), Refusal> {
+fn admit_passkey(org: OrgState, user: &UserRow, now: DateTime<Utc>) -> Result<(), Refusal> {
     let subject = Subject::of(user).map_err(|_| Refusal::Disabled)?;
     gate::admit(
+        org,
         Some(&subject),
         Method::Passkey,
         Allowed::ALL,

@@ -1,17 +1,19 @@
 //! Ceremony state kept between a start and its finish: stored sealed, consumed once.
 
 use chrono::{DateTime, Utc};
-use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, Outcome, StoreError};
+use ward_store::{CeremonyRow, Change, ChangeSet, Outcome, StoreError};
 
 use super::CeremonyState;
 use crate::crypto::{Purpose, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
+use crate::model::OrgId;
 use crate::service::Ward;
 
 impl Ward {
     /// Stores a ceremony's state and returns the id the browser keeps.
     pub(super) async fn begin_ceremony(
         &self,
+        org: &OrgId,
         purpose: &str,
         user_id: Option<&str>,
         state: &CeremonyState,
@@ -25,7 +27,7 @@ impl Ward {
         let row = CeremonyRow {
             state_sealed: self.keys.seal(Purpose::Ceremony, &hash, &json)?,
             ceremony_hash: hash,
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user_id.map(str::to_owned),
             purpose: purpose.into(),
             created_ms: now.timestamp_millis(),
@@ -40,6 +42,7 @@ impl Ward {
     /// Consumes a ceremony (once, on any node) and opens its state.
     pub(in crate::service) async fn take_ceremony(
         &self,
+        org: &OrgId,
         purpose: &str,
         ceremony: &str,
         now: DateTime<Utc>,
@@ -67,6 +70,12 @@ impl Ward {
                 "ceremony consumed without its state".into(),
             ));
         };
+        // A ceremony begun in one organisation is never finished in another.
+        if row.org_id != org.as_str() {
+            return Err(CoreError::Forbidden(
+                "this request belongs to another session".into(),
+            ));
+        }
         let state = self
             .keys
             .open(Purpose::Ceremony, &hash, &row.state_sealed)?;
@@ -76,6 +85,7 @@ impl Ward {
     /// Stores a non-WebAuthn ceremony's state (e.g. a TOTP seed awaiting its first code).
     pub(in crate::service) async fn begin_sealed_ceremony(
         &self,
+        org: &OrgId,
         purpose: &str,
         user_id: &str,
         state: &[u8],
@@ -87,7 +97,7 @@ impl Ward {
         let row = CeremonyRow {
             state_sealed: self.keys.seal(Purpose::Ceremony, &hash, state)?,
             ceremony_hash: hash,
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: Some(user_id.into()),
             purpose: purpose.into(),
             created_ms: now.timestamp_millis(),

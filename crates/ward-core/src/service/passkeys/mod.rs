@@ -17,7 +17,7 @@ mod register;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use ward_store::{DEFAULT_ORG, UserRow, WebauthnCredentialRow};
+use ward_store::{UserRow, WebauthnCredentialRow};
 use webauthn_rs::prelude::{
     AttestationCaList, AttestationCaListBuilder, AttestedPasskey, AttestedPasskeyRegistration,
     CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
@@ -26,6 +26,7 @@ use webauthn_rs::prelude::{
 
 use super::Ward;
 use crate::error::{CoreError, CoreResult};
+use crate::model::OrgId;
 use crate::notify::Alert;
 use crate::policy::{FactorPolicy, PortalSettings};
 
@@ -258,10 +259,10 @@ impl Ward {
     }
 
     /// The account of `user_id`, refused when it is disabled (for factor changes).
-    pub(super) async fn active_user(&self, user_id: &str) -> CoreResult<UserRow> {
+    pub(super) async fn active_user(&self, org: &OrgId, user_id: &str) -> CoreResult<UserRow> {
         let user = self
             .store
-            .user_by_id(DEFAULT_ORG, user_id)
+            .user_by_id(org.as_str(), user_id)
             .await?
             .ok_or_else(|| CoreError::NotFound("user".into()))?;
         if user.status.parse::<crate::model::UserStatus>()? == crate::model::UserStatus::Disabled {

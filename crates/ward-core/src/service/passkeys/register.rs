@@ -4,7 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, StoreError, UserRow, WebauthnCredentialRow};
+use ward_store::{Change, ChangeSet, StoreError, UserRow, WebauthnCredentialRow};
 use webauthn_rs::prelude::{
     AttestationMetadata, AttestedPasskey, RegisterPublicKeyCredential, Uuid,
 };
@@ -16,7 +16,7 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor;
+use crate::model::{Actor, OrgId};
 use crate::service::portal::refuse_if_frozen;
 use crate::service::{Ward, check_text};
 
@@ -24,21 +24,22 @@ impl Ward {
     /// Starts adding a passkey (or, where policy requires, an attested security key) to a user.
     pub async fn passkey_register_start(
         &self,
+        org: &OrgId,
         user_id: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         let passkeys = self.passkeys()?;
-        let user = self.active_user(user_id).await?;
+        let user = self.active_user(org, user_id).await?;
         refuse_if_frozen(&user)?;
         let existing = self
             .store
-            .webauthn_credentials_for_user(DEFAULT_ORG, &user.user_id)
+            .webauthn_credentials_for_user(org.as_str(), &user.user_id)
             .await?;
         let exclude = existing
             .iter()
             .filter_map(|r| URL_SAFE_NO_PAD.decode(&r.cred_id).ok())
             .collect::<Vec<_>>();
-        let handle = user_handle(DEFAULT_ORG, &user.user_id);
+        let handle = user_handle(org.as_str(), &user.user_id);
         let policy = self.factor_policy(&user)?;
         let (options, state) = if policy.synced_passkeys {
             let (ccr, state) = passkeys
@@ -68,7 +69,7 @@ impl Ward {
             )
         };
         let ceremony = self
-            .begin_ceremony(purpose::REGISTER, Some(&user.user_id), &state, now)
+            .begin_ceremony(org, purpose::REGISTER, Some(&user.user_id), &state, now)
             .await?;
         Ok(CeremonyStart { ceremony, options })
     }
@@ -77,6 +78,7 @@ impl Ward {
     /// ceremony and the user's policy, stores the credential, audits and notifies.
     pub async fn passkey_register_finish(
         &self,
+        org: &OrgId,
         user_id: &str,
         ceremony: &str,
         response: &Value,
@@ -86,13 +88,15 @@ impl Ward {
         check_text("name", name, 60)?;
         let response: RegisterPublicKeyCredential =
             serde_json::from_value(response.clone()).map_err(bad_response)?;
-        let (row, state) = self.take_ceremony(purpose::REGISTER, ceremony, now).await?;
+        let (row, state) = self
+            .take_ceremony(org, purpose::REGISTER, ceremony, now)
+            .await?;
         if row.user_id.as_deref() != Some(user_id) {
             return Err(CoreError::Forbidden(
                 "this request belongs to another session".into(),
             ));
         }
-        let user = self.active_user(user_id).await?;
+        let user = self.active_user(org, user_id).await?;
         refuse_if_frozen(&user)?;
         let actor = Actor::User(user.user_id.clone());
         let state: CeremonyState = serde_json::from_slice(&state)
@@ -118,7 +122,7 @@ impl Ward {
                 .keys
                 .seal(Purpose::WebauthnCredential, &cred_id, &json)?,
             cred_id: cred_id.clone(),
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user.user_id.clone(),
             name: name.into(),
             kind: stored.kind().into(),
@@ -131,7 +135,7 @@ impl Ward {
         };
         let view = PasskeyView::from(&row);
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &actor,
             Action::PasskeyAdd,
@@ -185,7 +189,7 @@ impl Ward {
         let passkeys = self.passkeys()?;
         let refuse = |reason: String| {
             Event::new(
-                DEFAULT_ORG,
+                &user.org_id,
                 now,
                 &actor,
                 Action::PasskeyAdd,

@@ -2,7 +2,7 @@
 //! policy group that decides which factors a user may have.
 
 use chrono::{DateTime, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, TotpRow};
+use ward_store::{Change, ChangeSet, TotpRow};
 use zeroize::Zeroizing;
 
 use super::{
@@ -12,23 +12,23 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor;
+use crate::model::{Actor, OrgId};
 use crate::service::passkeys::PasskeyView;
 use crate::service::{PushDevice, Ward, check_text};
 use crate::totp::{self, Algorithm, Totp};
 
 impl Ward {
     /// Everything a user has enrolled.
-    pub async fn factors(&self, user_id: &str) -> CoreResult<Factors> {
+    pub async fn factors(&self, org: &OrgId, user_id: &str) -> CoreResult<Factors> {
         let passkeys = self
             .store
-            .webauthn_credentials_for_user(DEFAULT_ORG, user_id)
+            .webauthn_credentials_for_user(org.as_str(), user_id)
             .await?;
-        let totps = self.store.totps_for_user(DEFAULT_ORG, user_id).await?;
-        let devices = self.store.devices_for_user(DEFAULT_ORG, user_id).await?;
+        let totps = self.store.totps_for_user(org.as_str(), user_id).await?;
+        let devices = self.store.devices_for_user(org.as_str(), user_id).await?;
         let codes = self
             .store
-            .recovery_codes_for_user(DEFAULT_ORG, user_id)
+            .recovery_codes_for_user(org.as_str(), user_id)
             .await?;
         Ok(Factors {
             passkeys: passkeys.iter().map(PasskeyView::from).collect(),
@@ -56,14 +56,15 @@ impl Ward {
         session: &Session,
         now: DateTime<Utc>,
     ) -> CoreResult<TotpSetup> {
-        let user = self.active_user(&session.user.user_id).await?;
+        let org = &session.org();
+        let user = self.active_user(org, &session.user.user_id).await?;
         refuse_if_frozen(&user)?;
         self.require_fresh_check(session, now).await?;
         let secret = totp::generate_secret();
         let generator = Totp::new(secret, Algorithm::Sha1, 6, 30)?;
         let secret_base32 = Zeroizing::new(totp::base32_encode(generator.secret()));
         let ceremony = self
-            .begin_sealed_ceremony(TOTP_ENROL, &user.user_id, generator.secret(), now)
+            .begin_sealed_ceremony(org, TOTP_ENROL, &user.user_id, generator.secret(), now)
             .await?;
         let issuer = self.passkeys()?.settings.organisation.clone();
         Ok(TotpSetup {
@@ -83,28 +84,29 @@ impl Ward {
         name: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<TotpConfirm> {
+        let org = &session.org();
         check_text("name", name, 60)?;
         let code = code.trim().replace(' ', "");
-        let (row, seed) = self.take_ceremony(TOTP_ENROL, ceremony, now).await?;
+        let (row, seed) = self.take_ceremony(org, TOTP_ENROL, ceremony, now).await?;
         if row.user_id.as_deref() != Some(session.user.user_id.as_str()) {
             return Err(CoreError::Forbidden(
                 "this set-up belongs to another session".into(),
             ));
         }
-        let user = self.active_user(&session.user.user_id).await?;
+        let user = self.active_user(org, &session.user.user_id).await?;
         refuse_if_frozen(&user)?;
         let generator = Totp::new(seed, Algorithm::Sha1, 6, 30)?;
         let Some(step) = generator.verify(&code, now.timestamp(), None, self.policy.totp_window)
         else {
             // Keep the seed usable for another try.
             let retry = self
-                .begin_sealed_ceremony(TOTP_ENROL, &user.user_id, generator.secret(), now)
+                .begin_sealed_ceremony(org, TOTP_ENROL, &user.user_id, generator.secret(), now)
                 .await?;
             return Ok(TotpConfirm::WrongCode { ceremony: retry });
         };
         let totp_id = crate::ids::totp_id();
         let row = TotpRow {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             totp_id: totp_id.clone(),
             user_id: user.user_id.clone(),
             name: name.into(),
@@ -118,7 +120,7 @@ impl Ward {
             created_ms: now.timestamp_millis(),
         };
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &Actor::User(user.user_id.clone()),
             Action::FactorTotpAdd,
@@ -159,11 +161,12 @@ impl Ward {
         name: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
+        let org = &session.org();
         check_text("name", name, 60)?;
-        let user = self.active_user(&session.user.user_id).await?;
+        let user = self.active_user(org, &session.user.user_id).await?;
         refuse_if_frozen(&user)?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &Actor::User(user.user_id.clone()),
             Action::FactorRename,
@@ -176,7 +179,7 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::RenameFactor {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user.user_id.clone(),
                         kind: kind.store_kind().into(),
                         id: id.into(),
@@ -197,13 +200,14 @@ impl Ward {
         id: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
-        let user = self.active_user(&session.user.user_id).await?;
+        let org = &session.org();
+        let user = self.active_user(org, &session.user.user_id).await?;
         refuse_if_frozen(&user)?;
         let actor = Actor::User(user.user_id.clone());
         if !session.stepped_up(now) {
             return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
         }
-        let factors = self.factors(&user.user_id).await?;
+        let factors = self.factors(org, &user.user_id).await?;
         let policy = self.factor_policy(&user)?;
         if kind == FactorKind::Passkey
             && policy.require_phishing_resistant
@@ -211,7 +215,7 @@ impl Ward {
             && factors.passkeys.iter().any(|p| p.id == id)
         {
             let event = Event::new(
-                DEFAULT_ORG,
+                org.as_str(),
                 now,
                 &actor,
                 Action::FactorRemove,
@@ -231,7 +235,7 @@ impl Ward {
                 .await);
         }
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &actor,
             Action::FactorRemove,
@@ -244,7 +248,7 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::DeleteFactor {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user.user_id.clone(),
                         kind: kind.store_kind().into(),
                         id: id.into(),
@@ -267,6 +271,7 @@ impl Ward {
     /// Puts a user in a policy group (`None`: the default group).
     pub async fn set_policy_group(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         group: Option<&str>,
@@ -283,11 +288,11 @@ impl Ward {
         }
         let user = self
             .store
-            .user_by_name(DEFAULT_ORG, username)
+            .user_by_name(org.as_str(), username)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {username}")))?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::UserPolicyGroup,
@@ -299,7 +304,7 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::SetPolicyGroup {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user.user_id,
                         group: group.map(str::to_owned),
                     })

@@ -1,7 +1,7 @@
 //! Enrolment links, notices with their "this wasn't me" links, and the freeze they set off.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, Outcome, StoreError, UserRow, UserTokenRow};
+use ward_store::{Change, ChangeSet, Outcome, StoreError, UserRow, UserTokenRow};
 
 use super::{
     ENROL, ENROL_SESSION_TTL, EnrolLink, LinkState, MAX_ENROL_TTL, NewSession, REPORT_PREFIX,
@@ -9,7 +9,7 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor;
+use crate::model::{Actor, OrgId};
 use crate::notify::{Alert, UserNotice};
 use crate::service::Ward;
 
@@ -22,6 +22,7 @@ impl Ward {
     /// Creates a single-use enrolment link for a user (first access to the portal).
     pub async fn create_enrol_link(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         ttl: TimeDelta,
@@ -35,7 +36,7 @@ impl Ward {
         }
         let user = self
             .store
-            .user_by_name(DEFAULT_ORG, username)
+            .user_by_name(org.as_str(), username)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {username}")))?;
         if user.status != "active" {
@@ -44,7 +45,7 @@ impl Ward {
         let token = new_token();
         let row = UserTokenRow {
             token_hash: token_hash(&token),
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user.user_id.clone(),
             purpose: ENROL.into(),
             created_ms: now.timestamp_millis(),
@@ -53,7 +54,7 @@ impl Ward {
         };
         let expires_ms = row.expires_ms;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::EnrolLinkCreate,
@@ -107,7 +108,8 @@ impl Ward {
         }))
     }
 
-    /// Uses an enrolment link: consumes it and opens a short session for enrolling.
+    /// Uses an enrolment link: consumes it and opens a short session for enrolling in the
+    /// link's organisation.
     pub async fn redeem_enrol_link(
         &self,
         token: &str,
@@ -120,8 +122,15 @@ impl Ward {
             _ => CoreError::NotFound("enrolment link".into()),
         };
         if !matches!(state, LinkState::Valid { .. }) {
+            // A link Ward knows is refused in its own organisation's log; an unknown one in
+            // the unattributed log.
+            let known = self.store.user_token(&token_hash(token)).await?;
+            let log_org = match known {
+                Some(row) => row.org_id,
+                None => self.unattributed_org().await?.to_string(),
+            };
             let event = Event::new(
-                DEFAULT_ORG,
+                &log_org,
                 now,
                 &Actor::Anonymous,
                 Action::EnrolLinkUse,
@@ -147,12 +156,14 @@ impl Ward {
                 StoreError::ConditionFailed(_) => refusal(&LinkState::Used),
                 other => other.into(),
             })?;
-        let Some(Outcome::TokenUsed { user_id, .. }) = receipt.outcomes.first() else {
+        let Some(Outcome::TokenUsed { org_id, user_id }) = receipt.outcomes.first() else {
             return Err(CoreError::Internal(
                 "token consumed without its user".into(),
             ));
         };
-        let user = self.active_user(user_id).await?;
+        let user = self
+            .active_user(&OrgId::new(org_id.clone()), user_id)
+            .await?;
         self.open_session(&user, "enrol-link", Some(ENROL_SESSION_TTL), now)
             .await
     }
@@ -246,7 +257,7 @@ impl Ward {
             return Err(CoreError::NotFound("link".into()));
         };
         let event = Event::new(
-            DEFAULT_ORG,
+            &row.org_id,
             now,
             &Actor::User(row.user_id.clone()),
             Action::AccountFreeze,
@@ -284,6 +295,7 @@ impl Ward {
             // A recovery the user disowns is held for review, whatever its stage.
             if let Err(e) = self
                 .recovery_freeze_for_user(
+                    &OrgId::new(row.org_id.clone()),
                     &row.user_id,
                     crate::recovery::Actor::User,
                     "the user answered \"this wasn't me\" to a recovery notice",
@@ -307,17 +319,18 @@ impl Ward {
     /// Unfreezes an account's factor changes (an administrator, after investigating).
     pub async fn unfreeze_user(
         &self,
+        org: &OrgId,
         actor: &Actor,
         username: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
         let user = self
             .store
-            .user_by_name(DEFAULT_ORG, username)
+            .user_by_name(org.as_str(), username)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {username}")))?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             actor,
             Action::AccountUnfreeze,
@@ -328,7 +341,7 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::SetFactorsFrozen {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user.user_id.clone(),
                         frozen_ms: None,
                     })

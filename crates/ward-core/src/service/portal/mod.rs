@@ -22,6 +22,7 @@ use super::PushDevice;
 use super::passkeys::PasskeyView;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Alteration, AlterationRefusal, Subject};
+use crate::model::OrgId;
 
 /// User-token purposes.
 const ENROL: &str = "enrol";
@@ -77,6 +78,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The organisation this session belongs to (its user's).
+    pub fn org(&self) -> OrgId {
+        OrgId::new(self.user.org_id.clone())
+    }
+
     pub fn stepped_up(&self, now: DateTime<Utc>) -> bool {
         self.step_up_until_ms
             .is_some_and(|until| until > now.timestamp_millis())

@@ -1,7 +1,7 @@
 //! Recovery codes: a new set, and using one up.
 
 use chrono::{DateTime, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, RecoveryCodeRow, StoreError};
+use ward_store::{Change, ChangeSet, RecoveryCodeRow, StoreError};
 use zeroize::Zeroizing;
 
 use super::{RECOVERY_CODE_BYTES, RECOVERY_CODES, Session, refuse_alteration};
@@ -9,7 +9,7 @@ use crate::argon::Ticket;
 use crate::audit::{Action, Event};
 use crate::error::CoreResult;
 use crate::gate::Alteration;
-use crate::model::Actor;
+use crate::model::{Actor, OrgId};
 use crate::service::Ward;
 use crate::totp;
 
@@ -21,13 +21,14 @@ impl Ward {
         session: &Session,
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<Zeroizing<String>>> {
-        let user = self.active_user(&session.user.user_id).await?;
+        let org = &session.org();
+        let user = self.active_user(org, &session.user.user_id).await?;
         // Right after a recovery, a takeover must not leave itself a way back in.
         refuse_alteration(&user, Alteration::RecoveryMethods, now.timestamp_millis())?;
         self.require_fresh_check(session, now).await?;
-        let (codes, change) = self.new_recovery_code_set(&user.user_id, now).await?;
+        let (codes, change) = self.new_recovery_code_set(org, &user.user_id, now).await?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &Actor::User(user.user_id.clone()),
             Action::RecoveryCodesGenerate,
@@ -54,6 +55,7 @@ impl Ward {
     /// replaces the old set with their Argon2id hashes.
     pub(in crate::service) async fn new_recovery_code_set(
         &self,
+        org: &OrgId,
         user_id: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<(Vec<Zeroizing<String>>, Change)> {
@@ -68,7 +70,7 @@ impl Ward {
             .into_iter()
             .map(|code_hash| RecoveryCodeRow {
                 code_id: format!("DR{}", &crate::ids::totp_id()[2..]),
-                org_id: DEFAULT_ORG.into(),
+                org_id: org.to_string(),
                 user_id: user_id.to_owned(),
                 code_hash,
                 created_ms: now.timestamp_millis(),
@@ -78,7 +80,7 @@ impl Ward {
         Ok((
             codes,
             Change::ReplaceRecoveryCodes {
-                org_id: DEFAULT_ORG.into(),
+                org_id: org.to_string(),
                 user_id: user_id.to_owned(),
                 codes: rows,
             },
@@ -89,18 +91,20 @@ impl Ward {
     /// Returns whether it matched; [`CoreError::RateLimited`] when the Argon2 pool is full.
     pub async fn use_recovery_code(
         &self,
+        org: &OrgId,
         user_id: &str,
         code: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {
         let ticket = self.argon2.admit()?;
-        self.use_recovery_code_with(ticket, user_id, code, now)
+        self.use_recovery_code_with(org, ticket, user_id, code, now)
             .await
     }
 
     /// [`Self::use_recovery_code`] on a place in the Argon2 pool the caller already holds.
     pub(in crate::service) async fn use_recovery_code_with(
         &self,
+        org: &OrgId,
         ticket: Ticket,
         user_id: &str,
         code: &str,
@@ -112,7 +116,7 @@ impl Ward {
         }
         let rows = self
             .store
-            .recovery_codes_for_user(DEFAULT_ORG, user_id)
+            .recovery_codes_for_user(org.as_str(), user_id)
             .await?
             .into_iter()
             .filter(|r| r.used_ms.is_none())
@@ -128,7 +132,7 @@ impl Ward {
         match self
             .store
             .commit(ChangeSet::new().with(Change::UseRecoveryCode {
-                org_id: DEFAULT_ORG.into(),
+                org_id: org.to_string(),
                 user_id: user_id.into(),
                 code_id: row.code_id,
                 used_ms: now.timestamp_millis(),

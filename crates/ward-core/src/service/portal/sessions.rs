@@ -2,15 +2,15 @@
 //! or a TOTP code.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, Outcome, SessionRow, UserKey, UserRow};
+use ward_store::{Change, ChangeSet, Outcome, SessionRow, UserKey, UserRow};
 use zeroize::Zeroizing;
 
 use super::{NewSession, STEP_UP_NEEDED, Session, TOUCH_EVERY};
 use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::gate::{Allowed, Door};
-use crate::model::Actor;
+use crate::gate::{Allowed, Door, OrgState};
+use crate::model::{Actor, OrgId};
 use crate::service::passcode::PasscodeCheck;
 use crate::service::passkeys::purpose;
 use crate::service::{AuthStatus, CeremonyStart, Ward};
@@ -34,7 +34,7 @@ impl Ward {
         let step_up = None;
         let row = SessionRow {
             session_hash: hash.clone(),
-            org_id: DEFAULT_ORG.into(),
+            org_id: user.org_id.clone(),
             user_id: user.user_id.clone(),
             auth_method: method.into(),
             created_ms: now.timestamp_millis(),
@@ -43,7 +43,7 @@ impl Ward {
             step_up_until_ms: step_up,
         };
         let event = Event::new(
-            DEFAULT_ORG,
+            &user.org_id,
             now,
             &Actor::User(user.user_id.clone()),
             Action::SessionOpen,
@@ -72,8 +72,8 @@ impl Ward {
         })
     }
 
-    /// The session a cookie value names, if it is still valid (expired, idle, disabled-user
-    /// and frozen-and-ended sessions are not).
+    /// The session a cookie value names, if it is still valid (expired, idle, disabled-user,
+    /// disabled-organisation and frozen-and-ended sessions are not).
     pub async fn session(&self, token: &str, now: DateTime<Utc>) -> CoreResult<Option<Session>> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
@@ -92,6 +92,11 @@ impl Ward {
             return Ok(None);
         };
         if user.status != "active" {
+            return Ok(None);
+        }
+        // A disabled organisation's sessions end with it (they come back if it is enabled
+        // again before they expire).
+        if self.org_state(&row.org_id, now).await? == OrgState::Disabled {
             return Ok(None);
         }
         if now_ms - row.last_seen_ms >= TOUCH_EVERY.num_milliseconds() {
@@ -121,7 +126,7 @@ impl Ward {
     /// Ends one session.
     pub async fn sign_out(&self, session: &Session, now: DateTime<Utc>) -> CoreResult<()> {
         let event = Event::new(
-            DEFAULT_ORG,
+            &session.user.org_id,
             now,
             &Actor::User(session.user.user_id.clone()),
             Action::SessionClose,
@@ -143,6 +148,7 @@ impl Ward {
     /// Ends every session of a user (sign out everywhere). Returns how many ended.
     pub async fn sign_out_everywhere(
         &self,
+        org: &OrgId,
         actor: &Actor,
         user_id: &str,
         now: DateTime<Utc>,
@@ -152,12 +158,12 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::DeleteUserSessions {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user_id.into(),
                     })
                     .with(
                         Event::new(
-                            DEFAULT_ORG,
+                            org.as_str(),
                             now,
                             actor,
                             Action::SessionCloseAll,
@@ -182,7 +188,7 @@ impl Ward {
         }
         let passkeys = self
             .store
-            .webauthn_credentials_for_user(DEFAULT_ORG, &session.user.user_id)
+            .webauthn_credentials_for_user(&session.user.org_id, &session.user.user_id)
             .await?;
         Ok(!passkeys.is_empty())
     }
@@ -206,7 +212,7 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         self.require_fresh_check(session, now).await?;
-        self.passkey_register_start(&session.user.user_id, now)
+        self.passkey_register_start(&session.org(), &session.user.user_id, now)
             .await
     }
 
@@ -216,8 +222,13 @@ impl Ward {
         session: &Session,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
-        self.passkey_auth_start(purpose::STEP_UP, Some(&session.user.user_id), now)
-            .await
+        self.passkey_auth_start(
+            &session.org(),
+            purpose::STEP_UP,
+            Some(&session.user.user_id),
+            now,
+        )
+        .await
     }
 
     /// Finishes a step-up: the session may make sensitive changes for a few minutes.
@@ -229,7 +240,7 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<i64> {
         let check = self
-            .passkey_auth_finish(purpose::STEP_UP, ceremony, response, now)
+            .passkey_auth_finish(&session.org(), purpose::STEP_UP, ceremony, response, now)
             .await?;
         if check.user.user_id != session.user.user_id {
             return Err(CoreError::Forbidden(
@@ -250,12 +261,13 @@ impl Ward {
     /// Signs in with a passkey (usernameless): returns the new session.
     pub async fn passkey_sign_in(
         &self,
+        org: &OrgId,
         ceremony: &str,
         response: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> CoreResult<NewSession> {
         let check = self
-            .passkey_auth_finish(purpose::SIGN_IN, ceremony, response, now)
+            .passkey_auth_finish(org, purpose::SIGN_IN, ceremony, response, now)
             .await?;
         self.open_session(&check.user, "passkey", None, now).await
     }
@@ -265,6 +277,7 @@ impl Ward {
     /// every door ([`passcode`](crate::service::passcode)).
     pub async fn totp_sign_in(
         &self,
+        org: &OrgId,
         username: &str,
         code: &str,
         now: DateTime<Utc>,
@@ -280,7 +293,7 @@ impl Ward {
                 Actor::Anonymous
             };
             Event::new(
-                DEFAULT_ORG,
+                org.as_str(),
                 now,
                 &actor,
                 Action::PortalSigninTotp,
@@ -294,7 +307,7 @@ impl Ward {
             None => Ok(Allowed::ALL),
         };
         let check = PasscodeCheck {
-            org_id: DEFAULT_ORG,
+            org_id: org.as_str(),
             user: UserKey::Name(username),
             passcode: code,
             allowed: &allowed,

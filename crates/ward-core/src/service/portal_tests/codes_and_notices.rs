@@ -32,7 +32,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     let distinct: std::collections::BTreeSet<&str> = codes.iter().map(|c| c.as_str()).collect();
     assert_eq!(distinct.len(), 10);
     assert_eq!(
-        f.ward.factors(&alice).await.unwrap().recovery,
+        f.factors(&alice).await.recovery,
         RecoveryView {
             total: 10,
             remaining: 10,
@@ -58,20 +58,20 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     // Each code works once, typed with or without dashes, in either case.
     assert!(
         f.ward
-            .use_recovery_code(&alice, &codes[0], f.now())
+            .use_recovery_code(default_org(), &alice, &codes[0], f.now())
             .await
             .unwrap()
     );
     assert!(
         !f.ward
-            .use_recovery_code(&alice, &codes[0], f.now())
+            .use_recovery_code(default_org(), &alice, &codes[0], f.now())
             .await
             .unwrap()
     );
     let typed = codes[1].replace('-', " ").to_lowercase();
     assert!(
         f.ward
-            .use_recovery_code(&alice, &typed, f.now())
+            .use_recovery_code(default_org(), &alice, &typed, f.now())
             .await
             .unwrap()
     );
@@ -80,7 +80,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     for wrong in ["", "short", &"A".repeat(500)] {
         assert!(
             !f.ward
-                .use_recovery_code(&alice, wrong, f.now())
+                .use_recovery_code(default_org(), &alice, wrong, f.now())
                 .await
                 .unwrap()
         );
@@ -88,11 +88,11 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     // Another user's code is not Bob's.
     assert!(
         !f.ward
-            .use_recovery_code(&bob, &codes[2], f.now())
+            .use_recovery_code(default_org(), &bob, &codes[2], f.now())
             .await
             .unwrap()
     );
-    assert_eq!(f.ward.factors(&alice).await.unwrap().recovery.remaining, 8);
+    assert_eq!(f.factors(&alice).await.recovery.remaining, 8);
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn a_new_set_of_recovery_codes_replaces_the_old_one() {
         .unwrap();
     assert!(
         f.ward
-            .use_recovery_code(&alice, &codes[0], f.now())
+            .use_recovery_code(default_org(), &alice, &codes[0], f.now())
             .await
             .unwrap()
     );
@@ -124,18 +124,18 @@ async fn a_new_set_of_recovery_codes_replaces_the_old_one() {
     );
     assert!(
         !f.ward
-            .use_recovery_code(&alice, &codes[2], f.now())
+            .use_recovery_code(default_org(), &alice, &codes[2], f.now())
             .await
             .unwrap()
     );
     assert!(
         f.ward
-            .use_recovery_code(&alice, &fresh[0], f.now())
+            .use_recovery_code(default_org(), &alice, &fresh[0], f.now())
             .await
             .unwrap()
     );
     assert_eq!(
-        f.ward.factors(&alice).await.unwrap().recovery,
+        f.factors(&alice).await.recovery,
         RecoveryView {
             total: 10,
             remaining: 9,
@@ -220,11 +220,11 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
         LinkState::Valid { .. }
     ));
     // An enrolment link is not a report link.
+    let day = TimeDelta::days(1);
     let enrol = f
         .ward
-        .create_enrol_link(&Actor::Cli, "alice", TimeDelta::days(1), f.now())
-        .await
-        .unwrap();
+        .create_enrol_link(default_org(), &Actor::Cli, "alice", day, f.now());
+    let enrol = enrol.await.unwrap();
     let refused = f.ward.report_not_me(&token_of(&enrol.url), f.now()).await;
     assert!(
         matches!(refused, Err(CoreError::NotFound(_))),
@@ -271,7 +271,10 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
     for s in [&stepped, &fresh_session] {
         let now = f.now();
         let frozen = [
-            f.ward.passkey_register_start(&alice, now).await.err(),
+            f.ward
+                .passkey_register_start(default_org(), &alice, now)
+                .await
+                .err(),
             f.ward.totp_setup_start(s, now).await.err(),
             f.ward
                 .rename_factor(s, FactorKind::Passkey, &first.id, "Mine", now)
@@ -290,7 +293,7 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
             );
         }
     }
-    let listed = f.ward.factors(&alice).await.unwrap().passkeys;
+    let listed = f.factors(&alice).await.passkeys;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].id.as_str(), listed[0].name.as_str()),
@@ -299,7 +302,7 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
 
     // An administrator unfreezes.
     f.ward
-        .unfreeze_user(&Actor::Cli, "alice", f.now())
+        .unfreeze_user(default_org(), &Actor::Cli, "alice", f.now())
         .await
         .unwrap();
     assert_eq!(f.row(&alice).await.factors_frozen_ms, None);

@@ -68,7 +68,7 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     let now = f.now();
     let link = f
         .ward
-        .create_enrol_link(&Actor::Cli, "alice", TimeDelta::days(7), now)
+        .create_enrol_link(default_org(), &Actor::Cli, "alice", TimeDelta::days(7), now)
         .await
         .unwrap();
     assert!(
@@ -116,7 +116,13 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     // Expired.
     let short = f
         .ward
-        .create_enrol_link(&Actor::Cli, "alice", TimeDelta::hours(1), now)
+        .create_enrol_link(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            TimeDelta::hours(1),
+            now,
+        )
         .await
         .unwrap();
     let short = token_of(&short.url);
@@ -158,7 +164,7 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
     ] {
         let refused = f
             .ward
-            .create_enrol_link(&Actor::Cli, "alice", ttl, now)
+            .create_enrol_link(default_org(), &Actor::Cli, "alice", ttl, now)
             .await;
         assert!(
             matches!(refused, Err(CoreError::InvalidInput { field: "ttl", .. })),
@@ -166,22 +172,34 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
         );
     }
     f.ward
-        .create_enrol_link(&Actor::Cli, "alice", MAX_ENROL_TTL, now)
+        .create_enrol_link(default_org(), &Actor::Cli, "alice", MAX_ENROL_TTL, now)
         .await
         .unwrap();
     assert!(matches!(
         f.ward
-            .create_enrol_link(&Actor::Cli, "nobody", TimeDelta::days(1), now)
+            .create_enrol_link(
+                default_org(),
+                &Actor::Cli,
+                "nobody",
+                TimeDelta::days(1),
+                now
+            )
             .await,
         Err(CoreError::NotFound(_))
     ));
     f.ward
-        .set_user_status(&Actor::Cli, "alice", UserStatus::Disabled, now)
+        .set_user_status(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            UserStatus::Disabled,
+            now,
+        )
         .await
         .unwrap();
     assert!(matches!(
         f.ward
-            .create_enrol_link(&Actor::Cli, "alice", TimeDelta::days(1), now)
+            .create_enrol_link(default_org(), &Actor::Cli, "alice", TimeDelta::days(1), now)
             .await,
         Err(CoreError::Forbidden(_))
     ));
@@ -249,7 +267,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     assert!(f.is_live(&a2.token).await);
     let ended = f
         .ward
-        .sign_out_everywhere(&Actor::User(alice.clone()), &alice, f.now())
+        .sign_out_everywhere(default_org(), &Actor::User(alice.clone()), &alice, f.now())
         .await
         .unwrap();
     assert_eq!(ended, 1);
@@ -258,7 +276,13 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
 
     // A disabled user's sessions are not valid.
     f.ward
-        .set_user_status(&Actor::Cli, "bob", UserStatus::Disabled, f.now())
+        .set_user_status(
+            default_org(),
+            &Actor::Cli,
+            "bob",
+            UserStatus::Disabled,
+            f.now(),
+        )
         .await
         .unwrap();
     assert!(!f.is_live(&b1.token).await);
@@ -336,7 +360,7 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
         other @ TotpConfirm::Added(_) => panic!("a wrong code was accepted: {other:?}"),
     };
     assert_ne!(retry, setup.ceremony);
-    assert!(f.ward.factors(&alice).await.unwrap().totps.is_empty());
+    assert!(f.factors(&alice).await.totps.is_empty());
     let right = code_at(&totp, f.now());
     let old = f
         .ward
@@ -350,14 +374,11 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
         .totp_setup_finish(&bobs, &retry, &right, "Phone", f.now())
         .await;
     assert!(matches!(stolen, Err(CoreError::Forbidden(_))), "{stolen:?}");
-    assert!(f.ward.factors(&alice).await.unwrap().totps.is_empty());
+    assert!(f.factors(&alice).await.totps.is_empty());
     // (That attempt used the ceremony up: start again.)
     let (view, _, _) = add_app(&f, &session, "Phone").await;
     assert_eq!(view.name, "Phone");
-    assert_eq!(
-        f.ward.factors(&alice).await.unwrap().totps,
-        vec![view.clone()]
-    );
+    assert_eq!(f.factors(&alice).await.totps, vec![view.clone()]);
     assert_eq!(events(&f.audit().await, "factor.totp.add", "ok").len(), 1);
 }
 
@@ -383,7 +404,10 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
         f.clock.advance(TimeDelta::seconds(30));
         fresh = code_at(&totp, f.now());
     }
-    let refused = f.ward.totp_sign_in("alice", &fresh, f.now()).await;
+    let refused = f
+        .ward
+        .totp_sign_in(default_org(), "alice", &fresh, f.now())
+        .await;
     assert!(
         matches!(refused, Err(CoreError::Unauthenticated)),
         "{refused:?}"
@@ -397,26 +421,45 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
 
     // Where it is allowed, the set-up code is spent; a fresh one works once.
     f.ward
-        .set_policy_group(&Actor::Cli, "alice", Some("totp-ok"), f.now())
+        .set_policy_group(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            Some("totp-ok"),
+            f.now(),
+        )
         .await
         .unwrap();
-    let replay = f.ward.totp_sign_in("alice", &right, f.now()).await;
+    let replay = f
+        .ward
+        .totp_sign_in(default_org(), "alice", &right, f.now())
+        .await;
     assert!(
         matches!(replay, Err(CoreError::Unauthenticated)),
         "{replay:?}"
     );
-    let new = f.ward.totp_sign_in("alice", &fresh, f.now()).await.unwrap();
+    let new = f
+        .ward
+        .totp_sign_in(default_org(), "alice", &fresh, f.now())
+        .await
+        .unwrap();
     assert_eq!(new.session.user.user_id, alice);
     assert_eq!(new.session.auth_method, "totp");
     assert!(!new.session.stepped_up(f.now()));
     assert!(f.is_live(&new.token).await);
-    let again = f.ward.totp_sign_in("alice", &fresh, f.now()).await;
+    let again = f
+        .ward
+        .totp_sign_in(default_org(), "alice", &fresh, f.now())
+        .await;
     assert!(
         matches!(again, Err(CoreError::Unauthenticated)),
         "{again:?}"
     );
     // Unknown users look the same.
-    let unknown = f.ward.totp_sign_in("nobody", &fresh, f.now()).await;
+    let unknown = f
+        .ward
+        .totp_sign_in(default_org(), "nobody", &fresh, f.now())
+        .await;
     assert!(
         matches!(unknown, Err(CoreError::Unauthenticated)),
         "{unknown:?}"
@@ -463,7 +506,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
         matches!(&refused, Err(CoreError::InvalidInput { reason, .. }) if reason.contains("only passkey")),
         "{refused:?}"
     );
-    assert_eq!(f.ward.factors(&alice).await.unwrap().passkeys.len(), 1);
+    assert_eq!(f.factors(&alice).await.passkeys.len(), 1);
     let audit = f.audit().await;
     let denied = events(&audit, "factor.remove", "deny");
     assert_eq!(denied.len(), 1);
@@ -479,10 +522,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
         .remove_factor(&session, FactorKind::Passkey, &first.id, f.now())
         .await
         .unwrap();
-    assert_eq!(
-        f.ward.factors(&alice).await.unwrap().passkeys,
-        vec![second.clone()]
-    );
+    assert_eq!(f.factors(&alice).await.passkeys, vec![second.clone()]);
     assert_eq!(events(&f.audit().await, "factor.remove", "ok").len(), 1);
     // The removed passkey no longer signs in.
     assert!(
@@ -506,7 +546,13 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
 
     // Where the policy does not require a passkey, the last one can go.
     f.ward
-        .set_policy_group(&Actor::Cli, "alice", Some("relaxed"), f.now())
+        .set_policy_group(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            Some("relaxed"),
+            f.now(),
+        )
         .await
         .unwrap();
     let session = f.step_up(&cookie, &mut phone).await;
@@ -514,7 +560,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
         .remove_factor(&session, FactorKind::Passkey, &second.id, f.now())
         .await
         .unwrap();
-    assert!(f.ward.factors(&alice).await.unwrap().passkeys.is_empty());
+    assert!(f.factors(&alice).await.passkeys.is_empty());
 }
 
 #[tokio::test]
@@ -547,10 +593,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
             "{bad:?}: {refused:?}"
         );
     }
-    assert_eq!(
-        f.ward.factors(&alice).await.unwrap().passkeys[0].name,
-        "Work phone"
-    );
+    assert_eq!(f.factors(&alice).await.passkeys[0].name, "Work phone");
     let mut bobs_key = passkey();
     let bobs = f.register(&bob, &mut bobs_key, "Bob's key").await;
     for id in [bobs.id.as_str(), "no-such-id"] {
@@ -571,7 +614,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
             "{removed:?}"
         );
     }
-    assert_eq!(f.ward.factors(&bob).await.unwrap().passkeys, vec![bobs]);
+    assert_eq!(f.factors(&bob).await.passkeys, vec![bobs]);
 }
 
 mod codes_and_notices;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, StoreError, UserRow};
+use ward_store::{CeremonyRow, Change, ChangeSet, StoreError, UserRow};
 
 use super::{
     Completion, Decision, Offer, PASSKEY_PURPOSE, PROMPT_TTL, PUSH_DONE_PURPOSE, PromptMethod,
@@ -13,15 +13,16 @@ use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Door, Refusal};
-use crate::model::{Actor, UserRef};
+use crate::model::{Actor, OrgId, UserRef};
 use crate::service::{AuthStatus, CeremonyStart, PushOutcome, PushRequest, TxResult, Ward};
 
 impl Ward {
     /// The user cancelled: back to the application with `error=access_denied`.
     pub async fn prompt_cancel(&self, context: &str, now: DateTime<Utc>) -> CoreResult<String> {
         let request = self.open_prompt(context, now)?;
+        let org = self.prompt_org(&request, now).await?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &Actor::Integration(request.client_id.clone()),
             Action::PromptCancel,
@@ -48,8 +49,9 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         let request = self.open_prompt(context, now)?;
-        let user = self.prompt_user(&request).await?;
-        self.passkey_auth_start(PASSKEY_PURPOSE, Some(&user.user_id), now)
+        let user = self.prompt_user(&request, now).await?;
+        let org = OrgId::new(user.org_id.clone());
+        self.passkey_auth_start(&org, PASSKEY_PURPOSE, Some(&user.user_id), now)
             .await
     }
 
@@ -62,9 +64,15 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<Completion> {
         let request = self.open_prompt(context, now)?;
-        let user = self.prompt_user(&request).await?;
+        let user = self.prompt_user(&request, now).await?;
         let check = self
-            .passkey_auth_finish(PASSKEY_PURPOSE, ceremony, response, now)
+            .passkey_auth_finish(
+                &OrgId::new(user.org_id.clone()),
+                PASSKEY_PURPOSE,
+                ceremony,
+                response,
+                now,
+            )
             .await?;
         if check.user.user_id != user.user_id {
             return Err(CoreError::Forbidden(
@@ -114,7 +122,7 @@ impl Ward {
             PushOutcome::Decided(decision) => {
                 let user = self
                     .store
-                    .user_by_name(DEFAULT_ORG, &request.username)
+                    .user_by_name(ctx.integration.org_id.as_str(), &request.username)
                     .await?;
                 let done = self
                     .prompt_deny(
@@ -139,10 +147,10 @@ impl Ward {
     ) -> CoreResult<Option<Completion>> {
         let request = self.open_prompt(context, now)?;
         let ctx = self.prompt_ctx(&request, now).await?;
-        let user = self.prompt_user(&request).await?;
+        let user = self.prompt_user(&request, now).await?;
         let tx = self
             .store
-            .auth_tx(DEFAULT_ORG, txid)
+            .auth_tx(ctx.integration.org_id.as_str(), txid)
             .await?
             .filter(|t| t.ikey == request.client_id && t.user_id.as_deref() == Some(&user.user_id))
             .ok_or_else(|| CoreError::NotFound("push".into()))?;
@@ -153,7 +161,7 @@ impl Ward {
         // Each push completes its prompt once, whichever node is polled.
         let marker = CeremonyRow {
             ceremony_hash: token_hash(&format!("push-done:{txid}")),
-            org_id: DEFAULT_ORG.into(),
+            org_id: ctx.integration.org_id.to_string(),
             user_id: Some(user.user_id.clone()),
             purpose: PUSH_DONE_PURPOSE.into(),
             state_sealed: String::new(),
@@ -173,7 +181,10 @@ impl Ward {
             }
             Err(e) => return Err(e.into()),
         }
-        let push = self.store.push(DEFAULT_ORG, txid).await?;
+        let push = self
+            .store
+            .push(ctx.integration.org_id.as_str(), txid)
+            .await?;
         let device = push.map(|p| p.device_id);
         let decision = if view.result == TxResult::Allow {
             Self::allowed(PromptMethod::Push, "user_approved", device, txid.to_owned())
@@ -220,7 +231,7 @@ impl Ward {
             .await?;
         match decision.status {
             AuthStatus::Allow => {
-                let user = self.prompt_user(&request).await?;
+                let user = self.prompt_user(&request, now).await?;
                 let d = Self::allowed(
                     PromptMethod::Passcode,
                     "valid_passcode",
@@ -232,7 +243,7 @@ impl Ward {
                 ))
             }
             AuthStatus::LockedOut => {
-                let user = self.prompt_user(&request).await?;
+                let user = self.prompt_user(&request, now).await?;
                 Ok(PromptPasscode::Done(
                     self.prompt_deny(
                         &request,
@@ -257,7 +268,8 @@ impl Ward {
     ) -> CoreResult<CeremonyStart> {
         let request = self.open_prompt(context, now)?;
         let user = self.prompt_enrollable_user(&request, now).await?;
-        self.passkey_register_start(&user.user_id, now).await
+        self.passkey_register_start(&OrgId::new(user.org_id.clone()), &user.user_id, now)
+            .await
     }
 
     /// Finishes the set-up and completes the prompt with the new passkey.
@@ -271,7 +283,14 @@ impl Ward {
         let request = self.open_prompt(context, now)?;
         let user = self.prompt_enrollable_user(&request, now).await?;
         let view = self
-            .passkey_register_finish(&user.user_id, ceremony, response, "Passkey", now)
+            .passkey_register_finish(
+                &OrgId::new(user.org_id.clone()),
+                &user.user_id,
+                ceremony,
+                response,
+                "Passkey",
+                now,
+            )
             .await?;
         let decision = Self::allowed(
             PromptMethod::Passkey,

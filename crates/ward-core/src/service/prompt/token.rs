@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use ward_proto::jws;
-use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, Outcome, StoreError};
+use ward_store::{CeremonyRow, Change, ChangeSet, Outcome, StoreError};
 
 use super::{CODE_PURPOSE, CodeGrant, PromptMethod, check_exp, str_claim};
 use crate::crypto::{Purpose, new_token, token_hash};
@@ -169,7 +169,7 @@ impl Ward {
             .map_or(0, |e| (e * 1000.0) as i64);
         let seen = CeremonyRow {
             ceremony_hash: token_hash(&format!("jti:{client_id}:{jti}")),
-            org_id: DEFAULT_ORG.into(),
+            org_id: creds.integration.org_id.to_string(),
             user_id: None,
             purpose: JTI_PURPOSE.into(),
             state_sealed: String::new(),

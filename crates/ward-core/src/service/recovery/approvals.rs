@@ -3,7 +3,6 @@
 //! another case).
 
 use chrono::{DateTime, Utc};
-use ward_store::DEFAULT_ORG;
 
 use super::{Ward, category_label, state_name};
 use crate::error::{CoreError, CoreResult};
@@ -70,13 +69,14 @@ impl Ward {
     /// The open cases the signed-in approver may approve (collecting proof), and the open ones
     /// they approved. A case past collecting takes no approvals, so it is not offered.
     pub async fn pending_approvals(&self, session: &Session) -> CoreResult<Vec<PendingApproval>> {
+        let org = &session.org();
         let me = &session.user.user_id;
         let mut out = Vec::new();
-        for row in self.store.open_cases_for_approver(DEFAULT_ORG, me).await? {
+        for row in self.store.open_cases_for_approver(org.as_str(), me).await? {
             let Some(user_id) = row.user_id.clone() else {
                 continue;
             };
-            let Some(user) = self.store.user_by_id(DEFAULT_ORG, &user_id).await? else {
+            let Some(user) = self.store.user_by_id(org.as_str(), &user_id).await? else {
                 continue;
             };
             let loaded = self.load_case(row).await?;
@@ -110,10 +110,11 @@ impl Ward {
         case_id: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
+        let org = &session.org();
         if case_id.len() > 64 {
             return Err(CoreError::NotFound("recovery case".into()));
         }
-        self.passkey_auth_start(&purpose(case_id), Some(&session.user.user_id), now)
+        self.passkey_auth_start(org, &purpose(case_id), Some(&session.user.user_id), now)
             .await
     }
 
@@ -127,8 +128,9 @@ impl Ward {
         response: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
+        let org = &session.org();
         let check = self
-            .passkey_auth_finish(&purpose(case_id), ceremony, response, now)
+            .passkey_auth_finish(org, &purpose(case_id), ceremony, response, now)
             .await?;
         if check.user.user_id != session.user.user_id {
             return Err(CoreError::Forbidden(
@@ -139,13 +141,15 @@ impl Ward {
             .store
             .recovery_case(case_id)
             .await?
-            .filter(|r| r.is_open)
+            .filter(|r| r.is_open && r.org_id == org.as_str())
             .ok_or_else(|| CoreError::NotFound("open recovery case".into()))?;
         let loaded = self.load_case(row).await?;
         let approval = Approval {
             case_id: case_id.into(),
             approver_id: session.user.user_id.clone(),
-            from_security_pool: self.has_role(&session.user.user_id, Role::Security).await?,
+            from_security_pool: self
+                .has_role(org, &session.user.user_id, Role::Security)
+                .await?,
             cred_id: check.cred_id,
             at_ms: now.timestamp_millis(),
             expires_ms: now.timestamp_millis() + self.recovery.policy.approval_ttl_ms,
@@ -158,7 +162,7 @@ impl Ward {
             Ok(_) => Ok(()),
             Err(r) => {
                 let event = crate::audit::Event::new(
-                    DEFAULT_ORG,
+                    org.as_str(),
                     now,
                     &actor,
                     crate::audit::Action::RecoveryApprovalRefused,

@@ -8,12 +8,12 @@
 //! sinks. The server limits how often reports are accepted.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG};
+use ward_store::{Change, ChangeSet};
 
 use super::Ward;
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor as AuditActor;
+use crate::model::{Actor as AuditActor, OrgId};
 
 /// The most of an anonymous report's description the audit log keeps.
 pub const ANONYMOUS_AUDIT_CHARS: usize = 280;
@@ -34,8 +34,10 @@ fn audit_text(description: &str, signed_in: bool) -> String {
 impl Ward {
     /// "Someone claiming to be IT contacted me": alerts the security contacts and audits; a
     /// signed-in user may also block recovery of their account for `block_days`.
+    #[allow(clippy::too_many_arguments)] // the organisation, the reporter and the form's fields
     pub async fn report_contact(
         &self,
+        org: &OrgId,
         user_id: Option<&str>,
         kind: &str,
         description: &str,
@@ -65,7 +67,7 @@ impl Ward {
             (Some(user_id), Some(days)) if (1..=30).contains(&days) => {
                 let until = (now + TimeDelta::days(i64::from(days))).timestamp_millis();
                 set.push(Change::SetRecoveryBlock {
-                    org_id: DEFAULT_ORG.into(),
+                    org_id: org.to_string(),
                     user_id: user_id.into(),
                     until_ms: Some(until),
                 });
@@ -75,7 +77,7 @@ impl Ward {
         };
         set.push(
             Event::new(
-                DEFAULT_ORG,
+                org.as_str(),
                 now,
                 &actor,
                 Action::SecurityContactReport,
@@ -91,7 +93,7 @@ impl Ward {
         );
         self.store.commit(set).await?;
         self.raise(crate::notify::Alert::SuspiciousContact {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user_id.map(str::to_owned),
             kind: kind.into(),
             at_ms: now.timestamp_millis(),

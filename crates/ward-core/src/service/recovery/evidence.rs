@@ -5,13 +5,13 @@
 
 use chrono::{DateTime, Utc};
 use rand::RngExt;
-use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, StoreError};
+use ward_store::{CeremonyRow, Change, ChangeSet, StoreError};
 use zeroize::Zeroizing;
 
 use super::{Loaded, Submission, Ward};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor as AuditActor;
+use crate::model::{Actor as AuditActor, OrgId};
 use crate::recovery::{CaseState, Category, Command};
 
 const EMAIL_PURPOSE: &str = "recovery-email";
@@ -90,9 +90,10 @@ impl Ward {
         // is replaced by a submission that was not checked.
         let ticket = self.argon2.admit()?;
         let (loaded, handle) = self.take_over(handle, now).await?;
+        let org = &OrgId::new(loaded.row.org_id.clone());
         let matched = match (&loaded.row.user_id, loaded.view.phantom) {
             (Some(user_id), false) => {
-                self.use_recovery_code_with(ticket, user_id, code, now)
+                self.use_recovery_code_with(org, ticket, user_id, code, now)
                     .await?
             }
             _ => false,
@@ -119,8 +120,9 @@ impl Ward {
             ));
         };
         let loaded = self.collecting(handle).await?;
+        let org = &OrgId::new(loaded.row.org_id.clone());
         let user = match &loaded.row.user_id {
-            Some(id) if !loaded.view.phantom => self.store.user_by_id(DEFAULT_ORG, id).await?,
+            Some(id) if !loaded.view.phantom => self.store.user_by_id(org.as_str(), id).await?,
             _ => None,
         };
         let code = format!("{:08}", rand::rng().random_range(0..100_000_000u32));
@@ -131,7 +133,7 @@ impl Ward {
         self.store
             .commit(ChangeSet::new().with(Change::InsertCeremony(CeremonyRow {
                 ceremony_hash: token_hash(&format!("{}:{code}", loaded.row.case_id)),
-                org_id: DEFAULT_ORG.into(),
+                org_id: org.to_string(),
                 user_id: Some(user.user_id.clone()),
                 purpose: EMAIL_PURPOSE.into(),
                 state_sealed: String::new(),

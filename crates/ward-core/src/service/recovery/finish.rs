@@ -9,13 +9,13 @@
 //! sentences too.
 
 use chrono::{DateTime, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG};
+use ward_store::{Change, ChangeSet};
 use zeroize::Zeroizing;
 
 use super::{Loaded, Ward, not_now, refusal_error};
 use crate::crypto::{constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor as AuditActor;
+use crate::model::{Actor as AuditActor, OrgId};
 use crate::recovery::{Actor, CaseState, Command};
 use crate::service::CeremonyStart;
 
@@ -93,8 +93,9 @@ impl Ward {
         token: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
-        let (_, user_id) = self.with_token(handle, token, now).await?;
-        self.passkey_register_start(&user_id, now).await
+        let (loaded, user_id) = self.with_token(handle, token, now).await?;
+        let org = &OrgId::new(loaded.row.org_id.clone());
+        self.passkey_register_start(org, &user_id, now).await
     }
 
     /// Binds the new passkey to the account (the token is used up).
@@ -107,8 +108,10 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
         let (loaded, user_id) = self.with_token(handle, token, now).await?;
+        let org = &OrgId::new(loaded.row.org_id.clone());
         let view = self
             .passkey_register_finish(
+                org,
                 &user_id,
                 ceremony,
                 response,
@@ -133,9 +136,15 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         let loaded = self.case_by_handle(handle).await?;
+        let org = &OrgId::new(loaded.row.org_id.clone());
         let user_id = Self::case_owner(&loaded, |s| s == CaseState::Bound)?;
-        self.passkey_auth_start(&confirm_purpose(&loaded.row.case_id), Some(&user_id), now)
-            .await
+        self.passkey_auth_start(
+            org,
+            &confirm_purpose(&loaded.row.case_id),
+            Some(&user_id),
+            now,
+        )
+        .await
     }
 
     /// The new passkey signed in: revoke every old factor, end every session, renew recovery
@@ -148,9 +157,11 @@ impl Ward {
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<Zeroizing<String>>> {
         let loaded = self.case_by_handle(handle).await?;
+        let org = &OrgId::new(loaded.row.org_id.clone());
         let user_id = Self::case_owner(&loaded, |s| s == CaseState::Bound)?;
         let check = self
             .passkey_auth_finish(
+                org,
                 &confirm_purpose(&loaded.row.case_id),
                 ceremony,
                 response,
@@ -164,9 +175,9 @@ impl Ward {
                 "sign in with the passkey you just set up".into(),
             ));
         }
-        let (codes, new_codes) = self.new_recovery_code_set(&user_id, now).await?;
+        let (codes, new_codes) = self.new_recovery_code_set(org, &user_id, now).await?;
         let event = crate::audit::Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &AuditActor::User(user_id.clone()),
             crate::audit::Action::RecoveryRevokeFactors,
@@ -179,17 +190,17 @@ impl Ward {
             .commit(
                 ChangeSet::new()
                     .with(Change::RevokeFactors {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user_id.clone(),
                         keep_cred_id: Some(check.cred_id.clone()),
                     })
                     .with(new_codes)
                     .with(Change::DeleteUserSessions {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user_id.clone(),
                     })
                     .with(Change::SetRecovered {
-                        org_id: DEFAULT_ORG.into(),
+                        org_id: org.to_string(),
                         user_id: user_id.clone(),
                         at_ms: now.timestamp_millis(),
                         probation_until_ms: (now + self.recovery.probation).timestamp_millis(),

@@ -9,14 +9,14 @@
 //! by another browser, so an attacker cannot fix their own case on a victim's browser.
 
 use chrono::{DateTime, Utc};
-use ward_store::{Change, ChangeSet, DEFAULT_ORG, StoreError};
+use ward_store::{Change, ChangeSet, StoreError};
 use zeroize::Zeroizing;
 
 use super::{Loaded, Submitted, Ward};
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor as AuditActor;
+use crate::model::{Actor as AuditActor, OrgId};
 
 /// What a submission of evidence answers: the outcome, and the case's new handle (the old
 /// one no longer opens the case).
@@ -55,7 +55,7 @@ impl Ward {
             .ok_or_else(link_unusable)?;
         let handle = Zeroizing::new(new_token());
         let audit = Event::new(
-            DEFAULT_ORG,
+            &row.org_id,
             now,
             &AuditActor::Anonymous,
             Action::RecoveryAdopted,
@@ -88,7 +88,7 @@ impl Ward {
     ) -> CoreResult<Zeroizing<String>> {
         let new = Zeroizing::new(new_token());
         let audit = Event::new(
-            DEFAULT_ORG,
+            &loaded.row.org_id,
             now,
             &AuditActor::Anonymous,
             Action::RecoveryHandleRotated,
@@ -114,12 +114,13 @@ impl Ward {
     /// reached (the notice is then left out). A store failure lets the notice go.
     pub(super) async fn take_notice_slot(
         &self,
+        org: &OrgId,
         user_id: &str,
         kind: &str,
         now: DateTime<Utc>,
     ) -> bool {
         let slot = Change::TakeNoticeSlot {
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: user_id.into(),
             kind: kind.into(),
             now_ms: now.timestamp_millis(),

@@ -3,13 +3,12 @@
 //! add a note. Nothing here approves, shortens cooling or issues a token.
 
 use chrono::{DateTime, Utc};
-use ward_store::DEFAULT_ORG;
 
 use super::notices::RECOVERY_IKEY;
 use super::{Ward, category_label, state_name};
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, Role, UserRef};
+use crate::model::{Actor as AuditActor, OrgId, Role, UserRef};
 use crate::recovery::{Actor, Opener};
 use crate::service::{AuthContext, PushOutcome, PushRequest, Session};
 
@@ -52,8 +51,11 @@ pub struct CallerCheck {
 impl Ward {
     /// Refuses anyone but a helpdesk agent signed in with a passkey.
     async fn require_agent(&self, session: &Session) -> CoreResult<AuditActor> {
+        let org = &session.org();
         if session.auth_method != "passkey"
-            || !self.has_role(&session.user.user_id, Role::Helpdesk).await?
+            || !self
+                .has_role(org, &session.user.user_id, Role::Helpdesk)
+                .await?
         {
             return Err(CoreError::Forbidden(
                 "the helpdesk console needs the helpdesk role and a passkey sign-in".into(),
@@ -74,13 +76,14 @@ impl Ward {
         username: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<Option<HelpdeskView>> {
+        let org = &session.org();
         let actor = self.require_agent(session).await?;
         let user = self
             .store
-            .user_by_name(DEFAULT_ORG, username.trim())
+            .user_by_name(org.as_str(), username.trim())
             .await?;
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &actor,
             Action::HelpdeskLookup,
@@ -94,10 +97,10 @@ impl Ward {
         let Some(user) = user else {
             return Ok(None);
         };
-        let factors = self.factors(&user.user_id).await?;
+        let factors = self.factors(org, &user.user_id).await?;
         let case = match self
             .store
-            .open_recovery_case(DEFAULT_ORG, &user.user_id)
+            .open_recovery_case(org.as_str(), &user.user_id)
             .await?
         {
             Some(row) => {
@@ -139,11 +142,14 @@ impl Ward {
         username: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<String> {
+        let org = &session.org();
         self.require_agent(session).await?;
         let opener = Opener::Agent {
             agent_id: session.user.user_id.clone(),
         };
-        let (_handle, case_id) = self.recovery_start(username, opener, None, now).await?;
+        let (_handle, case_id) = self
+            .recovery_start(org, username, opener, None, now)
+            .await?;
         Ok(case_id)
     }
 
@@ -155,9 +161,10 @@ impl Ward {
         username: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<CallerCheck> {
+        let org = &session.org();
         self.require_agent(session).await?;
-        let user = self.user_named(username).await?;
-        let ctx = AuthContext::internal(HELPDESK_IKEY, "Helpdesk verification");
+        let user = self.user_named(org, username).await?;
+        let ctx = AuthContext::internal(org, HELPDESK_IKEY, "Helpdesk verification");
         let req = PushRequest {
             title: Some("Helpdesk verification".into()),
             display_username: Some(user.username.clone()),
@@ -199,10 +206,11 @@ impl Ward {
         txid: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<String> {
+        let org = &session.org();
         self.require_agent(session).await?;
         let push = self
             .store
-            .push(DEFAULT_ORG, txid)
+            .push(org.as_str(), txid)
             .await?
             .filter(|p| p.ikey == HELPDESK_IKEY)
             .ok_or_else(|| CoreError::NotFound("verification".into()))?;
@@ -220,8 +228,9 @@ impl Ward {
         reason: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {
+        let org = &session.org();
         self.require_agent(session).await?;
-        let user = self.user_named(username).await?;
+        let user = self.user_named(org, username).await?;
         let reason = reason.trim();
         let reason = if reason.is_empty() {
             "flagged by the helpdesk"
@@ -230,6 +239,7 @@ impl Ward {
         };
         let reason: String = reason.chars().take(500).collect();
         self.recovery_freeze_for_user(
+            org,
             &user.user_id,
             Actor::Agent {
                 agent_id: session.user.user_id.clone(),
@@ -248,14 +258,15 @@ impl Ward {
         note: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
+        let org = &session.org();
         let actor = self.require_agent(session).await?;
-        let user = self.user_named(username).await?;
+        let user = self.user_named(org, username).await?;
         let note = note.trim();
         if note.is_empty() || note.chars().count() > 2000 {
             return Err(CoreError::invalid("note", "must be 1 to 2000 characters"));
         }
         let event = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &actor,
             Action::HelpdeskNote,
@@ -278,17 +289,19 @@ impl Ward {
     /// report" freezes it for review. Best effort: the answer itself is already recorded.
     pub(crate) async fn recovery_answered(
         &self,
+        org: &OrgId,
         user_id: &str,
         state: crate::service::PushState,
         now: DateTime<Utc>,
     ) {
         let result = match state {
             crate::service::PushState::Denied => {
-                self.recovery_cancel_by_user(user_id, "denied on a push device", now)
+                self.recovery_cancel_by_user(org, user_id, "denied on a push device", now)
                     .await
             }
             crate::service::PushState::Fraud => {
                 self.recovery_freeze_for_user(
+                    org,
                     user_id,
                     Actor::User,
                     "reported from a push device",

@@ -24,15 +24,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub use evidence::Submitted;
 pub use handles::Submission;
 pub use helpdesk::{CallerCheck, CaseSummary, HelpdeskView};
-use ward_store::{
-    Change, ChangeSet, DEFAULT_ORG, RecoveryCaseRow, RecoveryEventRow, StoreError, UserRow,
-};
+use ward_store::{Change, ChangeSet, RecoveryCaseRow, RecoveryEventRow, StoreError, UserRow};
 
 use super::Ward;
 use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, Role};
+use crate::model::{Actor as AuditActor, OrgId, Role};
 use crate::recovery::{
     AccountFacts, ApproverFacts, CaseEvent, CaseState, CaseView, Category, Command, Level,
     PolicyInput, RecoveryPolicy, Refusal, decide, evaluate, fold,
@@ -166,7 +164,8 @@ impl Ward {
         user: &UserRow,
         breaker: bool,
     ) -> CoreResult<AccountFacts> {
-        let roles = self.roles(&user.user_id).await?;
+        let org = &OrgId::new(user.org_id.clone());
+        let roles = self.roles(org, &user.user_id).await?;
         let privileged = roles
             .iter()
             .any(|r| matches!(r, Role::Admin | Role::Helpdesk | Role::Security));
@@ -179,15 +178,15 @@ impl Ward {
         };
         let security = self
             .store
-            .users_with_role(DEFAULT_ORG, Role::Security.as_str())
+            .users_with_role(org.as_str(), Role::Security.as_str())
             .await?;
         let mut approvers = Vec::new();
         for a in self
             .store
-            .recovery_approvers(DEFAULT_ORG, &user.user_id)
+            .recovery_approvers(org.as_str(), &user.user_id)
             .await?
         {
-            let approver = self.store.user_by_id(DEFAULT_ORG, &a.approver_id).await?;
+            let approver = self.store.user_by_id(org.as_str(), &a.approver_id).await?;
             approvers.push(ApproverFacts {
                 security_pool: security.contains(&a.approver_id),
                 last_recovered_ms: approver.and_then(|u| u.last_recovered_ms),
@@ -225,7 +224,7 @@ impl Ward {
 
     async fn case_user(&self, loaded: &Loaded) -> CoreResult<Option<UserRow>> {
         match &loaded.row.user_id {
-            Some(id) => self.store.user_by_id(DEFAULT_ORG, id).await,
+            Some(id) => self.store.user_by_id(&loaded.row.org_id, id).await,
             None => Ok(None),
         }
         .map_err(Into::into)
@@ -333,7 +332,7 @@ impl Ward {
             && let Some(user_id) = &loaded.row.user_id
         {
             set.push(Change::SetRecoveryBlock {
-                org_id: DEFAULT_ORG.into(),
+                org_id: loaded.row.org_id.clone(),
                 user_id: user_id.clone(),
                 until_ms: Some((now + self.recovery.denied_cooloff).timestamp_millis()),
             });
@@ -437,9 +436,10 @@ impl Ward {
     /// The user's open case, for the portal banner.
     pub async fn open_case_for(
         &self,
+        org: &OrgId,
         user_id: &str,
     ) -> CoreResult<Option<(String, &'static str, Option<i64>)>> {
-        let Some(row) = self.store.open_recovery_case(DEFAULT_ORG, user_id).await? else {
+        let Some(row) = self.store.open_recovery_case(org.as_str(), user_id).await? else {
             return Ok(None);
         };
         let loaded = self.load_case(row).await?;
@@ -454,11 +454,12 @@ impl Ward {
     /// device's deny). Returns whether a case was cancelled.
     pub async fn recovery_cancel_by_user(
         &self,
+        org: &OrgId,
         user_id: &str,
         via: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {
-        let Some(row) = self.store.open_recovery_case(DEFAULT_ORG, user_id).await? else {
+        let Some(row) = self.store.open_recovery_case(org.as_str(), user_id).await? else {
             return Ok(false);
         };
         let loaded = self.load_case(row).await?;
@@ -479,12 +480,13 @@ impl Ward {
     /// fraud report on a recovery push). Returns whether a case was frozen.
     pub async fn recovery_freeze_for_user(
         &self,
+        org: &OrgId,
         user_id: &str,
         by: crate::recovery::Actor,
         reason: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {
-        let Some(row) = self.store.open_recovery_case(DEFAULT_ORG, user_id).await? else {
+        let Some(row) = self.store.open_recovery_case(org.as_str(), user_id).await? else {
             return Ok(false);
         };
         let loaded = self.load_case(row).await?;
@@ -499,7 +501,7 @@ impl Ward {
         match self.run_case(loaded, command, &actor, now).await? {
             Ok(_) => {
                 self.raise(crate::notify::Alert::RecoveryFrozen {
-                    org_id: DEFAULT_ORG.into(),
+                    org_id: org.to_string(),
                     user_id: user_id.into(),
                     reason: reason.into(),
                     at_ms: now.timestamp_millis(),
@@ -520,7 +522,7 @@ fn case_event_audit(
 ) -> Event {
     let target = row.user_id.as_deref().unwrap_or("-");
     let mut event = Event::new(
-        DEFAULT_ORG,
+        &row.org_id,
         now,
         actor,
         Action::for_case_event(e),

@@ -3,11 +3,11 @@
 //! case itself). Every notice carries a "this wasn't me" link that freezes the case.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ward_store::{CeremonyRow, Change, ChangeSet, DEFAULT_ORG, UserRow};
+use ward_store::{CeremonyRow, Change, ChangeSet, UserRow};
 
 use super::{Loaded, Ward};
 use crate::crypto::token_hash;
-use crate::model::UserRef;
+use crate::model::{OrgId, UserRef};
 use crate::recovery::{CaseEvent, CaseState, CaseView, Opener};
 use crate::service::{AuthContext, PushRequest};
 
@@ -75,13 +75,13 @@ impl Ward {
         };
         let Ok(approvers) = self
             .store
-            .recovery_approvers(DEFAULT_ORG, &user.user_id)
+            .recovery_approvers(&user.org_id, &user.user_id)
             .await
         else {
             return;
         };
         for a in approvers {
-            let Ok(Some(approver)) = self.store.user_by_id(DEFAULT_ORG, &a.approver_id).await
+            let Ok(Some(approver)) = self.store.user_by_id(&user.org_id, &a.approver_id).await
             else {
                 continue;
             };
@@ -199,7 +199,7 @@ impl Ward {
         }
         let marker = CeremonyRow {
             ceremony_hash: token_hash(&format!("recovery-midpoint:{}", loaded.row.case_id)),
-            org_id: DEFAULT_ORG.into(),
+            org_id: loaded.row.org_id.clone(),
             user_id: loaded.row.user_id.clone(),
             purpose: "recovery-midpoint".into(),
             state_sealed: String::new(),
@@ -236,12 +236,16 @@ impl Ward {
     async fn recovery_push(&self, user: &UserRow, case_id: &str, title: &str, now: DateTime<Utc>) {
         let Ok(devices) = self
             .store
-            .devices_for_user(DEFAULT_ORG, &user.user_id)
+            .devices_for_user(&user.org_id, &user.user_id)
             .await
         else {
             return;
         };
-        let ctx = AuthContext::internal(RECOVERY_IKEY, "Account recovery");
+        let ctx = AuthContext::internal(
+            &OrgId::new(user.org_id.clone()),
+            RECOVERY_IKEY,
+            "Account recovery",
+        );
         for device in devices {
             let req = PushRequest {
                 title: Some(title.into()),

@@ -3,20 +3,19 @@
 //! the circuit breaker, and the notices a start sends (capped per account and hour).
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ward_store::{
-    Change, ChangeSet, DEFAULT_ORG, RecoveryCaseRow, RecoveryEventRow, StoreError, UserRow,
-};
+use ward_store::{Change, ChangeSet, RecoveryCaseRow, RecoveryEventRow, StoreError, UserRow};
 use zeroize::Zeroizing;
 
 use super::{Loaded, Ward, refusal_error};
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::Actor as AuditActor;
+use crate::model::{Actor as AuditActor, OrgId};
 use crate::recovery::{CaseEvent, Level, OpenCase, Opener, fold, open};
 
 /// What a start needs to know.
 struct Start<'a> {
+    org: &'a OrgId,
     user: Option<&'a UserRow>,
     opener: &'a Opener,
     ip: Option<&'a str>,
@@ -37,11 +36,11 @@ struct Opened {
 
 impl Ward {
     /// Checks the circuit breaker, alerting when it is tripped.
-    async fn check_breaker(&self, now: DateTime<Utc>) -> CoreResult<bool> {
-        let tripped = self.breaker_tripped(now).await?;
+    async fn check_breaker(&self, org: &OrgId, now: DateTime<Utc>) -> CoreResult<bool> {
+        let tripped = self.breaker_tripped(org, now).await?;
         if tripped {
             self.raise(crate::notify::Alert::RecoveryCircuitBreaker {
-                org_id: DEFAULT_ORG.into(),
+                org_id: org.to_string(),
                 at_ms: now.timestamp_millis(),
             })
             .await;
@@ -50,18 +49,21 @@ impl Ward {
     }
 
     /// Whether recovery starts in the last hour exceed the circuit breaker's threshold.
-    async fn breaker_tripped(&self, now: DateTime<Utc>) -> CoreResult<bool> {
+    async fn breaker_tripped(&self, org: &OrgId, now: DateTime<Utc>) -> CoreResult<bool> {
         let s = &self.recovery;
         let hour = self
             .store
             .recovery_cases_opened_since(
-                DEFAULT_ORG,
+                org.as_str(),
                 (now - TimeDelta::hours(1)).timestamp_millis(),
             )
             .await?;
         let week = self
             .store
-            .recovery_cases_opened_since(DEFAULT_ORG, (now - TimeDelta::days(7)).timestamp_millis())
+            .recovery_cases_opened_since(
+                org.as_str(),
+                (now - TimeDelta::days(7)).timestamp_millis(),
+            )
             .await?;
         let baseline = (week / (7 * 24)).max(1);
         Ok(hour >= (baseline * s.breaker_multiple).max(s.breaker_floor))
@@ -74,6 +76,7 @@ impl Ward {
     /// continue link in their notice.
     pub async fn recovery_start(
         &self,
+        org: &OrgId,
         username: &str,
         opener: Opener,
         ip: Option<&str>,
@@ -83,11 +86,12 @@ impl Ward {
         let user = if username.is_empty() || username.len() > 100 {
             None
         } else {
-            self.store.user_by_name(DEFAULT_ORG, username).await?
+            self.store.user_by_name(org.as_str(), username).await?
         };
-        let reason = self.phantom_reason(user.as_ref(), now).await?;
-        let breaker = self.check_breaker(now).await?;
+        let reason = self.phantom_reason(org, user.as_ref(), now).await?;
+        let breaker = self.check_breaker(org, now).await?;
         let start = Start {
+            org,
             user: user.as_ref(),
             opener: &opener,
             ip,
@@ -119,6 +123,7 @@ impl Ward {
         reason: Option<&'static str>,
     ) -> CoreResult<Result<Opened, ()>> {
         let now = start.now;
+        let org = start.org;
         let handle = Zeroizing::new(new_token());
         let link = match start.opener {
             Opener::Agent { .. } => Some(Zeroizing::new(new_token())),
@@ -147,7 +152,7 @@ impl Ward {
         .map_err(|r| refusal_error(&r))?;
         let row = RecoveryCaseRow {
             case_id: case_id.clone(),
-            org_id: DEFAULT_ORG.into(),
+            org_id: org.to_string(),
             user_id: real.map(|u| u.user_id.clone()),
             handle_hash: token_hash(&handle),
             state: "collecting".into(),
@@ -168,7 +173,7 @@ impl Ward {
         let announced = real.or(start.user.filter(|_| start_again_notice(reason).is_some()));
         let told = match announced {
             Some(u) => {
-                self.take_notice_slot(&u.user_id, "recovery.start", now)
+                self.take_notice_slot(org, &u.user_id, "recovery.start", now)
                     .await
             }
             None => false,
@@ -179,7 +184,7 @@ impl Ward {
             .map_or(AuditActor::Anonymous, |a| AuditActor::User(a.to_owned()));
         let target = start.user.map_or("-", |u| u.user_id.as_str());
         let audit = Event::new(
-            DEFAULT_ORG,
+            org.as_str(),
             now,
             &actor,
             Action::RecoveryStart,
@@ -244,6 +249,7 @@ impl Ward {
     /// Why a start for this account opens a phantom case instead (`None`: a real case).
     async fn phantom_reason(
         &self,
+        org: &OrgId,
         user: Option<&UserRow>,
         now: DateTime<Utc>,
     ) -> CoreResult<Option<&'static str>> {
@@ -261,7 +267,7 @@ impl Ward {
         }
         if self
             .store
-            .open_recovery_case(DEFAULT_ORG, &user.user_id)
+            .open_recovery_case(org.as_str(), &user.user_id)
             .await?
             .is_some()
         {
@@ -270,7 +276,7 @@ impl Ward {
         let day_ago = (now - TimeDelta::days(1)).timestamp_millis();
         let recent = self
             .store
-            .recovery_cases_for_user(DEFAULT_ORG, &user.user_id, 10)
+            .recovery_cases_for_user(org.as_str(), &user.user_id, 10)
             .await?
             .iter()
             .filter(|c| c.opened_ms > day_ago)

@@ -2,21 +2,32 @@
 //! ends, the halfway reminder goes out, unused tokens and stale cases expire.
 
 use chrono::{DateTime, Utc};
-use ward_store::DEFAULT_ORG;
 
 use super::Ward;
 use crate::error::CoreResult;
-use crate::model::Actor as AuditActor;
+use crate::model::{Actor as AuditActor, OrgId};
 use crate::recovery::Command;
 
 /// Cases visited per run (the least recently updated first).
 const PER_RUN: u32 = 500;
 
 impl Ward {
-    /// Lets time pass for open cases; returns how many were visited. The server runs this
-    /// every minute.
+    /// Lets time pass for the open cases of every organisation; returns how many were
+    /// visited. The server runs this every minute.
     pub async fn recovery_tick_all(&self, now: DateTime<Utc>) -> CoreResult<usize> {
-        let rows = self.store.open_recovery_cases(DEFAULT_ORG, PER_RUN).await?;
+        let mut visited = 0;
+        for org in self.store.list_orgs().await? {
+            visited += self.recovery_tick(&OrgId::new(org.org_id), now).await?;
+        }
+        Ok(visited)
+    }
+
+    /// Lets time pass for one organisation's open cases.
+    async fn recovery_tick(&self, org: &OrgId, now: DateTime<Utc>) -> CoreResult<usize> {
+        let rows = self
+            .store
+            .open_recovery_cases(org.as_str(), PER_RUN)
+            .await?;
         let visited = rows.len();
         for row in rows {
             let case_id = row.case_id.clone();

@@ -26,7 +26,7 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
         assert!(!r.is_phantom(&case_id).await);
         let cancelled = r
             .ward()
-            .recovery_cancel_by_user(&alice, "portal", r.now())
+            .recovery_cancel_by_user(default_org(), &alice, "portal", r.now())
             .await
             .unwrap();
         assert!(cancelled);
@@ -38,7 +38,10 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
     assert_eq!(last_phantom_reason(&r).await, "too many starts");
     assert_eq!(r.status(&handle).await.stage, "collecting");
     r.notice(&alice, "recovery.start_again").await;
-    assert_eq!(r.ward().open_case_for(&alice).await.unwrap(), None);
+    assert_eq!(
+        r.ward().open_case_for(default_org(), &alice).await.unwrap(),
+        None
+    );
 
     // A day after the first start, one more may open.
     r.advance(TimeDelta::hours(21));
@@ -149,7 +152,12 @@ async fn this_wasnt_me_on_a_recovery_notice_freezes_the_case() {
     r.advance(TimeDelta::minutes(5));
     let disowned = r.ward().report_not_me(&token, r.now()).await.unwrap();
     assert_eq!(disowned, "recovery.cooling");
-    let (open, state, _) = r.ward().open_case_for(&alice).await.unwrap().unwrap();
+    let (open, state, _) = r
+        .ward()
+        .open_case_for(default_org(), &alice)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((open.as_str(), state), (case_id.as_str(), "frozen"));
     let alerts = r.f.alerts.taken();
     assert!(

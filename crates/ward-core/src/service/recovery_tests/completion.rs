@@ -40,7 +40,13 @@ async fn lost_everything(r: &mut Rig) {
     r.advance(TimeDelta::minutes(1));
     let (mut handle, case_id) = r
         .ward()
-        .recovery_start("alice", Opener::User, Some("203.0.113.9"), r.now())
+        .recovery_start(
+            default_org(),
+            "alice",
+            Opener::User,
+            Some("203.0.113.9"),
+            r.now(),
+        )
         .await
         .unwrap();
     let opened = r.notice(&alice.id, "recovery.opened").await;
@@ -62,7 +68,13 @@ async fn lost_everything(r: &mut Rig) {
     wait_out_cooling(r, &alice.id, &handle).await;
     let (token, mut new, new_view) = bind_new_passkey(r, &alice.id, &handle).await;
     let new_codes = confirm_new_passkey(r, &handle, &mut alice.old, &mut new).await;
-    assert_eq!(r.ward().open_case_for(&alice.id).await.unwrap(), None);
+    assert_eq!(
+        r.ward()
+            .open_case_for(default_org(), &alice.id)
+            .await
+            .unwrap(),
+        None
+    );
     assert_old_factors_gone(r, &mut alice, &new_view, &mut new).await;
     assert_account_reset(r, &alice, &new_codes).await;
 
@@ -82,12 +94,20 @@ async fn equipped_alice(r: &Rig) -> Alice {
     r.user_with("bob", &[Role::Approver]).await;
     let mut old = r.passkey_for(&id).await;
     r.ward()
-        .add_totp(&Actor::Cli, "alice", None, Algorithm::Sha1, 6, r.now())
+        .add_totp(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            None,
+            Algorithm::Sha1,
+            6,
+            r.now(),
+        )
         .await
         .unwrap();
     let phone = r.phone("alice", 1).await;
     let (_, codes) = r.recovery_codes(&mut old).await;
-    let before = r.ward().factors(&id).await.unwrap();
+    let before = r.ward().factors(default_org(), &id).await.unwrap();
     let counts = (
         before.passkeys.len(),
         before.totps.len(),
@@ -174,7 +194,7 @@ async fn bind_new_passkey(
     assert!(matches!(again, Err(CoreError::Conflict(_))), "{again:?}");
     let view = r
         .ward()
-        .factors(alice)
+        .factors(default_org(), alice)
         .await
         .unwrap()
         .passkeys
@@ -229,11 +249,11 @@ async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<Str
     let done_at = r.now().timestamp_millis();
     let old_code = r
         .ward()
-        .use_recovery_code(&alice.id, &alice.codes[1], r.now());
+        .use_recovery_code(default_org(), &alice.id, &alice.codes[1], r.now());
     assert!(!old_code.await.unwrap());
     let new_code = r
         .ward()
-        .use_recovery_code(&alice.id, &new_codes[0], r.now());
+        .use_recovery_code(default_org(), &alice.id, &new_codes[0], r.now());
     assert!(new_code.await.unwrap());
     let row = r.f.row(&alice.id).await;
     assert_eq!(row.last_recovered_ms, Some(done_at));
@@ -243,7 +263,7 @@ async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<Str
     );
     let refused = r
         .ward()
-        .add_recovery_approver(&Actor::Cli, "alice", "bob", r.now())
+        .add_recovery_approver(default_org(), &Actor::Cli, "alice", "bob", r.now())
         .await;
     assert!(
         matches!(refused, Err(CoreError::Forbidden(_))),
@@ -269,7 +289,7 @@ async fn assert_old_factors_gone(
     new_view: &PasskeyView,
     new: &mut Authr<SoftPasskey>,
 ) {
-    let after = r.ward().factors(&alice.id).await.unwrap();
+    let after = r.ward().factors(default_org(), &alice.id).await.unwrap();
     let ids: Vec<&str> = after.passkeys.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, [new_view.id.as_str()]);
     assert!(after.totps.is_empty(), "{:?}", after.totps);
@@ -280,13 +300,19 @@ async fn assert_old_factors_gone(
     );
     let start = r
         .ward()
-        .passkey_auth_start(ceremony_purpose::SIGN_IN, None, r.now())
+        .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, r.now())
         .await
         .unwrap();
     let answer = alice.old.authenticate(&start.options).unwrap();
     let refused = r
         .ward()
-        .passkey_auth_finish(ceremony_purpose::SIGN_IN, &start.ceremony, &answer, r.now())
+        .passkey_auth_finish(
+            default_org(),
+            ceremony_purpose::SIGN_IN,
+            &start.ceremony,
+            &answer,
+            r.now(),
+        )
         .await;
     assert!(
         matches!(&refused, Err(CoreError::InvalidInput { reason, .. }) if reason.contains("not registered")),

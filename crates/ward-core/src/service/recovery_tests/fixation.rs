@@ -132,7 +132,7 @@ async fn case_handle_fixation_agent_opened_cases_hand_out_no_handle() {
     let opener = Opener::Agent { agent_id: helen };
     let (handle, case_id) = r
         .ward()
-        .recovery_start("alice", opener, None, r.now())
+        .recovery_start(default_org(), "alice", opener, None, r.now())
         .await
         .unwrap();
     assert!(handle.is_empty());

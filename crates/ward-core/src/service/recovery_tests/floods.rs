@@ -58,10 +58,11 @@ async fn concurrent_starts(r: &mut Rig) {
     let alice = r.user_with("alice", &[]).await;
     let now = r.now();
     let ward = r.ward();
-    let starts = (0..100).map(|_| ward.recovery_start("alice", Opener::User, None, now));
+    let starts =
+        (0..100).map(|_| ward.recovery_start(default_org(), "alice", Opener::User, None, now));
     let results = join_all(starts).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let open = r.ward().open_case_for(&alice).await.unwrap();
+    let open = r.ward().open_case_for(default_org(), &alice).await.unwrap();
     assert!(open.is_some());
     let notices = start_notices(r, &alice).await;
     assert!((1..=3).contains(&notices), "{notices} notices");
@@ -74,12 +75,28 @@ async fn anonymous_floods_an_anonymous_report_keeps_only_the_start_of_its_text()
     let r = rig(short_cooling()).await;
     let long = "x".repeat(2000);
     r.ward()
-        .report_contact(None, "call", &long, None, Some("192.0.2.7"), r.now())
+        .report_contact(
+            default_org(),
+            None,
+            "call",
+            &long,
+            None,
+            Some("192.0.2.7"),
+            r.now(),
+        )
         .await
         .unwrap();
     let alice = r.user_with("alice", &[]).await;
     r.ward()
-        .report_contact(Some(&alice), "call", &long, None, None, r.now())
+        .report_contact(
+            default_org(),
+            Some(&alice),
+            "call",
+            &long,
+            None,
+            None,
+            r.now(),
+        )
         .await
         .unwrap();
     let audit = r.audit().await;

@@ -34,7 +34,7 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
         .user_with("helen", &[Role::Helpdesk, Role::Approver])
         .await;
     r.ward()
-        .add_recovery_approver(&Actor::Cli, "alice", "helen", r.now())
+        .add_recovery_approver(default_org(), &Actor::Cli, "alice", "helen", r.now())
         .await
         .unwrap();
     let mut helens_key = r.passkey_for(&helen).await;
@@ -100,7 +100,10 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
     let event = r.recovery_push(&phones[0], &case_id, STARTED).await;
     let state = r.answer(&phones[0], &event, Decision::Deny).await.unwrap();
     assert_eq!(state, PushState::Denied);
-    assert_eq!(r.ward().open_case_for(&alice).await.unwrap(), None);
+    assert_eq!(
+        r.ward().open_case_for(default_org(), &alice).await.unwrap(),
+        None
+    );
     assert_eq!(r.status(&handle).await.stage, "closed");
     assert_eq!(r.case_events(&case_id).await.last().unwrap(), "cancelled");
     let audit = r.audit().await;
@@ -135,7 +138,10 @@ async fn refuses_non_agents(r: &Rig, alice: &str) {
             "{refused:?}"
         );
     }
-    assert_eq!(r.ward().open_case_for(alice).await.unwrap(), None);
+    assert_eq!(
+        r.ward().open_case_for(default_org(), alice).await.unwrap(),
+        None
+    );
 }
 
 /// The agent cannot approve the case they opened, though an approver of the user.
@@ -181,7 +187,7 @@ async fn deny_and_report_freezes(
     let state = r.answer(phone, &event, Decision::Fraud).await.unwrap();
     assert_eq!(state, PushState::Fraud);
     assert_eq!(
-        r.ward().open_case_for(alice).await.unwrap(),
+        r.ward().open_case_for(default_org(), alice).await.unwrap(),
         Some((second.clone(), "frozen", None))
     );
     let alerts = r.f.alerts.taken();

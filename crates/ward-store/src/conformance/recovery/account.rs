@@ -99,7 +99,7 @@ pub async fn roles(store: &dyn Store) -> Check {
     let elsewhere = role_view(store, "conf-other", "ROU1", &kinds).await?;
     check_eq!(elsewhere, (vec![], vec![vec![]; 4]), "another organisation");
 
-    let before = head(store).await?;
+    let before = head(store, org).await?;
     let again = vec![
         Change::Audit(event(org, "role.grant", "ROU1")),
         Change::GrantRole(role(org, "ROU1", "admin")),
@@ -110,7 +110,7 @@ pub async fn roles(store: &dyn Store) -> Check {
         "a role held: got {again:?}"
     );
     check_eq!(
-        head(store).await?,
+        head(store, org).await?,
         before,
         "a refused set appends no audit event"
     );

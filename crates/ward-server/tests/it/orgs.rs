@@ -1,0 +1,90 @@
+//! Two organisations behind one Auth API: an application of one gets the Duo answer for an
+//! unknown user when it names a user of the other.
+
+use axum::http::StatusCode;
+use ward_core::clock::Clock;
+use ward_core::model::{Actor, IntegrationKind};
+use ward_core::totp::{Algorithm, Totp, base32_decode};
+
+use crate::auth_api::{api, post_as};
+
+/// Bob's seed, in the second organisation only.
+const BOB_SECRET: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
+
+#[tokio::test]
+async fn an_application_does_not_see_another_organisations_users() {
+    let api = api().await;
+    let now = api.clock.now();
+    let other = api
+        .ward
+        .create_org(&Actor::Cli, "Other", now)
+        .await
+        .unwrap();
+    let org = &other.id;
+    api.ward
+        .create_user(org, &Actor::Cli, "bob", None, now)
+        .await
+        .unwrap();
+    api.ward
+        .add_totp(
+            org,
+            &Actor::Cli,
+            "bob",
+            Some(BOB_SECRET),
+            Algorithm::Sha1,
+            6,
+            now,
+        )
+        .await
+        .unwrap();
+    let (theirs, their_skey) = api
+        .ward
+        .create_integration(org, &Actor::Cli, "VPN", IntegrationKind::AuthApi, None, now)
+        .await
+        .unwrap();
+
+    // To the first organisation's application, bob is as unknown as a name nobody has.
+    let preauth = |name: &str| api.post("/auth/v2/preauth", &[("username", name)], &api.skey, now);
+    let (status, bob) = api.call(preauth("bob")).await;
+    assert_eq!(status, StatusCode::OK, "{bob}");
+    let (_, nobody) = api.call(preauth("nobody")).await;
+    assert_eq!(bob["response"], nobody["response"]);
+    assert!(
+        matches!(bob["response"]["result"].as_str(), Some("enroll" | "deny")),
+        "{bob}"
+    );
+    // Bob's own code does not let him in through it either.
+    let totp = Totp::new(base32_decode(BOB_SECRET).unwrap(), Algorithm::Sha1, 6, 30).unwrap();
+    let code = totp.code(totp.step_at(now.timestamp()) as u64).to_string();
+    let auth = [
+        ("username", "bob"),
+        ("factor", "passcode"),
+        ("passcode", code.as_str()),
+    ];
+    let (_, denied) = api
+        .call(api.post("/auth/v2/auth", &auth, &api.skey, now))
+        .await;
+    assert_eq!(denied["response"]["result"], "deny", "{denied}");
+
+    // His own organisation's application sees him and lets him in.
+    let (_, seen) = api
+        .call(post_as(
+            &theirs.ikey,
+            &their_skey,
+            "/auth/v2/preauth",
+            &[("username", "bob")],
+            now,
+        ))
+        .await;
+    assert_eq!(seen["response"]["result"], "auth", "{seen}");
+    let (_, allowed) = api
+        .call(post_as(
+            &theirs.ikey,
+            &their_skey,
+            "/auth/v2/auth",
+            &auth,
+            now,
+        ))
+        .await;
+    assert_eq!(allowed["response"]["result"], "allow", "{allowed}");
+}
