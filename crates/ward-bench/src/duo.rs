@@ -1,5 +1,6 @@
 //! Signed Duo Auth API requests, as `duo_client` 5.7.0 sends them: v5 (HMAC-SHA512), an
-//! RFC 2822 `Date` with the literal zone `-0000`, and the host signed without its port (spec §1).
+//! RFC 2822 `Date` with the literal zone `-0000`, and the host signed without its port
+//! (duo-protocol §1).
 //! POSTs carry a key-sorted compact JSON body; GETs carry the canonical parameters as their
 //! query string.
 

@@ -4,7 +4,7 @@
 //! Ward's: how requests are signed and verified (`duo::signature`), how query strings and bodies
 //! become parameters (`duo::params`), the `{"stat": ...}` response envelope and its error codes
 //! (`duo::envelope`), and the Auth API v2 response shapes (`duo::auth`). The reference for all of
-//! it is `specs/duo-protocol.md`.
+//! it is `docs/specs/duo-protocol.md`.
 //!
 //! `jws` is the HS512 compact JWS of Duo's Web SDK v4 (request objects, client assertions and
 //! `id_token`s).

@@ -1,4 +1,4 @@
-//! Approvals by the account's approvers (category S, spec §4.3) and who opened a case.
+//! Approvals by the account's approvers (category S, recovery spec §4.3) and who opened a case.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,8 @@ use super::policy::PolicyInput;
 pub enum Opener {
     /// The user, self-service (including phantom cases for unknown identifiers).
     User,
-    /// A helpdesk agent. Agents initiate, never decide (spec §5.10): the opener can never approve.
+    /// A helpdesk agent. Agents initiate, never decide (recovery spec §5.10): the opener can never
+    /// approve.
     Agent { agent_id: String },
 }
 
@@ -28,7 +29,8 @@ impl Opener {
 /// One approver's WebAuthn-confirmed approval of one case.
 ///
 /// The service records it only after a user-verified assertion by `cred_id` over a challenge that
-/// binds `case_id`, the target user, the action and `expires_ms` (spec §4.3), so an approval is
+/// binds `case_id`, the target user, the action and `expires_ms` (recovery spec §4.3), so an
+/// approval is
 /// never transferable: [`Approval::fault`] refuses it on any other case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
@@ -44,7 +46,7 @@ pub struct Approval {
 }
 
 /// What the service knows about one member of the account's approver set, read when the
-/// policy is evaluated (the set is fixed before the need, spec §4.3).
+/// policy is evaluated (the set is fixed before the need, recovery spec §4.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApproverFacts {
     pub approver_id: String,

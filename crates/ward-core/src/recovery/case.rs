@@ -1,4 +1,4 @@
-//! The event-sourced recovery case (spec §5.4): its events, its states, and the fold that
+//! The event-sourced recovery case (recovery spec §5.4): its events, its states, and the fold that
 //! rebuilds a [`CaseView`] from the stored events.
 //!
 //! [`fold`] also checks that the events form a legal history (every transition allowed from the

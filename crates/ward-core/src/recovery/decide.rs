@@ -51,7 +51,7 @@ pub enum Command {
 ///
 /// # Security
 /// For audit and for authenticated staff only. The requester of a case always sees the same
-/// generic answer, whatever the refusal (spec §5.8): in particular a phantom case's
+/// generic answer, whatever the refusal (recovery spec §5.8): in particular a phantom case's
 /// `FailureLimit` must look exactly like a real case's `Denied`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

@@ -1,16 +1,18 @@
 //! Evidence categories and the evidence record a recovery case accepts.
 //!
-//! What counts towards recovery is a closed set of *categories* (spec §5.2). Things that are not
+//! What counts towards recovery is a closed set of *categories* (recovery spec §5.2). Things that
+//! are not
 //! evidence at all — a helpdesk agent's judgement, an SMS or voice code, answers to knowledge
 //! questions, HR data alone — have no variant here, so no configuration, verifier or caller can
 //! make them count: they are unrepresentable, not merely rejected.
 
 use serde::{Deserialize, Serialize};
 
-/// An independent category of recovery evidence (spec §5.2).
+/// An independent category of recovery evidence (recovery spec §5.2).
 ///
 /// `A` (a surviving phishing-resistant authenticator) is absent on purpose: someone who still has
-/// one is not recovering, they add an authenticator (spec §4.2). `T` (time) is absent too: cooling
+/// one is not recovering, they add an authenticator (recovery spec §4.2). `T` (time) is absent too:
+/// cooling
 /// is a consequence of a satisfied policy, never an input that could help satisfy one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,7 +70,7 @@ impl Category {
 ///
 /// # Security
 /// Holds no evidence content: `verdict_digest` is a keyed digest of the verifier's verdict for
-/// audit correlation (spec §5.7), never a code, a document number or a portrait.
+/// audit correlation (recovery spec §5.7), never a code, a document number or a portrait.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Evidence {
     pub category: Category,
@@ -93,7 +95,8 @@ pub struct Verdict {
 /// Recovery and e-mail codes are verified by the service against the store (an atomic consume),
 /// so they do not implement this; the pure verifiers that will come with `ward-evidence` —
 /// `eMRTD` passive + active authentication, mdoc/PID over `OpenID4VP`, SD-JWT VC, signed
-/// external identity-verification results — do. Whatever produced it, an accepted verdict enters a case as
+/// external identity-verification results — do. Whatever produced it, an accepted verdict enters a
+/// case as
 /// `Command::AddEvidence` with the verifier's [`category`](Self::category) and
 /// [`id`](Self::id); the case and the policy never look inside a presentation.
 pub trait EvidenceVerifier {

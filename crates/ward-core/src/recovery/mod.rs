@@ -1,4 +1,5 @@
-//! Helpdesk-proof MFA recovery, the pure core (spec: recovery-and-identity-evidence §4–§5).
+//! Helpdesk-proof MFA recovery, the pure core (recovery spec §4–§5,
+//! docs/specs/recovery-and-identity-evidence.md).
 //!
 //! - [`config`]: the deployment's durations and limits ([`RecoveryPolicy`]).
 //! - [`policy`]: which combinations of evidence categories satisfy a recovery level, and the

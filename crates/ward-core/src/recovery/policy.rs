@@ -1,5 +1,5 @@
 //! The pure recovery policy: which combinations of evidence satisfy an account's recovery level
-//! (spec §5.3), and how long the case then cools.
+//! (recovery spec §5.3), and how long the case then cools.
 //!
 //! # Security
 //! Three rules hold whatever [`RecoveryPolicy`] says, because no field can express them:
@@ -21,7 +21,7 @@ use super::config::RecoveryPolicy;
 use super::evidence::{Category, Evidence};
 use Category::{Document, EmailCode, PersonVerification, RecoveryCode, SurvivingFactor};
 
-/// An account's recovery level (spec §5.3). Ordered: `R1 < R2 < R3`.
+/// An account's recovery level (recovery spec §5.3). Ordered: `R1 < R2 < R3`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
     /// Ordinary accounts (NIST AAL2 recovery).
@@ -119,7 +119,7 @@ const K: Need = Need::One(SurvivingFactor);
 const D: Need = Need::One(Document);
 const V: Need = Need::One(PersonVerification);
 
-/// The spec §5.3 table as data. Rows needing D, V or K are kept so that enabling those
+/// The recovery spec §5.3 table as data. Rows needing D, V or K are kept so that enabling those
 /// categories ([`Category::is_collectable`]) is adding evidence, not rewriting policy; until
 /// then [`evaluate`] reports them unreachable.
 pub static ROWS: &[Row] = &[

@@ -1,4 +1,4 @@
-//! The level table (spec §5.3) as the policy function sees it.
+//! The level table (recovery spec §5.3) as the policy function sees it.
 
 use super::fixtures::*;
 use super::*;

@@ -1,4 +1,4 @@
-//! Recovery as a service, end to end (spec recovery-and-identity-evidence §5): a case from start
+//! Recovery as a service, end to end (recovery spec §5): a case from start
 //! to a new passkey, the helpdesk, approvals, anti-enumeration and the abuse controls, driven
 //! through `Ward` over a real store with a test clock, soft passkeys, signed device answers, a
 //! capturing mailer and a capturing notifier.

@@ -1,4 +1,4 @@
-//! Auth API v2 response payloads (spec §3), the `response` member of an
+//! Auth API v2 response payloads (duo-protocol §3), the `response` member of an
 //! [`envelope::Ok`](crate::duo::envelope::Ok).
 
 use serde::{Deserialize, Serialize};

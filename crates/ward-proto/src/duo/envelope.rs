@@ -1,4 +1,4 @@
-//! The Duo response envelope and error codes (spec §2).
+//! The Duo response envelope and error codes (duo-protocol §2).
 //!
 //! Success is HTTP 200 with `{"stat":"OK","response":...}`; failure is HTTP `code / 100` with
 //! `{"stat":"FAIL","code":NNNNN,"message":"...","message_detail":"..."}`.
@@ -92,7 +92,7 @@ impl From<DuoErrorCode> for Fail {
     }
 }
 
-/// The error codes Ward sends (spec §2).
+/// The error codes Ward sends (duo-protocol §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DuoErrorCode {
     /// 40001: a required parameter is absent.

@@ -1,6 +1,6 @@
 //! The Duo public API wire protocol (Auth API v2, Admin API, the legacy v1 clients).
 //!
-//! See `specs/duo-protocol.md` §1 (signing), §2 (envelope) and §3 (Auth API v2).
+//! See `docs/specs/duo-protocol.md` §1 (signing), §2 (envelope) and §3 (Auth API v2).
 
 pub mod auth;
 pub mod envelope;

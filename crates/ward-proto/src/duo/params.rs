@@ -1,5 +1,5 @@
 //! Request parameters: parsing (query string, form body, JSON body) and the signing
-//! canonicalisation of spec §1.4.
+//! canonicalisation of duo-protocol §1.4.
 //!
 //! Duo clients send the same logical parameters in three shapes: a query string (GET, DELETE),
 //! an `application/x-www-form-urlencoded` body (v1/v2 POST) and a JSON object (v4/v5 POST).
@@ -15,7 +15,7 @@ pub const MAX_PAIRS: usize = 100;
 /// Most bytes a parameter source may have, raw and decoded (keys plus values).
 pub const MAX_BYTES: usize = 64 * 1024;
 
-/// Bytes left bare by the canonical encoding: `A-Z a-z 0-9 - . _ ~` (spec §1.4 step 2).
+/// Bytes left bare by the canonical encoding: `A-Z a-z 0-9 - . _ ~` (duo-protocol §1.4 step 2).
 const CANON_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -180,7 +180,7 @@ impl Params {
             .finish()
     }
 
-    /// The canonical parameter line of spec §1.4, as Python and Java sign it.
+    /// The canonical parameter line of duo-protocol §1.4, as Python and Java sign it.
     ///
     /// Keys and values are percent-encoded from UTF-8 leaving only `A-Z a-z 0-9 - . _ ~`
     /// (uppercase hex), sorted by encoded key then encoded value, and joined as `k=v` with `&`.
@@ -191,7 +191,7 @@ impl Params {
     }
 
     /// The canonical parameter line as the Go client signs it: sorted by the raw (decoded)
-    /// key and value before encoding (spec §1.4 step 3).
+    /// key and value before encoding (duo-protocol §1.4 step 3).
     pub fn canonical_raw_sorted(&self) -> String {
         let mut raw: Vec<&(String, String)> = self.pairs.iter().collect();
         raw.sort_unstable();
@@ -228,7 +228,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Params {
     }
 }
 
-/// Percent-encodes one string as spec §1.4 step 2 requires.
+/// Percent-encodes one string as duo-protocol §1.4 step 2 requires.
 pub fn canon_encode(s: &str) -> String {
     utf8_percent_encode(s, CANON_UNRESERVED).to_string()
 }

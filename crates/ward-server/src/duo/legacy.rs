@@ -1,5 +1,5 @@
 //! Duo's older Auth API with BSON bodies (`/rest/v1/{preauth,auth,status}.bson`), for Debian's
-//! `login_duo` and `pam_duo` (`duo_unix` 1.11.3, spec §8).
+//! `login_duo` and `pam_duo` (`duo_unix` 1.11.3, duo-protocol §8).
 //!
 //! Same signature checks as the Auth API v2 ([`DuoCall`]; these clients sign v1 with HMAC-SHA1)
 //! and the same core decisions; only the parameters (`user`, `factor=auto&auto=X`) and the

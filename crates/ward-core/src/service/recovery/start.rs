@@ -288,7 +288,8 @@ impl Ward {
     }
 }
 
-/// What the user is told when a start for their account opened a phantom (spec §5.8: a start
+/// What the user is told when a start for their account opened a phantom (recovery spec §5.8: a
+/// start
 /// over the limit is silent to the requester but still notifies the user); `None`: nothing.
 fn start_again_notice(reason: Option<&str>) -> Option<&'static str> {
     match reason? {

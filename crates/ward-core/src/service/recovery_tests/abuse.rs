@@ -1,4 +1,5 @@
-//! Abuse controls (spec §5.8): the daily start limit, the failure limit and its cool-off, the
+//! Abuse controls (recovery spec §5.8): the daily start limit, the failure limit and its cool-off,
+//! the
 //! circuit breaker, and the "this wasn't me" link on a recovery notice.
 
 use chrono::TimeDelta;

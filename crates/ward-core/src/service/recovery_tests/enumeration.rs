@@ -1,4 +1,4 @@
-//! Anti-enumeration (spec §5.8): a start for an unknown account, or a second start while a
+//! Anti-enumeration (recovery spec §5.8): a start for an unknown account, or a second start while a
 //! case is open, opens a phantom case that answers exactly like a real one and never succeeds.
 
 use super::super::passkey_tests::events;

@@ -1,4 +1,4 @@
-//! Duo request signing ("HMAC auth", spec §1): the `Authorization` header, the canonical
+//! Duo request signing ("HMAC auth", duo-protocol §1): the `Authorization` header, the canonical
 //! strings of signature versions 1, 2, 4 and 5, the server-side verifier and a client-side
 //! signer.
 //!
@@ -39,7 +39,7 @@ pub const EMPTY_SHA512_HEX: &str = "cf83e1357eefb8bdf1542850d66d8007d620e4050b57
 /// Longest `Authorization` header value worth decoding; real ones are under 250 bytes.
 const MAX_AUTHORIZATION_LEN: usize = 1024;
 
-/// A canonical-string layout (spec §1.3). v3 does not exist on the wire.
+/// A canonical-string layout (duo-protocol §1.3). v3 does not exist on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigVersion {
     /// `METHOD`, `host`, `path`, params: no date (`duo_openvpn`, `duo_unix` 1.x).
@@ -112,7 +112,7 @@ pub enum SigError {
     #[error("missing or malformed request credentials")]
     MissingCredentials,
     /// The signature part is not 40 or 128 hex characters (code 40103). The ikey is kept so
-    /// the server can report an unknown ikey (40102) first, as spec §1.5 orders the checks.
+    /// the server can report an unknown ikey (40102) first, as duo-protocol §1.5 orders the checks.
     #[error("malformed signature in request credentials")]
     MalformedSignature {
         /// The integration key the header named.
@@ -130,7 +130,7 @@ impl SigError {
     }
 }
 
-/// Parses `Basic base64(ikey ":" hex)`, splitting at the first `:` (spec §1.1).
+/// Parses `Basic base64(ikey ":" hex)`, splitting at the first `:` (duo-protocol §1.1).
 pub fn parse_authorization(header: &str) -> Result<Credentials, SigError> {
     let header = header.trim();
     if header.len() > MAX_AUTHORIZATION_LEN {
@@ -274,13 +274,13 @@ pub fn parse_date(s: &str) -> Option<i64> {
         .map(|d| d.timestamp())
 }
 
-/// Whether `date` parses and lies within `max_skew_secs` of `now_unix` (spec §1.2: 300 s).
+/// Whether `date` parses and lies within `max_skew_secs` of `now_unix` (duo-protocol §1.2: 300 s).
 pub fn date_is_fresh(date: &str, now_unix: i64, max_skew_secs: i64) -> bool {
     parse_date(date).is_some_and(|t| t.abs_diff(now_unix) <= max_skew_secs.unsigned_abs())
 }
 
 /// Methods that carry a body: their v1/v2 parameters come from the form body and their v4/v5
-/// body line hashes the body (spec §1.3).
+/// body line hashes the body (duo-protocol §1.3).
 fn sends_body(method: &str) -> bool {
     ["POST", "PUT", "PATCH"]
         .iter()

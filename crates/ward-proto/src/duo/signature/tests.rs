@@ -1,4 +1,4 @@
-//! Known-answer tests (spec §1.6, `duo_client_python`'s `tests/test_client.py`), verifier
+//! Known-answer tests (duo-protocol §1.6, `duo_client_python`'s `tests/test_client.py`), verifier
 //! acceptance and rejection, and a sign/verify property test.
 
 use proptest::prelude::*;
@@ -7,7 +7,7 @@ use super::*;
 use crate::duo::params::Params;
 use crate::duo::params::tests::{PYTHON_UNICODE_CANON, PYTHON_UNICODE_PARAMS};
 
-// Spec §1.6 inputs.
+// duo-protocol §1.6 inputs.
 const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
 const SKEY: &[u8] = b"Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
 const HOST: &str = "api-XXXXXXXX.duosecurity.com";
@@ -80,7 +80,8 @@ fn post<'a>(
     }
 }
 
-// ---- Spec §1.6 worked examples -------------------------------------------------------------
+// ---- duo-protocol §1.6 worked examples
+// -------------------------------------------------------------
 
 #[test]
 fn empty_sha512_constant() {

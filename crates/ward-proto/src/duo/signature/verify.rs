@@ -1,4 +1,4 @@
-//! Server-side verification (spec §1.5 steps 6–8).
+//! Server-side verification (duo-protocol §1.5 steps 6–8).
 
 use super::{
     EMPTY_SHA512_HEX, Keyed, SigDigest, SigVersion, sends_body, sha512_hex,
@@ -32,7 +32,7 @@ pub struct SignedRequest<'a> {
 }
 
 /// Checks `signature_hex` against every canonical string the request could have been signed
-/// with (spec §1.5 step 7) and returns the version that matched.
+/// with (duo-protocol §1.5 step 7) and returns the version that matched.
 ///
 /// - POST/PUT/PATCH with a JSON body: v5 and v4 over the raw body, params line empty.
 /// - POST/PUT/PATCH with a form body: v2 and v1 over the body's parameters.
@@ -70,7 +70,7 @@ pub fn verify(
     })
 }
 
-/// The host names a client may have signed (spec §1.5 step 5): each configured API hostname
+/// The host names a client may have signed (duo-protocol §1.5 step 5): each configured API hostname
 /// and the received `Host` header, each with and without a `:port` suffix, in that order and
 /// without repeats. [`verify`] also tries each lowercased.
 ///
@@ -233,7 +233,7 @@ fn param_lines(input: &[u8]) -> Vec<String> {
     lines
 }
 
-/// v5 header-line choices in spec §1.3 order: all `X-Duo-*` headers, all but `X-Duo-Date`,
+/// v5 header-line choices in duo-protocol §1.3 order: all `X-Duo-*` headers, all but `X-Duo-Date`,
 /// none.
 fn header_hash_choices(received: &[(String, String)]) -> Vec<String> {
     let all: Vec<(String, String)> = received
