@@ -3,6 +3,8 @@ client, on both backends: two organisations with the same username stay apart.""
 
 from __future__ import annotations
 
+import json
+
 from conftest import fresh_code, make_user_with_totp, run_ward, ward_cli
 
 
@@ -58,3 +60,12 @@ def test_organisations_are_managed_and_kept_apart(ward_server):
         verified = run_ward(ward_server, "--org", org, "audit", "verify")
         assert f"audit log of organisation {org} intact" in verified.stdout, verified.stdout
     assert "audit log intact" in run_ward(ward_server, "audit", "verify").stdout
+
+    # Export with --org writes that organisation's events only; without, every event.
+    acme_events = [
+        json.loads(line)
+        for line in run_ward(ward_server, "--org", "Acme Ltd", "audit", "export").stdout.splitlines()
+    ]
+    assert acme_events and {e["org_id"] for e in acme_events} == {acme["org_id"]}, acme_events
+    every = run_ward(ward_server, "audit", "export").stdout.splitlines()
+    assert len(every) > len(acme_events)

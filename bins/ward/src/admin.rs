@@ -157,7 +157,7 @@ pub enum AuditCmd {
     /// Checks every audit chain (with --org, that organisation's); exits non-zero at the first
     /// bad record.
     Verify,
-    /// Writes every event as JSON lines to standard output.
+    /// Writes every event (with --org, that organisation's) as JSON lines to standard output.
     Export,
     /// Lists every action the audit log records, with what it records.
     Actions {
@@ -534,7 +534,13 @@ pub async fn audit(config: &Config, org: Option<&str>, cmd: AuditCmd) -> anyhow:
         AuditCmd::Export => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            ward_core::audit::export(store.as_ref(), &mut lock).await?;
+            match org {
+                Some(name) => {
+                    let org = ward.resolve_org(Some(name)).await?;
+                    ward_core::audit::export_org(store.as_ref(), &org, &mut lock).await?
+                }
+                None => ward_core::audit::export(store.as_ref(), &mut lock).await?,
+            };
             lock.flush()?;
             ExitCode::SUCCESS
         }

@@ -250,6 +250,25 @@ pub fn export_line(row: &AuditRow) -> String {
 
 /// Writes every event of every chain as JSON lines.
 pub async fn export(store: &dyn Store, out: &mut dyn std::io::Write) -> CoreResult<u64> {
+    export_where(store, None, out).await
+}
+
+/// Writes the events of one organisation as JSON lines, from every chain (so that an event
+/// recorded in a chain that is not the organisation's is exported too, and found by
+/// [`verify_org`]).
+pub async fn export_org(
+    store: &dyn Store,
+    org: &OrgId,
+    out: &mut dyn std::io::Write,
+) -> CoreResult<u64> {
+    export_where(store, Some(org), out).await
+}
+
+async fn export_where(
+    store: &dyn Store,
+    org: Option<&OrgId>,
+    out: &mut dyn std::io::Write,
+) -> CoreResult<u64> {
     let mut n = 0;
     for head in store.audit_chains().await? {
         let mut after = 0;
@@ -257,9 +276,12 @@ pub async fn export(store: &dyn Store, out: &mut dyn std::io::Write) -> CoreResu
             let page = store.audit_page(&head.chain_id, after, PAGE).await?;
             let done = page.len() < PAGE as usize;
             for row in &page {
+                after = row.seq;
+                if org.is_some_and(|org| row.event.org_id != org.as_str()) {
+                    continue;
+                }
                 writeln!(out, "{}", export_line(row))
                     .map_err(|e| crate::CoreError::Internal(format!("export: {e}")))?;
-                after = row.seq;
                 n += 1;
             }
             if done {

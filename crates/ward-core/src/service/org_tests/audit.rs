@@ -37,6 +37,23 @@ async fn each_organisation_has_its_own_chain_and_check() {
             .iter()
             .all(|row| row.event.org_id == p.a.org.as_str())
     );
+    // Export with an organisation writes exactly that organisation's events.
+    let mut out = Vec::new();
+    let exported = crate::audit::export_org(p.f.store.as_ref(), &p.a.org, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(exported, a.events);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), a_events.len());
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["org_id"], p.a.org.as_str(), "{line}");
+    }
+    let mut all = Vec::new();
+    let every = crate::audit::export(p.f.store.as_ref(), &mut all)
+        .await
+        .unwrap();
+    assert!(every > exported, "{every} events in all, {exported} of A");
     // Edit one of B's events: B's check and the whole log's find it, A's is still intact.
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("UPDATE audit_events SET target = 'edited' WHERE chain_id = ? AND seq = 2")
