@@ -147,6 +147,46 @@ pub(super) fn post_as(
     req
 }
 
+/// A v2-signed GET (form parameters in the query) by the integration `ikey`.
+pub(super) fn get_as(
+    ikey: &str,
+    skey: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    at: DateTime<Utc>,
+) -> Request<Body> {
+    let p: Params = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let d = date(at);
+    let auth = sign_request(
+        ikey,
+        skey.as_bytes(),
+        SigVersion::V2,
+        SigDigest::Sha1,
+        &d,
+        "GET",
+        HOST,
+        path,
+        &p,
+        b"",
+    );
+    let uri = if p.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", p.to_urlencoded())
+    };
+    let mut req = Request::get(uri)
+        .header("host", "localhost:8443")
+        .header("date", d)
+        .header("authorization", auth)
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut().insert(peer());
+    req
+}
+
 fn peer() -> ConnectInfo<PeerAddr> {
     ConnectInfo(PeerAddr("192.0.2.10:5000".parse::<SocketAddr>().unwrap()))
 }
@@ -170,36 +210,7 @@ impl Api {
         params: &[(&str, &str)],
         at: DateTime<Utc>,
     ) -> Request<Body> {
-        let p: Params = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let d = date(at);
-        let auth = sign_request(
-            &self.ikey,
-            self.skey.as_bytes(),
-            SigVersion::V2,
-            SigDigest::Sha1,
-            &d,
-            "GET",
-            HOST,
-            path,
-            &p,
-            b"",
-        );
-        let uri = if p.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{}", p.to_urlencoded())
-        };
-        let mut req = Request::get(uri)
-            .header("host", "localhost:8443")
-            .header("date", d)
-            .header("authorization", auth)
-            .body(Body::empty())
-            .unwrap();
-        req.extensions_mut().insert(peer());
-        req
+        get_as(&self.ikey, &self.skey, path, params, at)
     }
 
     pub(super) async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {

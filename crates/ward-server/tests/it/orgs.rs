@@ -1,12 +1,12 @@
 //! Two organisations behind one Auth API: an application of one gets the Duo answer for an
-//! unknown user when it names a user of the other.
+//! unknown user when it names a user of the other, and cannot read the other's transactions.
 
 use axum::http::StatusCode;
 use ward_core::clock::Clock;
 use ward_core::model::{Actor, IntegrationKind};
 use ward_core::totp::{Algorithm, Totp, base32_decode};
 
-use crate::auth_api::{api, post_as};
+use crate::auth_api::{api, get_as, post_as};
 
 /// Bob's seed, in the second organisation only.
 const BOB_SECRET: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
@@ -87,4 +87,33 @@ async fn an_application_does_not_see_another_organisations_users() {
         ))
         .await;
     assert_eq!(allowed["response"]["result"], "allow", "{allowed}");
+
+    // A transaction of the second organisation (an asynchronous passcode, the step now used):
+    // its application reads it; the first organisation's gets the answer for an unknown txid.
+    let async_auth = [
+        ("username", "bob"),
+        ("factor", "passcode"),
+        ("passcode", code.as_str()),
+        ("async", "1"),
+    ];
+    let (_, started) = api
+        .call(post_as(
+            &theirs.ikey,
+            &their_skey,
+            "/auth/v2/auth",
+            &async_auth,
+            now,
+        ))
+        .await;
+    let txid = started["response"]["txid"].as_str().unwrap().to_owned();
+    let status_of = |ikey: &str, skey: &str, txid: &str| {
+        get_as(ikey, skey, "/auth/v2/auth_status", &[("txid", txid)], now)
+    };
+    let (status, own) = api.call(status_of(&theirs.ikey, &their_skey, &txid)).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["response"]["result"], "deny", "{own}");
+    let (status, foreign) = api.call(status_of(&api.ikey, &api.skey, &txid)).await;
+    let (unknown_status, unknown) = api.call(status_of(&api.ikey, &api.skey, "nope")).await;
+    assert_eq!((status, &foreign), (unknown_status, &unknown));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{foreign}");
 }
