@@ -12,10 +12,22 @@ use super::*;
 struct Gate {
     open: Mutex<bool>,
     opened: Condvar,
+    entered: AtomicUsize,
+}
+
+/// Opens the gate when dropped, so that a failing assertion does not leave a worker blocked
+/// (the runtime waits for its blocking threads when it shuts down, and the test would hang).
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
 }
 
 impl Gate {
     fn wait(&self) {
+        self.entered.fetch_add(1, Ordering::SeqCst);
         let mut open = self.open.lock().unwrap();
         while !*open {
             open = self.opened.wait(open).unwrap();
@@ -55,6 +67,7 @@ async fn memory_under_anonymous_argon2_work_is_bounded_by_workers_and_queue() {
     assert_eq!(pool.admitted(), 5);
 
     let gate = Arc::new(Gate::default());
+    let _opener = OpenOnDrop(Arc::clone(&gate));
     let running = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
     let mut jobs = Vec::new();
@@ -104,8 +117,14 @@ async fn a_caller_that_stops_waiting_frees_its_place() {
     assert!(matches!(pool.admit(), Err(CoreError::RateLimited)));
 
     let gate = Arc::new(Gate::default());
+    let _opener = OpenOnDrop(Arc::clone(&gate));
     let held = Arc::clone(&gate);
     let running = tokio::spawn(first.run(move |_| held.wait()));
+    // The first caller holds the only worker before the second asks for it.
+    until("the first job running", || {
+        gate.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let waiter = tokio::spawn(second.run(|_| ()));
     until("one waiting", || pool.waiting() == 1).await;
     waiter.abort();
