@@ -13,14 +13,13 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
-use ed25519_dalek::{Signer as _, SigningKey};
-use ward_proto::device::{
-    ActivateRequest, AnswerRequest, Decision, KeyAlgorithm, PushEvent, answer_signing_bytes,
-};
+use ed25519_dalek::SigningKey;
+use ward_proto::device::{ActivateRequest, Decision, KeyAlgorithm};
 use ward_store::Store;
 use ward_store_sqlite::SqliteStore;
 
 use super::passkey_tests::{Fixture, audit_of, fixture_on, settings};
+use super::push_tests::Phone;
 use super::*;
 use crate::model::{Actor, IntegrationKind, OrgId, Role, UserRef};
 use crate::totp::{Algorithm, Totp};
@@ -44,39 +43,6 @@ struct Pair {
 }
 
 /// A push device, by its key.
-struct Phone {
-    key: SigningKey,
-    id: String,
-}
-
-impl Phone {
-    fn answer(
-        &self,
-        event: &PushEvent,
-        decision: Decision,
-        number: Option<&str>,
-        time: i64,
-    ) -> AnswerRequest {
-        let msg = answer_signing_bytes(
-            &self.id,
-            &event.txid,
-            decision,
-            number,
-            &event.context_hash,
-            time,
-        );
-        AnswerRequest {
-            device_id: self.id.clone(),
-            txid: event.txid.clone(),
-            decision,
-            number: number.map(str::to_owned),
-            context_hash: event.context_hash.clone(),
-            time,
-            signature: URL_SAFE_NO_PAD.encode(self.key.sign(&msg).to_bytes()),
-        }
-    }
-}
-
 async fn pair_on(store: Arc<dyn Store>) -> Pair {
     // Codes may sign in to the portal, so that a refused code sign-in means something.
     let mut portal = settings();

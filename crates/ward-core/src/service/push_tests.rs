@@ -67,13 +67,15 @@ async fn fixture(push: PushPolicy) -> Fixture {
     }
 }
 
-struct Phone {
-    key: SigningKey,
-    id: String,
+/// A device activated in a test: its signing key and id.
+pub(super) struct Phone {
+    pub(super) key: SigningKey,
+    pub(super) id: String,
 }
 
 impl Phone {
-    fn answer(
+    /// Signs an answer to `event`, as a device does.
+    pub(super) fn answer(
         &self,
         event: &ward_proto::device::PushEvent,
         decision: Decision,
