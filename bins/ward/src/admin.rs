@@ -181,7 +181,7 @@ pub async fn integration(
     cmd: IntegrationCmd,
 ) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
-    let org = &ward.resolve_org(org).await?;
+    let org = &ward.admin().resolve_org(org).await?;
     match cmd {
         IntegrationCmd::Create {
             name,
@@ -219,6 +219,7 @@ pub async fn integration(
                 PushModeArg::Refuse => ApiPushMode::Refuse,
             });
             let (integration, skey) = ward
+                .admin()
                 .create_integration(
                     org,
                     &Actor::Cli,
@@ -248,7 +249,7 @@ pub async fn integration(
             }
         }
         IntegrationCmd::List { out } => {
-            let list = ward.list_integrations(org).await?;
+            let list = ward.admin().list_integrations(org).await?;
             if out.json {
                 let docs: Vec<_> = list
                     .iter()
@@ -276,6 +277,7 @@ async fn create_web_sdk(
     out: Output,
 ) -> anyhow::Result<()> {
     let (integration, secret) = ward
+        .admin()
         .create_web_sdk_integration(org, &Actor::Cli, name, &policy, now())
         .await?;
     let doc = json!({
@@ -313,7 +315,7 @@ fn user_json(u: &User) -> serde_json::Value {
 
 pub async fn user(config: &Config, org: Option<&str>, cmd: UserCmd) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
-    let org = &ward.resolve_org(org).await?;
+    let org = &ward.admin().resolve_org(org).await?;
     match cmd {
         UserCmd::Create {
             username,
@@ -321,6 +323,7 @@ pub async fn user(config: &Config, org: Option<&str>, cmd: UserCmd) -> anyhow::R
             out,
         } => {
             let user = ward
+                .admin()
                 .create_user(org, &Actor::Cli, &username, email.as_deref(), now())
                 .await?;
             if out.json {
@@ -333,7 +336,7 @@ pub async fn user(config: &Config, org: Option<&str>, cmd: UserCmd) -> anyhow::R
             let mut all = Vec::new();
             let mut offset = 0;
             loop {
-                let page = ward.list_users(org, 500, offset).await?;
+                let page = ward.admin().list_users(org, 500, offset).await?;
                 let n = page.len();
                 all.extend(page);
                 if n < 500 {
@@ -353,24 +356,28 @@ pub async fn user(config: &Config, org: Option<&str>, cmd: UserCmd) -> anyhow::R
             }
         }
         UserCmd::Disable { username } => {
-            ward.set_user_status(org, &Actor::Cli, &username, UserStatus::Disabled, now())
+            ward.admin()
+                .set_user_status(org, &Actor::Cli, &username, UserStatus::Disabled, now())
                 .await?;
             println!("disabled {username}");
         }
         UserCmd::Enable { username } => {
-            ward.set_user_status(org, &Actor::Cli, &username, UserStatus::Active, now())
+            ward.admin()
+                .set_user_status(org, &Actor::Cli, &username, UserStatus::Active, now())
                 .await?;
             println!("enabled {username}");
         }
         UserCmd::Unfreeze { username } => {
-            ward.unfreeze_user(org, &Actor::Cli, &username, now())
+            ward.portal()
+                .unfreeze_user(org, &Actor::Cli, &username, now())
                 .await?;
             println!("unfroze factor changes of {username}");
         }
         UserCmd::Group {
             username, group, ..
         } => {
-            ward.set_policy_group(org, &Actor::Cli, &username, group.as_deref(), now())
+            ward.portal()
+                .set_policy_group(org, &Actor::Cli, &username, group.as_deref(), now())
                 .await?;
             println!(
                 "{username} now follows the {} factor policy",
@@ -384,7 +391,7 @@ pub async fn user(config: &Config, org: Option<&str>, cmd: UserCmd) -> anyhow::R
 
 pub async fn totp(config: &Config, org: Option<&str>, cmd: TotpCmd) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
-    let org = &ward.resolve_org(org).await?;
+    let org = &ward.admin().resolve_org(org).await?;
     let TotpCmd::Add {
         username,
         secret,
@@ -398,6 +405,7 @@ pub async fn totp(config: &Config, org: Option<&str>, cmd: TotpCmd) -> anyhow::R
         AlgorithmArg::Sha512 => Algorithm::Sha512,
     };
     let enrolment = ward
+        .admin()
         .add_totp(
             org,
             &Actor::Cli,
@@ -457,11 +465,12 @@ pub async fn device(
     cmd: DeviceCmd,
 ) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
-    let org = &ward.resolve_org(org).await?;
+    let org = &ward.admin().resolve_org(org).await?;
     match cmd {
         DeviceCmd::ActivateLink { username, out } => {
             let issued = ward
-                .device_activation_code(org, &Actor::Cli, &username, now())
+                .devices()
+                .activation_code(org, &Actor::Cli, &username, now())
                 .await?;
             let url = activation_url(config, &issued.code)?;
             if out.json {
@@ -479,7 +488,7 @@ pub async fn device(
             }
         }
         DeviceCmd::List { username, out } => {
-            let devices = ward.list_devices(org, &username).await?;
+            let devices = ward.devices().list(org, &username).await?;
             if out.json {
                 let docs: Vec<_> = devices
                     .iter()
@@ -508,7 +517,7 @@ pub async fn audit(config: &Config, org: Option<&str>, cmd: AuditCmd) -> anyhow:
             // With --org, that organisation's chains; without, every chain of the deployment.
             let (report, scope) = match org {
                 Some(name) => {
-                    let org = ward.resolve_org(Some(name)).await?;
+                    let org = ward.admin().resolve_org(Some(name)).await?;
                     let report = ward_core::audit::verify_org(store.as_ref(), &org).await?;
                     (report, format!("audit log of organisation {name}"))
                 }
@@ -536,7 +545,7 @@ pub async fn audit(config: &Config, org: Option<&str>, cmd: AuditCmd) -> anyhow:
             let mut lock = stdout.lock();
             match org {
                 Some(name) => {
-                    let org = ward.resolve_org(Some(name)).await?;
+                    let org = ward.admin().resolve_org(Some(name)).await?;
                     ward_core::audit::export_org(store.as_ref(), &org, &mut lock).await?
                 }
                 None => ward_core::audit::export(store.as_ref(), &mut lock).await?,
@@ -595,8 +604,9 @@ pub async fn enrol_link(
 ) -> anyhow::Result<ExitCode> {
     let ttl = parse_ttl(ttl)?;
     let ward = open(config).await?;
-    let org = &ward.resolve_org(org).await?;
+    let org = &ward.admin().resolve_org(org).await?;
     let link = ward
+        .portal()
         .create_enrol_link(org, &Actor::Cli, username, ttl, now())
         .await?;
     ward.store().close().await;
@@ -655,15 +665,17 @@ pub enum RecoveryCmd {
 
 pub async fn role(config: &Config, org: Option<&str>, cmd: RoleCmd) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
-    let org = &ward.resolve_org(org).await?;
+    let org = &ward.admin().resolve_org(org).await?;
     match cmd {
         RoleCmd::Grant { username, role } => {
-            ward.grant_role(org, &Actor::Cli, &username, role.role(), now())
+            ward.admin()
+                .grant_role(org, &Actor::Cli, &username, role.role(), now())
                 .await?;
             println!("granted {} to {username}", role.role().as_str());
         }
         RoleCmd::Revoke { username, role } => {
-            ward.revoke_role(org, &Actor::Cli, &username, role.role(), now())
+            ward.admin()
+                .revoke_role(org, &Actor::Cli, &username, role.role(), now())
                 .await?;
             println!("revoked {} from {username}", role.role().as_str());
         }
@@ -678,10 +690,11 @@ pub async fn recovery(
     cmd: RecoveryCmd,
 ) -> anyhow::Result<ExitCode> {
     let ward = open(config).await?;
-    let org = &ward.resolve_org(org).await?;
+    let org = &ward.admin().resolve_org(org).await?;
     match cmd {
         RecoveryCmd::AddApprover { username, approver } => {
-            ward.add_recovery_approver(org, &Actor::Cli, &username, &approver, now())
+            ward.admin()
+                .add_recovery_approver(org, &Actor::Cli, &username, &approver, now())
                 .await?;
             println!("{approver} may now approve a recovery of {username}");
         }

@@ -76,11 +76,11 @@ pub async fn org(config: &Config, cmd: OrgCmd) -> anyhow::Result<ExitCode> {
     let now = SystemClock.now();
     match cmd {
         OrgCmd::Create { name, out } => {
-            let org = ward.create_org(&Actor::Cli, &name, now).await?;
+            let org = ward.admin().create_org(&Actor::Cli, &name, now).await?;
             print_one(&org, out, "created");
         }
         OrgCmd::List { out } => {
-            let orgs = ward.list_orgs().await?;
+            let orgs = ward.admin().list_orgs().await?;
             if out.json {
                 let docs = orgs.iter().map(org_json).collect();
                 println!("{}", serde_json::Value::Array(docs));
@@ -95,15 +95,22 @@ pub async fn org(config: &Config, cmd: OrgCmd) -> anyhow::Result<ExitCode> {
             new_name,
             out,
         } => {
-            let org = ward.rename_org(&Actor::Cli, &name, &new_name, now).await?;
+            let org = ward
+                .admin()
+                .rename_org(&Actor::Cli, &name, &new_name, now)
+                .await?;
             print_one(&org, out, "renamed");
         }
         OrgCmd::Disable { name, out } => {
-            let org = ward.set_org_disabled(&Actor::Cli, &name, true, now).await?;
+            let org = ward
+                .admin()
+                .set_org_disabled(&Actor::Cli, &name, true, now)
+                .await?;
             print_one(&org, out, "disabled");
         }
         OrgCmd::Enable { name, out } => {
             let org = ward
+                .admin()
                 .set_org_disabled(&Actor::Cli, &name, false, now)
                 .await?;
             print_one(&org, out, "enabled");

@@ -147,13 +147,21 @@ async fn join_one(
 pub(crate) async fn provision_one(ward: &Ward, name: &str) -> anyhow::Result<Provisioned> {
     let now = SystemClock.now();
     let outcome = match ward
-        .create_user(&ward.resolve_org(None).await?, &Actor::Cli, name, None, now)
+        .admin()
+        .create_user(
+            &ward.admin().resolve_org(None).await?,
+            &Actor::Cli,
+            name,
+            None,
+            now,
+        )
         .await
     {
         Ok(_) => Provisioned::Created,
         Err(CoreError::Conflict(_)) => {
             let user = ward
-                .user(&ward.resolve_org(None).await?, name)
+                .admin()
+                .user(&ward.admin().resolve_org(None).await?, name)
                 .await
                 .with_context(|| format!("reading {name}"))?;
             let totps = ward
@@ -169,16 +177,17 @@ pub(crate) async fn provision_one(ward: &Ward, name: &str) -> anyhow::Result<Pro
         Err(e) => return Err(e).with_context(|| format!("creating {name}")),
     };
     let secret = users::secret_base32(name);
-    ward.add_totp(
-        &ward.resolve_org(None).await?,
-        &Actor::Cli,
-        name,
-        Some(secret.as_str()),
-        Algorithm::Sha1,
-        users::DIGITS,
-        now,
-    )
-    .await
-    .with_context(|| format!("adding an authenticator to {name}"))?;
+    ward.admin()
+        .add_totp(
+            &ward.admin().resolve_org(None).await?,
+            &Actor::Cli,
+            name,
+            Some(secret.as_str()),
+            Algorithm::Sha1,
+            users::DIGITS,
+            now,
+        )
+        .await
+        .with_context(|| format!("adding an authenticator to {name}"))?;
     Ok(outcome)
 }

@@ -184,7 +184,14 @@ async fn provision_one(
     let ward = &shared.ward;
     let now = SystemClock.now();
     let created = match ward
-        .create_user(&ward.resolve_org(None).await?, &Actor::Cli, name, None, now)
+        .admin()
+        .create_user(
+            &ward.admin().resolve_org(None).await?,
+            &Actor::Cli,
+            name,
+            None,
+            now,
+        )
         .await
     {
         Ok(_) => true,
@@ -198,7 +205,8 @@ async fn provision_one(
             .map_err(|_| anyhow!("devices map poisoned"))?
             .remove(name);
         let devices = ward
-            .list_devices(&ward.resolve_org(None).await?, name)
+            .devices()
+            .list(&ward.admin().resolve_org(None).await?, name)
             .await
             .context("reading devices")?;
         match (known, devices.first()) {
@@ -226,8 +234,9 @@ async fn provision_one(
 async fn activate(shared: &Shared, conn: &mut Conn, name: &str) -> anyhow::Result<BenchDevice> {
     let code = shared
         .ward
-        .device_activation_code(
-            &shared.ward.resolve_org(None).await?,
+        .devices()
+        .activation_code(
+            &shared.ward.admin().resolve_org(None).await?,
             &Actor::Cli,
             name,
             SystemClock.now(),

@@ -30,7 +30,7 @@ pub fn secret(username: &str) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(digest.iter().copied().take(SECRET_LEN).collect())
 }
 
-/// The secret in the Base32 form `Ward::add_totp` takes.
+/// The secret in the Base32 form `Admin::add_totp` takes.
 pub fn secret_base32(username: &str) -> Zeroizing<String> {
     Zeroizing::new(base32_encode(&secret(username)))
 }

@@ -117,7 +117,11 @@ async fn activate(
     State(state): State<AppState>,
     Json(req): Json<ActivateRequest>,
 ) -> Result<Json<ActivateResponse>, DeviceApiError> {
-    let (device, username) = state.ward.activate_device(&req, state.clock.now()).await?;
+    let (device, username) = state
+        .ward
+        .devices()
+        .activate(&req, state.clock.now())
+        .await?;
     Ok(Json(ActivateResponse {
         device_id: device.id,
         username,
@@ -131,7 +135,8 @@ async fn challenge(
 ) -> Result<Json<ChallengeResponse>, DeviceApiError> {
     let (nonce, expires) = state
         .ward
-        .device_challenge(&req.device_id, state.clock.now())
+        .devices()
+        .challenge(&req.device_id, state.clock.now())
         .await?;
     Ok(Json(ChallengeResponse { nonce, expires }))
 }
@@ -141,7 +146,11 @@ async fn answer(
     State(state): State<AppState>,
     Json(req): Json<AnswerRequest>,
 ) -> Result<Json<AnswerResponse>, DeviceApiError> {
-    let decided = state.ward.answer_push(&req, state.clock.now()).await?;
+    let decided = state
+        .ward
+        .devices()
+        .answer_push(&req, state.clock.now())
+        .await?;
     Ok(Json(AnswerResponse {
         result: decided.as_str().into(),
     }))
@@ -155,7 +164,8 @@ async fn stream(
     let now = state.clock.now();
     let device = state
         .ward
-        .open_device_stream(&q.device_id, &q.nonce, &q.signature, now)
+        .devices()
+        .open_stream(&q.device_id, &q.nonce, &q.signature, now)
         .await?;
     // Register before the first read, so nothing created in between is missed.
     let wake = state.wakers.register(&device.id);
@@ -204,6 +214,7 @@ impl Feed {
             let pending = match self
                 .state
                 .ward
+                .devices()
                 .pending_push_events(&self.device_id, now)
                 .await
             {

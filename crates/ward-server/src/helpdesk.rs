@@ -75,7 +75,7 @@ struct NotAgentPage {
 
 /// Refuses anyone the console is not for, with a page that says why and how to sign in again.
 async fn require_agent(state: &AppState, session: &Session) -> Result<(), ConsoleError> {
-    if state.ward.is_agent(session).await? {
+    if state.ward.recovery().is_agent(session).await? {
         return Ok(());
     }
     let mut page = render(&NotAgentPage {
@@ -184,6 +184,7 @@ async fn user_page(
     require_agent(&state, &session).await?;
     let user = state
         .ward
+        .recovery()
         .helpdesk_lookup(&session, &username, state.clock.now())
         .await?;
     let case = user.as_ref().and_then(|u| u.case.as_ref());
@@ -222,6 +223,7 @@ async fn verify(
     require_agent(&state, &session).await?;
     let check = state
         .ward
+        .recovery()
         .helpdesk_verify_caller(&session, &username, state.clock.now())
         .await
         .map_err(|e| match e {
@@ -264,11 +266,12 @@ async fn verify_status(
     SignedIn(session): SignedIn,
     Path(txid): Path<String>,
 ) -> Result<Json<Value>, JsonError> {
-    if !state.ward.is_agent(&session).await? {
+    if !state.ward.recovery().is_agent(&session).await? {
         return Err(JsonError(StatusCode::FORBIDDEN, NOT_AGENT.into()));
     }
     let status = state
         .ward
+        .recovery()
         .helpdesk_verify_status(&session, &txid, state.clock.now())
         .await?;
     let message = verify_message(&status);
@@ -285,6 +288,7 @@ async fn open_case(
     require_agent(&state, &session).await?;
     state
         .ward
+        .recovery()
         .helpdesk_open_case(&session, &username, state.clock.now())
         .await?;
     Ok(Redirect::to(&user_url(&username, "case-opened")).into_response())
@@ -307,6 +311,7 @@ async fn flag_fraud(
     require_agent(&state, &session).await?;
     let frozen = state
         .ward
+        .recovery()
         .helpdesk_flag_fraud(&session, &username, &form.reason, state.clock.now())
         .await?;
     let done = if frozen { "fraud-flagged" } else { "no-case" };
@@ -330,6 +335,7 @@ async fn note(
     require_agent(&state, &session).await?;
     state
         .ward
+        .recovery()
         .helpdesk_note(&session, &username, &form.note, state.clock.now())
         .await
         .map_err(|e| WebError::from(e).next(&user_path(&username), "Back to the user"))?;

@@ -47,7 +47,8 @@ async fn health_check(
     let fields = merged(query.as_deref(), &body);
     match state
         .ward
-        .oauth_health_check(
+        .prompt()
+        .health_check(
             fields.get("client_id").map(String::as_str),
             fields.get("client_assertion").map_or("", String::as_str),
             now,
@@ -86,7 +87,7 @@ async fn token(State(state): State<AppState>, RawQuery(query): RawQuery, body: B
         client_assertion_type: fields.remove("client_assertion_type"),
         client_assertion: fields.remove("client_assertion"),
     };
-    match state.ward.oauth_token(&params, state.clock.now()).await {
+    match state.ward.prompt().token(&params, state.clock.now()).await {
         Ok(tokens) => {
             let mut response = axum::Json(tokens).into_response();
             response.headers_mut().insert(

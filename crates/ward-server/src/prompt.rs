@@ -123,7 +123,8 @@ async fn authorize(
     let ip = client_ip(&state, &parts);
     let view = state
         .ward
-        .prompt_authorize(&params, Some(&ip), state.clock.now())
+        .prompt()
+        .authorize(&params, Some(&ip), state.clock.now())
         .await
         .map_err(|e| match e {
             CoreError::InvalidInput { reason, .. } => WebError::new(
@@ -152,12 +153,13 @@ async fn passcode(
     let now = state.clock.now();
     match state
         .ward
-        .prompt_passcode(&form.context, &form.passcode, now)
+        .prompt()
+        .passcode(&form.context, &form.passcode, now)
         .await?
     {
         PromptPasscode::Done(done) => Ok(redirect_to(&done)),
         PromptPasscode::Wrong => {
-            let view = state.ward.prompt_resume(&form.context, now).await?;
+            let view = state.ward.prompt().resume(&form.context, now).await?;
             Ok(show(
                 &state,
                 &view,
@@ -178,7 +180,8 @@ async fn cancel(
 ) -> Result<Response, WebError> {
     let url = state
         .ward
-        .prompt_cancel(&form.context, state.clock.now())
+        .prompt()
+        .cancel(&form.context, state.clock.now())
         .await?;
     Ok(redirect_to(&Completion {
         redirect: url,
@@ -207,7 +210,8 @@ async fn passkey_start(
 ) -> Result<Json<Value>, JsonError> {
     let start = state
         .ward
-        .prompt_passkey_start(&answer.context, state.clock.now())
+        .prompt()
+        .passkey_start(&answer.context, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
 }
@@ -218,7 +222,8 @@ async fn passkey_finish(
 ) -> Result<Json<Value>, JsonError> {
     let done = state
         .ward
-        .prompt_passkey_finish(
+        .prompt()
+        .passkey_finish(
             &answer.context,
             &answer.ceremony,
             &answer.credential,
@@ -234,7 +239,8 @@ async fn enrol_start(
 ) -> Result<Json<Value>, JsonError> {
     let start = state
         .ward
-        .prompt_enrol_start(&answer.context, state.clock.now())
+        .prompt()
+        .enrol_start(&answer.context, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
 }
@@ -245,7 +251,8 @@ async fn enrol_finish(
 ) -> Result<Json<Value>, JsonError> {
     let done = state
         .ward
-        .prompt_enrol_finish(
+        .prompt()
+        .enrol_finish(
             &answer.context,
             &answer.ceremony,
             &answer.credential,
@@ -261,7 +268,8 @@ async fn push_start(
 ) -> Result<Json<Value>, JsonError> {
     match state
         .ward
-        .prompt_push_start(&answer.context, state.clock.now())
+        .prompt()
+        .push_start(&answer.context, state.clock.now())
         .await?
     {
         PromptPush::Started { txid, number } => Ok(Json(json!({ "txid": txid, "number": number }))),
@@ -275,7 +283,8 @@ async fn push_status(
 ) -> Result<Json<Value>, JsonError> {
     let done = state
         .ward
-        .prompt_push_status(&answer.context, &answer.txid, state.clock.now())
+        .prompt()
+        .push_status(&answer.context, &answer.txid, state.clock.now())
         .await?;
     Ok(done.map_or_else(|| Json(json!({ "waiting": true })), |d| done_json(&d)))
 }

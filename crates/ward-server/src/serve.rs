@@ -168,7 +168,7 @@ fn spawn_purge(
         let mut tick = tokio::time::interval(std::time::Duration::from_mins(10));
         loop {
             tick.tick().await;
-            match ward.purge_expired(clock.now()).await {
+            match ward.admin().purge_expired(clock.now()).await {
                 Ok(0) => {}
                 Ok(rows) => tracing::info!(rows, "purged expired records"),
                 Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
@@ -186,7 +186,7 @@ fn spawn_recovery_tick(
         let mut tick = tokio::time::interval(std::time::Duration::from_mins(1));
         loop {
             tick.tick().await;
-            if let Err(e) = ward.recovery_tick_all(clock.now()).await {
+            if let Err(e) = ward.recovery().tick_all(clock.now()).await {
                 tracing::warn!(error = %e, "recovery tick failed");
             }
         }

@@ -345,7 +345,13 @@ impl FromRequestParts<AppState> for MaybeSession {
         let Some(token) = session_cookie(&parts.headers) else {
             return Ok(Self(None));
         };
-        Ok(Self(state.ward.session(&token, state.clock.now()).await?))
+        Ok(Self(
+            state
+                .ward
+                .portal()
+                .session(&token, state.clock.now())
+                .await?,
+        ))
     }
 }
 
@@ -459,6 +465,6 @@ impl OrgQuery {
     /// The organisation this request names (or the only one).
     pub async fn resolve(&self, state: &AppState) -> Result<ward_core::model::OrgId, CoreError> {
         let named = self.org.as_deref().map(str::trim).filter(|o| !o.is_empty());
-        state.ward.resolve_org(named).await
+        state.ward.admin().resolve_org(named).await
     }
 }

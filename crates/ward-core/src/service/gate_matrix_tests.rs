@@ -92,6 +92,7 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
     let (integration, _) = ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -103,6 +104,7 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
         .await
         .unwrap();
     let (web, _) = ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -160,10 +162,12 @@ impl Matrix {
         let now = self.now();
         let user = self
             .ward
+            .admin()
             .create_user(default_org(), &Actor::Cli, &name, None, now)
             .await
             .unwrap();
         self.ward
+            .admin()
             .add_totp(
                 default_org(),
                 &Actor::Cli,
@@ -176,12 +180,14 @@ impl Matrix {
             .await
             .unwrap();
         self.ward
+            .portal()
             .set_policy_group(default_org(), &Actor::Cli, &name, Some("codes"), now)
             .await
             .unwrap();
         let code = self
             .ward
-            .device_activation_code(default_org(), &Actor::Cli, &name, now)
+            .devices()
+            .activation_code(default_org(), &Actor::Cli, &name, now)
             .await
             .unwrap();
         let device = SigningKey::from_bytes(&[7; 32]);
@@ -192,14 +198,16 @@ impl Matrix {
             name: "phone".into(),
             platform: "linux".into(),
         };
-        self.ward.activate_device(&req, now).await.unwrap();
+        self.ward.devices().activate(&req, now).await.unwrap();
         let start = self
             .ward
+            .portal()
             .passkey_register_start(default_org(), &user.id, now)
             .await
             .unwrap();
         let answer = key.register(&start.options).unwrap();
         self.ward
+            .portal()
             .passkey_register_finish(
                 default_org(),
                 &user.id,
@@ -221,6 +229,7 @@ impl Matrix {
             State::Active | State::Unknown => return,
             State::Disabled => {
                 self.ward
+                    .admin()
                     .set_user_status(default_org(), &Actor::Cli, name, UserStatus::Disabled, now)
                     .await
                     .unwrap();
@@ -240,6 +249,7 @@ impl Matrix {
             },
             State::OrgDisabled => {
                 self.ward
+                    .admin()
                     .set_org_disabled(&Actor::Cli, DEFAULT_ORG, true, now)
                     .await
                     .unwrap();
@@ -280,6 +290,7 @@ impl Matrix {
     async fn api_push(&self, name: &str) -> PushOutcome {
         let user = UserRef::Name(name.into());
         self.ward
+            .auth()
             .start_api_push(&self.api, &user, PushRequest::default(), true, self.now())
             .await
             .unwrap()
@@ -329,12 +340,13 @@ impl Matrix {
                 let code = self.code();
                 let d = self
                     .ward
-                    .auth_passcode(api, &user, &code, false, self.now());
+                    .auth()
+                    .passcode(api, &user, &code, false, self.now());
                 d.await.unwrap().allowed
             }
             "legacy.passcode" => {
                 let code = LegacyFactor::Passcode(self.code());
-                let d = self.ward.legacy_auth(
+                let d = self.ward.auth().legacy_auth(
                     api,
                     &user,
                     code,
@@ -347,12 +359,13 @@ impl Matrix {
             "prompt.passcode" => {
                 let code = self.code();
                 let context = self.prompt(&name);
-                let d = self.ward.prompt_passcode(&context, &code, self.now());
+                let d = self.ward.prompt().passcode(&context, &code, self.now());
                 matches!(d.await, Ok(PromptPasscode::Done(c)) if c.allowed)
             }
             "portal.totp" => {
                 let code = self.code();
                 self.ward
+                    .portal()
                     .totp_sign_in(default_org(), &name, &code, self.now())
                     .await
                     .is_ok()
@@ -360,7 +373,7 @@ impl Matrix {
             "auth_api.push" => matches!(self.api_push(&name).await, PushOutcome::Started(_)),
             "legacy.push" => {
                 let push = LegacyFactor::Push { index: None };
-                let d = self.ward.legacy_auth(
+                let d = self.ward.auth().legacy_auth(
                     api,
                     &user,
                     push,
@@ -372,7 +385,7 @@ impl Matrix {
             }
             "prompt.push" => {
                 let context = self.prompt(&name);
-                let d = self.ward.prompt_push_start(&context, self.now());
+                let d = self.ward.prompt().push_start(&context, self.now());
                 matches!(d.await, Ok(PromptPush::Started { .. }))
             }
             "portal.passkey" => self.passkey(None, account).await,
@@ -384,9 +397,15 @@ impl Matrix {
     async fn passkey(&self, prompt: Option<String>, account: &mut Account) -> bool {
         let now = self.now();
         let start = match &prompt {
-            Some(context) => self.ward.prompt_passkey_start(context, now).await.unwrap(),
+            Some(context) => self
+                .ward
+                .prompt()
+                .passkey_start(context, now)
+                .await
+                .unwrap(),
             None => self
                 .ward
+                .portal()
                 .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, now)
                 .await
                 .unwrap(),
@@ -395,11 +414,13 @@ impl Matrix {
         match &prompt {
             Some(context) => self
                 .ward
-                .prompt_passkey_finish(context, &start.ceremony, &answer, now)
+                .prompt()
+                .passkey_finish(context, &start.ceremony, &answer, now)
                 .await
                 .is_ok_and(|c| c.allowed),
             None => self
                 .ward
+                .portal()
                 .passkey_auth_finish(
                     default_org(),
                     ceremony_purpose::SIGN_IN,
@@ -417,6 +438,7 @@ impl Matrix {
         let user = UserRef::Name(name.into());
         let preauth = self
             .ward
+            .auth()
             .preauth(&self.api, &user, self.now())
             .await
             .unwrap();
@@ -435,7 +457,7 @@ impl Matrix {
             PreauthOutcome::Deny { .. } | PreauthOutcome::Enroll { .. } => Vec::new(),
         };
         let context = self.prompt(name);
-        let view = self.ward.prompt_resume(&context, self.now());
+        let view = self.ward.prompt().resume(&context, self.now());
         let prompt = match view.await.unwrap().next {
             PromptNext::Choose(methods) => methods
                 .into_iter()

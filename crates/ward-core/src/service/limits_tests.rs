@@ -30,6 +30,7 @@ async fn service(store: Arc<dyn Store>) -> (Ward, AuthContext, DateTime<Utc>) {
     let ward = Ward::new(store, keys, policy, "Ward").await.unwrap();
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _) = ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -40,20 +41,22 @@ async fn service(store: Arc<dyn Store>) -> (Ward, AuthContext, DateTime<Utc>) {
         )
         .await
         .unwrap();
-    ward.create_user(default_org(), &Actor::Cli, "alice", None, now)
+    ward.admin()
+        .create_user(default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
-    ward.add_totp(
-        default_org(),
-        &Actor::Cli,
-        "alice",
-        Some(SECRET),
-        Algorithm::Sha1,
-        6,
-        now,
-    )
-    .await
-    .unwrap();
+    ward.admin()
+        .add_totp(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            Some(SECRET),
+            Algorithm::Sha1,
+            6,
+            now,
+        )
+        .await
+        .unwrap();
     let ctx = AuthContext {
         integration,
         user_ip: None,
@@ -86,7 +89,7 @@ async fn lockout_holds(store: Arc<dyn Store>) {
     } else {
         "000000"
     };
-    let burst = (0..100).map(|_| ward.auth_passcode(&ctx, &alice, wrong, false, now));
+    let burst = (0..100).map(|_| ward.auth().passcode(&ctx, &alice, wrong, false, now));
     let decisions: Vec<AuthDecision> = join_all(burst)
         .await
         .into_iter()
@@ -103,7 +106,8 @@ async fn lockout_holds(store: Arc<dyn Store>) {
     assert_eq!((denied, locked), (10, 90), "{decisions:?}");
 
     let late = ward
-        .auth_passcode(&ctx, &alice, &right, false, now)
+        .auth()
+        .passcode(&ctx, &alice, &right, false, now)
         .await
         .unwrap();
     assert_eq!(late.status, AuthStatus::LockedOut);
@@ -123,7 +127,8 @@ async fn lockout_holds(store: Arc<dyn Store>) {
 async fn storm_limit_holds(store: Arc<dyn Store>) {
     let (ward, ctx, now) = service(Arc::clone(&store)).await;
     let code = ward
-        .device_activation_code(default_org(), &Actor::Cli, "alice", now)
+        .devices()
+        .activation_code(default_org(), &Actor::Cli, "alice", now)
         .await
         .unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
@@ -137,10 +142,12 @@ async fn storm_limit_holds(store: Arc<dyn Store>) {
         name: "phone".into(),
         platform: "linux".into(),
     };
-    ward.activate_device(&req, now).await.unwrap();
+    ward.devices().activate(&req, now).await.unwrap();
     let alice = UserRef::Name("alice".into());
-    let pushes =
-        (0..40).map(|_| ward.start_api_push(&ctx, &alice, PushRequest::default(), true, now));
+    let pushes = (0..40).map(|_| {
+        ward.auth()
+            .start_api_push(&ctx, &alice, PushRequest::default(), true, now)
+    });
     let outcomes: Vec<PushOutcome> = join_all(pushes)
         .await
         .into_iter()

@@ -1,31 +1,42 @@
-//! The core service: every entry point calls one method of [`Ward`] per request.
+//! The core service: every entry point calls one method of one area of [`Ward`] per request.
+//!
+//! [`Ward`] holds the shared dependencies (store, keys, policy, deliveries, notifiers); its areas
+//! are views over them, one folder each, named after who calls them:
+//!
+//! | area | folder | called by |
+//! |---|---|---|
+//! | [`Ward::auth`] | `auth/` | the Auth API, legacy `/rest/v1` (preauth, passcodes, pushes) |
+//! | [`Ward::devices`] | `devices/` | the device channel (activation, stream, signed answers) |
+//! | [`Ward::portal`] | `portal/`, `passkeys/` | the self-service portal (sessions, factors, links, passkeys) |
+//! | [`Ward::prompt`] | `prompt/` | the hosted prompt and OAuth endpoints of the Web SDK |
+//! | [`Ward::recovery`] | `recovery/` | recovery pages, approvers and the helpdesk |
+//! | [`Ward::admin`] | `admin/` | the CLI: organisations, users, integrations, roles |
+//!
+//! Helpers shared by several areas (the gate's inputs, audit refusals, ceremonies) stay methods
+//! of [`Ward`] itself, next to the area that uses them most.
 
 mod admin;
 mod auth;
 mod cache;
-mod device;
-mod legacy;
-mod orgs;
-mod passcode;
+mod devices;
 mod passkeys;
 mod portal;
 mod prompt;
-mod push;
 mod recovery;
-mod roles;
 
 use std::sync::Arc;
 
 use ward_store::Store;
 
 pub use admin::TotpEnrolment;
+pub use auth::legacy::{LegacyAuth, LegacyFactor, LegacyMenu, legacy_menu};
+pub use auth::push::{PushOutcome, PushRequest, PushStarted, PushState};
 pub use auth::{
     AuthContext, AuthDecision, AuthStatus, Capability, DenyReason, Device, PreauthOutcome,
     TxResult, TxView,
 };
 pub use cache::IntegrationCredentials;
-pub use device::{ActivationCode, PushDevice};
-pub use legacy::{LegacyAuth, LegacyFactor, LegacyMenu, legacy_menu};
+pub use devices::{ActivationCode, PushDevice};
 pub use passkeys::{CeremonyStart, PasskeyCheck, PasskeyView, purpose as ceremony_purpose};
 pub use portal::{
     EnrolLink, FactorKind, Factors, LinkState, MAX_ENROL_TTL, NewSession, RECOVERY_CODES,
@@ -35,7 +46,6 @@ pub use prompt::{
     AuthorizeParams, Completion, OAuthError, OAuthErrorCode, PromptMethod, PromptNext,
     PromptPasscode, PromptPush, PromptRequest, PromptView, TokenParams, TokenResponse,
 };
-pub use push::{PushOutcome, PushRequest, PushStarted, PushState};
 pub use recovery::{
     CallerCheck, CaseStatus, CaseSummary, HelpdeskView, PendingApproval, RecoverySettings,
     Submission, Submitted,
@@ -60,7 +70,7 @@ pub struct Ward {
     policy: AuthPolicy,
     issuer: String,
     integrations: cache::IntegrationCache,
-    org_states: orgs::OrgStates,
+    org_states: admin::orgs::OrgStates,
     deliveries: Vec<Arc<dyn PushDelivery>>,
     alerts: Vec<Arc<dyn AlertSink>>,
     notifiers: Vec<Arc<dyn UserNotifier>>,
@@ -68,6 +78,55 @@ pub struct Ward {
     passkeys: Option<Arc<passkeys::Passkeys>>,
     recovery: RecoverySettings,
     argon2: Argon2Pool,
+}
+
+/// Declares the areas of [`Ward`]: a `Copy` view per area and the method that gives it.
+///
+/// An area's methods take the view by value, so a future they return borrows the service, not
+/// a temporary view. The view dereferences to [`Ward`] for the shared dependencies and helpers.
+macro_rules! areas {
+    ($($(#[$doc:meta])* $accessor:ident => $area:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy, Debug)]
+            pub struct $area<'w> {
+                ward: &'w Ward,
+            }
+
+            impl std::ops::Deref for $area<'_> {
+                type Target = Ward;
+
+                fn deref(&self) -> &Ward {
+                    self.ward
+                }
+            }
+        )*
+
+        impl Ward {
+            $(
+                $(#[$doc])*
+                pub fn $accessor(&self) -> $area<'_> {
+                    $area { ward: self }
+                }
+            )*
+        }
+    };
+}
+
+areas! {
+    /// Authentication for applications: preauth, passcodes, pushes and their transactions,
+    /// over the Auth API and legacy `/rest/v1`.
+    auth => Auth;
+    /// The device channel: activation, the event stream and signed push answers.
+    devices => Devices;
+    /// The self-service portal: sessions, factors, passkeys, enrolment links, recovery codes.
+    portal => Portal;
+    /// The hosted prompt and the OAuth endpoints of the Web SDK.
+    prompt => Prompt;
+    /// Account recovery: cases, evidence, approvals, contact reports and the helpdesk.
+    recovery => Recovery;
+    /// Administration: organisations, users, integrations and roles.
+    admin => Admin;
 }
 
 impl Ward {
@@ -102,7 +161,7 @@ impl Ward {
             policy,
             issuer: issuer.into(),
             integrations: cache::IntegrationCache::default(),
-            org_states: orgs::OrgStates::default(),
+            org_states: admin::orgs::OrgStates::default(),
         })
     }
 

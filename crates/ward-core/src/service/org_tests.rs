@@ -50,10 +50,16 @@ async fn pair_on(store: Arc<dyn Store>) -> Pair {
     let f = fixture_on(store, portal).await;
     let now = f.now();
     let ward = &f.ward;
-    let a = ward.create_org(&Actor::Cli, "Org A", now).await.unwrap().id;
+    let a = ward
+        .admin()
+        .create_org(&Actor::Cli, "Org A", now)
+        .await
+        .unwrap()
+        .id;
     // B is a second younger, so that the oldest-first order is A, B.
     let later = now + TimeDelta::seconds(1);
     let b = ward
+        .admin()
         .create_org(&Actor::Cli, "Org B", later)
         .await
         .unwrap()
@@ -65,17 +71,21 @@ async fn pair_on(store: Arc<dyn Store>) -> Pair {
     ] {
         for name in users {
             let email = format!("{name}@{org}.example");
-            ward.create_user(org, &Actor::Cli, name, Some(&email), now)
+            ward.admin()
+                .create_user(org, &Actor::Cli, name, Some(&email), now)
                 .await
                 .unwrap();
-            ward.add_totp(org, &Actor::Cli, name, Some(seed), Algorithm::Sha1, 6, now)
+            ward.admin()
+                .add_totp(org, &Actor::Cli, name, Some(seed), Algorithm::Sha1, 6, now)
                 .await
                 .unwrap();
         }
-        ward.grant_role(org, &Actor::Cli, "agent", Role::Helpdesk, now)
+        ward.admin()
+            .grant_role(org, &Actor::Cli, "agent", Role::Helpdesk, now)
             .await
             .unwrap();
         let (integration, _) = ward
+            .admin()
             .create_integration(org, &Actor::Cli, "VPN", IntegrationKind::AuthApi, None, now)
             .await
             .unwrap();
@@ -147,7 +157,8 @@ impl Pair {
         let now = self.now();
         let code = self
             .ward()
-            .device_activation_code(org, &Actor::Cli, username, now)
+            .devices()
+            .activation_code(org, &Actor::Cli, username, now)
             .await
             .unwrap();
         let key = SigningKey::from_bytes(&[seed; 32]);
@@ -158,7 +169,7 @@ impl Pair {
             name: "phone".into(),
             platform: "linux".into(),
         };
-        let (device, _) = self.ward().activate_device(&req, now).await.unwrap();
+        let (device, _) = self.ward().devices().activate(&req, now).await.unwrap();
         Phone { key, id: device.id }
     }
 
@@ -172,6 +183,7 @@ impl Pair {
             .unwrap()
             .unwrap();
         self.ward()
+            .portal()
             .open_session(&user, "passkey", None, self.now())
             .await
             .unwrap()
@@ -180,6 +192,6 @@ impl Pair {
 
     /// The user id of `username` in `org`.
     async fn id(&self, org: &OrgId, username: &str) -> String {
-        self.ward().user(org, username).await.unwrap().id
+        self.ward().admin().user(org, username).await.unwrap().id
     }
 }

@@ -40,6 +40,7 @@ async fn fixture(push: PushPolicy) -> Fixture {
         .unwrap();
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _) = ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -50,7 +51,8 @@ async fn fixture(push: PushPolicy) -> Fixture {
         )
         .await
         .unwrap();
-    ward.create_user(default_org(), &Actor::Cli, "alice", None, now)
+    ward.admin()
+        .create_user(default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
     let ctx = AuthContext {
@@ -105,7 +107,8 @@ impl Phone {
 async fn activate(f: &Fixture, seed: u8) -> Phone {
     let code = f
         .ward
-        .device_activation_code(default_org(), &Actor::Cli, "alice", f.now)
+        .devices()
+        .activation_code(default_org(), &Actor::Cli, "alice", f.now)
         .await
         .unwrap();
     let key = SigningKey::from_bytes(&[seed; 32]);
@@ -116,11 +119,11 @@ async fn activate(f: &Fixture, seed: u8) -> Phone {
         name: "laptop".into(),
         platform: "linux".into(),
     };
-    let (device, username) = f.ward.activate_device(&req, f.now).await.unwrap();
+    let (device, username) = f.ward.devices().activate(&req, f.now).await.unwrap();
     assert_eq!(username, "alice");
     // The code works once.
     assert!(matches!(
-        f.ward.activate_device(&req, f.now).await,
+        f.ward.devices().activate(&req, f.now).await,
         Err(CoreError::Expired(_))
     ));
     Phone { key, id: device.id }
@@ -137,6 +140,7 @@ async fn push(f: &Fixture, is_async: bool) -> PushStarted {
     };
     match f
         .ward
+        .auth()
         .start_api_push(&f.ctx, &alice(), req, is_async, f.now)
         .await
         .unwrap()
@@ -147,7 +151,12 @@ async fn push(f: &Fixture, is_async: bool) -> PushStarted {
 }
 
 async fn shown(f: &Fixture, phone: &Phone) -> ward_proto::device::PushEvent {
-    let mut events = f.ward.pending_push_events(&phone.id, f.now).await.unwrap();
+    let mut events = f
+        .ward
+        .devices()
+        .pending_push_events(&phone.id, f.now)
+        .await
+        .unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     let event = events.remove(0);
     assert_eq!(event.context_hash, event.computed_context_hash());
@@ -168,7 +177,8 @@ async fn verified_push_approved_with_the_right_number() {
     assert_eq!(number.len(), 3);
     let waiting = f
         .ward
-        .auth_status(&f.ctx, &started.txid, f.now)
+        .auth()
+        .status(&f.ctx, &started.txid, f.now)
         .await
         .unwrap();
     assert_eq!(
@@ -179,6 +189,7 @@ async fn verified_push_approved_with_the_right_number() {
     assert!(event.number_required);
     let state = f
         .ward
+        .devices()
         .answer_push(
             &phone.answer(&event, Decision::Approve, Some(&number), f.now.timestamp()),
             f.now,
@@ -188,7 +199,8 @@ async fn verified_push_approved_with_the_right_number() {
     assert_eq!(state, PushState::Approved);
     let done = f
         .ward
-        .auth_status(&f.ctx, &started.txid, f.now)
+        .auth()
+        .status(&f.ctx, &started.txid, f.now)
         .await
         .unwrap();
     assert_eq!(
@@ -197,6 +209,7 @@ async fn verified_push_approved_with_the_right_number() {
     );
     assert!(
         f.ward
+            .devices()
             .pending_push_events(&phone.id, f.now)
             .await
             .unwrap()
@@ -214,6 +227,7 @@ async fn a_wrong_number_denies() {
     let event = shown(&f, &phone).await;
     let state = f
         .ward
+        .devices()
         .answer_push(
             &phone.answer(&event, Decision::Approve, Some(wrong), f.now.timestamp()),
             f.now,
@@ -223,7 +237,8 @@ async fn a_wrong_number_denies() {
     assert_eq!(state, PushState::Denied);
     let done = f
         .ward
-        .auth_status(&f.ctx, &started.txid, f.now)
+        .auth()
+        .status(&f.ctx, &started.txid, f.now)
         .await
         .unwrap();
     assert_eq!(done.result, TxResult::Deny);
@@ -237,6 +252,7 @@ async fn fraud_report_mutes_pushes_and_preauth_says_so() {
     let event = shown(&f, &phone).await;
     let state = f
         .ward
+        .devices()
         .answer_push(
             &phone.answer(&event, Decision::Fraud, None, f.now.timestamp()),
             f.now,
@@ -246,7 +262,8 @@ async fn fraud_report_mutes_pushes_and_preauth_says_so() {
     assert_eq!(state, PushState::Fraud);
     let done = f
         .ward
-        .auth_status(&f.ctx, &started.txid, f.now)
+        .auth()
+        .status(&f.ctx, &started.txid, f.now)
         .await
         .unwrap();
     assert_eq!(
@@ -255,6 +272,7 @@ async fn fraud_report_mutes_pushes_and_preauth_says_so() {
     );
     let again = f
         .ward
+        .auth()
         .start_api_push(&f.ctx, &alice(), PushRequest::default(), true, f.now)
         .await
         .unwrap();
@@ -262,7 +280,13 @@ async fn fraud_report_mutes_pushes_and_preauth_says_so() {
         PushOutcome::Decided(d) => assert_eq!(d.status, AuthStatus::PushRefused),
         other @ PushOutcome::Started(_) => panic!("muted user was pushed: {other:?}"),
     }
-    match f.ward.preauth(&f.ctx, &alice(), f.now).await.unwrap() {
+    match f
+        .ward
+        .auth()
+        .preauth(&f.ctx, &alice(), f.now)
+        .await
+        .unwrap()
+    {
         PreauthOutcome::Auth {
             devices,
             push_muted,
@@ -280,6 +304,7 @@ async fn fraud_report_mutes_pushes_and_preauth_says_so() {
     let later = f.now + TimeDelta::minutes(21);
     let after = f
         .ward
+        .auth()
         .start_api_push(&f.ctx, &alice(), PushRequest::default(), true, later)
         .await
         .unwrap();
@@ -303,17 +328,17 @@ async fn forged_replayed_and_misdirected_answers_are_refused_and_audited() {
     };
     let forged = thief.answer(&event, Decision::Approve, None, f.now.timestamp());
     assert!(matches!(
-        f.ward.answer_push(&forged, f.now).await,
+        f.ward.devices().answer_push(&forged, f.now).await,
         Err(CoreError::Unauthenticated)
     ));
     // An authentic answer, then the same answer again.
     let genuine = phone.answer(&event, Decision::Approve, None, f.now.timestamp());
     assert_eq!(
-        f.ward.answer_push(&genuine, f.now).await.unwrap(),
+        f.ward.devices().answer_push(&genuine, f.now).await.unwrap(),
         PushState::Approved
     );
     assert!(matches!(
-        f.ward.answer_push(&genuine, f.now).await,
+        f.ward.devices().answer_push(&genuine, f.now).await,
         Err(CoreError::Conflict(_))
     ));
     // An answer signed for the first transaction, sent for a second one.
@@ -321,18 +346,20 @@ async fn forged_replayed_and_misdirected_answers_are_refused_and_audited() {
     let mut misdirected = phone.answer(&event, Decision::Approve, None, f.now.timestamp());
     misdirected.txid = second.txid.clone();
     assert!(matches!(
-        f.ward.answer_push(&misdirected, f.now).await,
+        f.ward.devices().answer_push(&misdirected, f.now).await,
         Err(CoreError::Unauthenticated)
     ));
     let still = f
         .ward
-        .auth_status(&f.ctx, &second.txid, f.now)
+        .auth()
+        .status(&f.ctx, &second.txid, f.now)
         .await
         .unwrap();
     assert_eq!(still.result, TxResult::Waiting);
     assert_eq!(
         f.ward
-            .auth_status(&f.ctx, &first.txid, f.now)
+            .auth()
+            .status(&f.ctx, &first.txid, f.now)
             .await
             .unwrap()
             .result,
@@ -368,7 +395,8 @@ async fn an_unanswered_push_times_out_at_the_configured_time() {
     let before = f.now + TimeDelta::seconds(29);
     assert_eq!(
         f.ward
-            .auth_status(&f.ctx, &started.txid, before)
+            .auth()
+            .status(&f.ctx, &started.txid, before)
             .await
             .unwrap()
             .result,
@@ -377,7 +405,8 @@ async fn an_unanswered_push_times_out_at_the_configured_time() {
     let after = f.now + TimeDelta::seconds(30);
     let done = f
         .ward
-        .auth_status(&f.ctx, &started.txid, after)
+        .auth()
+        .status(&f.ctx, &started.txid, after)
         .await
         .unwrap();
     assert_eq!(
@@ -391,10 +420,11 @@ async fn an_unanswered_push_times_out_at_the_configured_time() {
         Some(started.number.as_deref().unwrap_or("")),
         after.timestamp(),
     );
-    assert!(f.ward.answer_push(&late, after).await.is_err());
+    assert!(f.ward.devices().answer_push(&late, after).await.is_err());
     assert_eq!(
         f.ward
-            .auth_status(&f.ctx, &started.txid, after)
+            .auth()
+            .status(&f.ctx, &started.txid, after)
             .await
             .unwrap()
             .status,
@@ -408,6 +438,7 @@ async fn policy_modes_for_auth_api_clients() {
     activate(&verified, 1).await;
     let sync = verified
         .ward
+        .auth()
         .start_api_push(
             &verified.ctx,
             &alice(),
@@ -425,6 +456,7 @@ async fn policy_modes_for_auth_api_clients() {
     activate(&refuse, 1).await;
     let err = refuse
         .ward
+        .auth()
         .start_api_push(
             &refuse.ctx,
             &alice(),
@@ -458,6 +490,7 @@ async fn push_storms_are_stopped() {
     }
     let fourth = f
         .ward
+        .auth()
         .start_api_push(&f.ctx, &alice(), PushRequest::default(), true, f.now)
         .await
         .unwrap();
@@ -468,7 +501,7 @@ async fn push_storms_are_stopped() {
 async fn the_stream_opens_once_per_signed_nonce() {
     let f = fixture(PushPolicy::default()).await;
     let phone = activate(&f, 1).await;
-    let (nonce, _) = f.ward.device_challenge(&phone.id, f.now).await.unwrap();
+    let (nonce, _) = f.ward.devices().challenge(&phone.id, f.now).await.unwrap();
     let sig = URL_SAFE_NO_PAD.encode(
         phone
             .key
@@ -482,13 +515,15 @@ async fn the_stream_opens_once_per_signed_nonce() {
     );
     assert!(matches!(
         f.ward
-            .open_device_stream(&phone.id, &nonce, &bad, f.now)
+            .devices()
+            .open_stream(&phone.id, &nonce, &bad, f.now)
             .await,
         Err(CoreError::Unauthenticated)
     ));
     assert_eq!(
         f.ward
-            .open_device_stream(&phone.id, &nonce, &sig, f.now)
+            .devices()
+            .open_stream(&phone.id, &nonce, &sig, f.now)
             .await
             .unwrap()
             .id,
@@ -496,11 +531,12 @@ async fn the_stream_opens_once_per_signed_nonce() {
     );
     assert!(matches!(
         f.ward
-            .open_device_stream(&phone.id, &nonce, &sig, f.now)
+            .devices()
+            .open_stream(&phone.id, &nonce, &sig, f.now)
             .await,
         Err(CoreError::Unauthenticated)
     ));
-    let (late_nonce, _) = f.ward.device_challenge(&phone.id, f.now).await.unwrap();
+    let (late_nonce, _) = f.ward.devices().challenge(&phone.id, f.now).await.unwrap();
     let late_sig = URL_SAFE_NO_PAD.encode(
         phone
             .key
@@ -510,7 +546,8 @@ async fn the_stream_opens_once_per_signed_nonce() {
     let later = f.now + TimeDelta::minutes(2);
     assert!(matches!(
         f.ward
-            .open_device_stream(&phone.id, &late_nonce, &late_sig, later)
+            .devices()
+            .open_stream(&phone.id, &late_nonce, &late_sig, later)
             .await,
         Err(CoreError::Unauthenticated)
     ));
@@ -522,6 +559,7 @@ async fn an_integration_can_override_the_server_push_mode() {
     activate(&f, 1).await;
     let (integration, _) = f
         .ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -540,6 +578,7 @@ async fn an_integration_can_override_the_server_push_mode() {
     };
     let started = f
         .ward
+        .auth()
         .start_api_push(&ctx, &alice(), PushRequest::default(), false, f.now)
         .await
         .unwrap();
@@ -550,6 +589,7 @@ async fn an_integration_can_override_the_server_push_mode() {
     // The server default still applies to the other integration.
     assert!(
         f.ward
+            .auth()
             .start_api_push(&f.ctx, &alice(), PushRequest::default(), false, f.now)
             .await
             .is_err()
@@ -567,6 +607,7 @@ async fn expired_records_are_purged_and_the_purge_is_audited() {
     let started = push(&f, true).await;
     let event = shown(&f, &phone).await;
     f.ward
+        .devices()
         .answer_push(
             &phone.answer(&event, Decision::Deny, None, f.now.timestamp()),
             f.now,
@@ -574,12 +615,12 @@ async fn expired_records_are_purged_and_the_purge_is_audited() {
         .await
         .unwrap();
     assert_eq!(
-        f.ward.purge_expired(f.now).await.unwrap(),
+        f.ward.admin().purge_expired(f.now).await.unwrap(),
         0,
         "nothing has expired yet"
     );
     let later = f.now + TimeDelta::hours(2);
-    assert!(f.ward.purge_expired(later).await.unwrap() >= 2);
+    assert!(f.ward.admin().purge_expired(later).await.unwrap() >= 2);
     assert!(
         f.store
             .push(ward_store::DEFAULT_ORG, &started.txid)

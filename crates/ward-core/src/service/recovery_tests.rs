@@ -226,14 +226,16 @@ impl Rig {
 
     async fn status(&self, handle: &str) -> CaseStatus {
         self.ward()
-            .recovery_status(handle, self.now())
+            .recovery()
+            .status(handle, self.now())
             .await
             .unwrap()
     }
 
     async fn start(&self, username: &str) -> (Zeroizing<String>, String) {
         self.ward()
-            .recovery_start(
+            .recovery()
+            .start(
                 default_org(),
                 username,
                 crate::recovery::Opener::User,
@@ -248,7 +250,8 @@ impl Rig {
     async fn submit_code(&self, handle: &mut Zeroizing<String>, code: &str) -> Submitted {
         let s = self
             .ward()
-            .recovery_submit_code(handle, code, self.now())
+            .recovery()
+            .submit_code(handle, code, self.now())
             .await
             .unwrap();
         *handle = s.handle;
@@ -259,7 +262,8 @@ impl Rig {
     async fn submit_email(&self, handle: &mut Zeroizing<String>, code: &str) -> Submitted {
         let s = self
             .ward()
-            .recovery_submit_email_code(handle, code, self.now())
+            .recovery()
+            .submit_email_code(handle, code, self.now())
             .await
             .unwrap();
         *handle = s.handle;
@@ -277,6 +281,7 @@ impl Rig {
         let id = self.f.user(name).await;
         for role in roles {
             self.ward()
+                .admin()
                 .grant_role(default_org(), &Actor::Cli, name, *role, self.now())
                 .await
                 .unwrap();
@@ -295,11 +300,13 @@ impl Rig {
     async fn sign_in(&self, key: &mut Authr<SoftPasskey>) -> NewSession {
         let start = self
             .ward()
+            .portal()
             .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, self.now())
             .await
             .unwrap();
         let answer = key.authenticate(&start.options).unwrap();
         self.ward()
+            .portal()
             .passkey_sign_in(default_org(), &start.ceremony, &answer, self.now())
             .await
             .unwrap()
@@ -314,22 +321,26 @@ impl Rig {
         let signed_in = self.sign_in(key).await;
         let start = self
             .ward()
+            .portal()
             .step_up_start(&signed_in.session, self.now())
             .await
             .unwrap();
         let answer = key.authenticate(&start.options).unwrap();
         self.ward()
+            .portal()
             .step_up_finish(&signed_in.session, &start.ceremony, &answer, self.now())
             .await
             .unwrap();
         let session = self
             .ward()
+            .portal()
             .session(&signed_in.token, self.now())
             .await
             .unwrap()
             .unwrap();
         let codes = self
             .ward()
+            .portal()
             .regenerate_recovery_codes(&session, self.now())
             .await
             .unwrap();
@@ -347,6 +358,7 @@ impl Rig {
     /// Names `approver` in `username`'s approver set.
     async fn add_approver(&self, username: &str, approver: &str) {
         self.ward()
+            .admin()
             .add_recovery_approver(default_org(), &Actor::Cli, username, approver, self.now())
             .await
             .unwrap();
@@ -361,10 +373,12 @@ impl Rig {
     ) -> CoreResult<()> {
         let start = self
             .ward()
+            .recovery()
             .approval_start(session, case_id, self.now())
             .await?;
         let answer = key.authenticate(&start.options).unwrap();
         self.ward()
+            .recovery()
             .approval_finish(session, case_id, &start.ceremony, &answer, self.now())
             .await
     }
@@ -373,7 +387,8 @@ impl Rig {
     async fn phone(&self, username: &str, seed: u8) -> Phone {
         let code = self
             .ward()
-            .device_activation_code(default_org(), &Actor::Cli, username, self.now())
+            .devices()
+            .activation_code(default_org(), &Actor::Cli, username, self.now())
             .await
             .unwrap();
         let key = SigningKey::from_bytes(&[seed; 32]);
@@ -384,13 +399,19 @@ impl Rig {
             name: format!("phone {seed}"),
             platform: "android".into(),
         };
-        let (device, _) = self.ward().activate_device(&req, self.now()).await.unwrap();
+        let (device, _) = self
+            .ward()
+            .devices()
+            .activate(&req, self.now())
+            .await
+            .unwrap();
         Phone { key, id: device.id }
     }
 
     /// The requests the phone shows now.
     async fn shown(&self, phone: &Phone) -> Vec<PushEvent> {
         self.ward()
+            .devices()
             .pending_push_events(&phone.id, self.now())
             .await
             .unwrap()
@@ -418,6 +439,7 @@ impl Rig {
         decision: Decision,
     ) -> CoreResult<PushState> {
         self.ward()
+            .devices()
             .answer_push(&phone.answer(event, decision, self.now()), self.now())
             .await
     }

@@ -36,6 +36,7 @@ async fn fixture(policy: AuthPolicy) -> Fixture {
         .unwrap();
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
     let (integration, _skey) = ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -73,6 +74,7 @@ fn code_at(now: DateTime<Utc>) -> String {
 
 async fn alice(f: &Fixture) -> UserRef {
     f.ward
+        .admin()
         .create_user(
             default_org(),
             &Actor::Cli,
@@ -83,6 +85,7 @@ async fn alice(f: &Fixture) -> UserRef {
         .await
         .unwrap();
     f.ward
+        .admin()
         .add_totp(
             default_org(),
             &Actor::Cli,
@@ -104,21 +107,24 @@ async fn passcode_is_accepted_once() {
     let code = code_at(f.now);
     let first = f
         .ward
-        .auth_passcode(&f.ctx, &alice, &code, false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, &code, false, f.now)
         .await
         .unwrap();
     assert!(first.allowed);
     assert_eq!(first.status, AuthStatus::Allow);
     let again = f
         .ward
-        .auth_passcode(&f.ctx, &alice, &code, false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, &code, false, f.now)
         .await
         .unwrap();
     assert!(!again.allowed);
     assert_eq!(again.status_msg, "Incorrect passcode. Please try again.");
     let wrong = f
         .ward
-        .auth_passcode(&f.ctx, &alice, "000000", false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, "000000", false, f.now)
         .await
         .unwrap();
     assert!(!wrong.allowed);
@@ -130,7 +136,7 @@ async fn passcode_is_accepted_once() {
 async fn preauth_lists_totp_devices_and_follows_unknown_user_policy() {
     let f = fixture(AuthPolicy::default()).await;
     let alice = alice(&f).await;
-    match f.ward.preauth(&f.ctx, &alice, f.now).await.unwrap() {
+    match f.ward.auth().preauth(&f.ctx, &alice, f.now).await.unwrap() {
         PreauthOutcome::Auth { devices, .. } => {
             assert_eq!(devices.len(), 1);
             assert_eq!(devices[0].capabilities, vec![Capability::MobileOtp]);
@@ -139,7 +145,7 @@ async fn preauth_lists_totp_devices_and_follows_unknown_user_policy() {
     }
     let nobody = UserRef::Name("nobody".into());
     assert_eq!(
-        f.ward.preauth(&f.ctx, &nobody, f.now).await.unwrap(),
+        f.ward.auth().preauth(&f.ctx, &nobody, f.now).await.unwrap(),
         PreauthOutcome::Deny {
             reason: DenyReason::UnknownUser
         }
@@ -152,6 +158,7 @@ async fn preauth_lists_totp_devices_and_follows_unknown_user_policy() {
     assert!(matches!(
         enroll
             .ward
+            .auth()
             .preauth(&enroll.ctx, &nobody, enroll.now)
             .await
             .unwrap(),
@@ -164,6 +171,7 @@ async fn disabled_user_is_denied_even_with_a_good_code() {
     let f = fixture(AuthPolicy::default()).await;
     let alice = alice(&f).await;
     f.ward
+        .admin()
         .set_user_status(
             default_org(),
             &Actor::Cli,
@@ -174,18 +182,20 @@ async fn disabled_user_is_denied_even_with_a_good_code() {
         .await
         .unwrap();
     assert_eq!(
-        f.ward.preauth(&f.ctx, &alice, f.now).await.unwrap(),
+        f.ward.auth().preauth(&f.ctx, &alice, f.now).await.unwrap(),
         PreauthOutcome::Deny {
             reason: DenyReason::Disabled
         }
     );
     let d = f
         .ward
-        .auth_passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
         .await
         .unwrap();
     assert!(!d.allowed);
     f.ward
+        .admin()
         .set_user_status(
             default_org(),
             &Actor::Cli,
@@ -197,7 +207,8 @@ async fn disabled_user_is_denied_even_with_a_good_code() {
         .unwrap();
     let d = f
         .ward
-        .auth_passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
         .await
         .unwrap();
     assert!(d.allowed);
@@ -214,20 +225,22 @@ async fn lockout_after_threshold_and_expiry() {
     for _ in 0..3 {
         let d = f
             .ward
-            .auth_passcode(&f.ctx, &alice, "999999", false, f.now)
+            .auth()
+            .passcode(&f.ctx, &alice, "999999", false, f.now)
             .await
             .unwrap();
         assert_eq!(d.status, AuthStatus::Deny);
     }
     assert_eq!(
-        f.ward.preauth(&f.ctx, &alice, f.now).await.unwrap(),
+        f.ward.auth().preauth(&f.ctx, &alice, f.now).await.unwrap(),
         PreauthOutcome::Deny {
             reason: DenyReason::LockedOut
         }
     );
     let locked = f
         .ward
-        .auth_passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
         .await
         .unwrap();
     assert_eq!(locked.status, AuthStatus::LockedOut);
@@ -235,12 +248,14 @@ async fn lockout_after_threshold_and_expiry() {
     let later = f.now + TimeDelta::minutes(16);
     let ok = f
         .ward
-        .auth_passcode(&f.ctx, &alice, &code_at(later), false, later)
+        .auth()
+        .passcode(&f.ctx, &alice, &code_at(later), false, later)
         .await
         .unwrap();
     assert!(ok.allowed);
     assert_eq!(
         f.ward
+            .admin()
             .user(default_org(), "alice")
             .await
             .unwrap()
@@ -255,14 +270,16 @@ async fn async_decisions_are_readable_by_the_same_integration_only() {
     let alice = alice(&f).await;
     let d = f
         .ward
-        .auth_passcode(&f.ctx, &alice, &code_at(f.now), true, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, &code_at(f.now), true, f.now)
         .await
         .unwrap();
     let txid = d.txid.unwrap();
-    let view = f.ward.auth_status(&f.ctx, &txid, f.now).await.unwrap();
+    let view = f.ward.auth().status(&f.ctx, &txid, f.now).await.unwrap();
     assert_eq!(view.result, TxResult::Allow);
     let (other, _) = f
         .ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -279,12 +296,13 @@ async fn async_decisions_are_readable_by_the_same_integration_only() {
         client_ip: None,
     };
     assert!(matches!(
-        f.ward.auth_status(&other_ctx, &txid, f.now).await,
+        f.ward.auth().status(&other_ctx, &txid, f.now).await,
         Err(CoreError::NotFound(_))
     ));
     assert!(matches!(
         f.ward
-            .auth_status(&f.ctx, &txid, f.now + TimeDelta::hours(1))
+            .auth()
+            .status(&f.ctx, &txid, f.now + TimeDelta::hours(1))
             .await,
         Err(CoreError::Expired(_))
     ));
@@ -294,16 +312,22 @@ async fn async_decisions_are_readable_by_the_same_integration_only() {
 async fn every_decision_is_audited_and_the_chain_verifies() {
     let f = fixture(AuthPolicy::default()).await;
     let alice = alice(&f).await;
-    f.ward.preauth(&f.ctx, &alice, f.now).await.unwrap();
+    f.ward.auth().preauth(&f.ctx, &alice, f.now).await.unwrap();
     f.ward
-        .auth_passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, &code_at(f.now), false, f.now)
         .await
         .unwrap();
     f.ward
-        .auth_passcode(&f.ctx, &alice, "123", false, f.now)
+        .auth()
+        .passcode(&f.ctx, &alice, "123", false, f.now)
         .await
         .unwrap();
-    let err = f.ward.refuse_factor(&f.ctx, &alice, "sms", f.now).await;
+    let err = f
+        .ward
+        .auth()
+        .refuse_factor(&f.ctx, &alice, "sms", f.now)
+        .await;
     assert!(err.to_string().contains("disabled by design"));
     let report = crate::audit::verify(f.store.as_ref())
         .await
@@ -325,6 +349,7 @@ async fn integration_secret_round_trips_sealed() {
     let f = fixture(AuthPolicy::default()).await;
     let (integration, skey) = f
         .ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -344,6 +369,7 @@ async fn integration_secret_round_trips_sealed() {
     assert!(!row.skey_sealed.contains(skey.as_str()));
     let creds = f
         .ward
+        .auth()
         .integration_credentials(&integration.ikey, f.now)
         .await
         .unwrap()
@@ -351,6 +377,7 @@ async fn integration_secret_round_trips_sealed() {
     assert_eq!(creds.skey.as_str(), skey.as_str());
     assert!(
         f.ward
+            .auth()
             .integration_credentials("DINOPE", f.now)
             .await
             .unwrap()
@@ -366,6 +393,7 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
     let f = fixture(AuthPolicy::default()).await;
     let (integration, _) = f
         .ward
+        .admin()
         .create_integration(
             default_org(),
             &Actor::Cli,
@@ -379,6 +407,7 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
     let reads = std::sync::atomic::AtomicUsize::new(0);
     let lookups = (0..100).map(|_| {
         f.ward
+            .auth()
             .integration_credentials_admitted(&integration.ikey, f.now, || {
                 reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 true
@@ -390,6 +419,7 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
 
     let misses = (0..10).map(|_| {
         f.ward
+            .auth()
             .integration_credentials_admitted("DINOPE", f.now, || {
                 reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 true
@@ -401,6 +431,7 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
 
     let refused = f
         .ward
+        .auth()
         .integration_credentials_admitted("DINOPE", f.now, || false)
         .await;
     assert!(
@@ -429,12 +460,14 @@ async fn bad_input_changes_nothing() {
     let f = fixture(AuthPolicy::default()).await;
     assert!(
         f.ward
+            .admin()
             .create_user(default_org(), &Actor::Cli, "", None, f.now)
             .await
             .is_err()
     );
     assert!(
         f.ward
+            .admin()
             .create_user(
                 default_org(),
                 &Actor::Cli,
@@ -446,17 +479,20 @@ async fn bad_input_changes_nothing() {
             .is_err()
     );
     f.ward
+        .admin()
         .create_user(default_org(), &Actor::Cli, "bob", None, f.now)
         .await
         .unwrap();
     assert!(matches!(
         f.ward
+            .admin()
             .create_user(default_org(), &Actor::Cli, "bob", None, f.now)
             .await,
         Err(CoreError::Conflict(_))
     ));
     assert!(
         f.ward
+            .admin()
             .add_totp(
                 default_org(),
                 &Actor::Cli,
@@ -471,6 +507,7 @@ async fn bad_input_changes_nothing() {
     );
     assert!(
         f.ward
+            .admin()
             .add_totp(
                 default_org(),
                 &Actor::Cli,
@@ -485,6 +522,7 @@ async fn bad_input_changes_nothing() {
     );
     assert_eq!(
         f.ward
+            .admin()
             .list_users(default_org(), 100, 0)
             .await
             .unwrap()

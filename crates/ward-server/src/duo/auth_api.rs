@@ -65,7 +65,11 @@ fn user_ref(params: &Params) -> Result<UserRef, ApiError> {
 /// `/auth/v2/preauth`.
 pub async fn preauth(State(state): State<AppState>, call: DuoCall) -> DuoResult<PreauthResponse> {
     let user = user_ref(&call.params)?;
-    let outcome = state.ward.preauth(&call.context(), &user, call.now).await?;
+    let outcome = state
+        .ward
+        .auth()
+        .preauth(&call.context(), &user, call.now)
+        .await?;
     ok(render_preauth(outcome))
 }
 
@@ -154,12 +158,14 @@ pub async fn auth(
                 .ok_or_else(|| ApiError::detail(DuoErrorCode::MissingParameters, "passcode"))?;
             state
                 .ward
-                .auth_passcode(&ctx, &user, passcode, want_txid, call.now)
+                .auth()
+                .passcode(&ctx, &user, passcode, want_txid, call.now)
                 .await?
         }
         "sms" | "phone" => {
             return Err(state
                 .ward
+                .auth()
                 .refuse_factor(&ctx, &user, factor, call.now)
                 .await
                 .into());

@@ -100,6 +100,7 @@ pub async fn preauth(
     let (user_ref, name) = user(&call)?;
     let (outcome, menu) = state
         .ward
+        .auth()
         .legacy_preauth(&call.context(), &user_ref, &name, call.now)
         .await?;
     ok(render_preauth(outcome, menu))
@@ -150,6 +151,7 @@ pub async fn auth(State(state): State<AppState>, call: Result<DuoCall, ApiError>
     let ctx = call.context();
     let started = match state
         .ward
+        .auth()
         .legacy_auth(&ctx, &user_ref, factor, req, is_async, call.now)
         .await?
     {

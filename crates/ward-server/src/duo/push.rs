@@ -55,6 +55,7 @@ pub async fn auth_push(
     let ctx = call.context();
     let started = match state
         .ward
+        .auth()
         .start_api_push(&ctx, user, req, is_async, call.now)
         .await?
     {
@@ -121,7 +122,7 @@ pub async fn wait_decided(
     let give_up = Instant::now() + max_wait;
     loop {
         let now = state.clock.now();
-        let view = state.ward.auth_status(ctx, txid, now).await?;
+        let view = state.ward.auth().status(ctx, txid, now).await?;
         let remaining = give_up.saturating_duration_since(Instant::now());
         // At shutdown a long-poll answers with the state so far (`waiting`) at once.
         if view.result != TxResult::Waiting || remaining.is_zero() || state.shutdown.is_started() {
@@ -130,6 +131,7 @@ pub async fn wait_decided(
         // Wake up at the push's deadline at the latest, to time it out.
         let until_deadline = state
             .ward
+            .auth()
             .push_deadline(&ctx.integration.org_id, txid)
             .await?
             .map(|deadline| {

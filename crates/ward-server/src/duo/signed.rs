@@ -128,6 +128,7 @@ async fn verify_signature(
     let ip = client_ip(parts, state.settings.trust_forwarded_for);
     let found = state
         .ward
+        .auth()
         .integration_credentials_admitted(&creds.ikey, now, || state.limits.admit_lookup(ip))
         .await?
         .ok_or_else(|| ApiError::code(DuoErrorCode::InvalidIntegrationKey))?;
@@ -179,7 +180,12 @@ async fn refuse_repeated(
         user_ip: None,
         client_ip: Some(ip.to_string()),
     };
-    if let Err(e) = state.ward.refuse_repeated_parameter(&ctx, &key, now).await {
+    if let Err(e) = state
+        .ward
+        .auth()
+        .refuse_repeated_parameter(&ctx, &key, now)
+        .await
+    {
         return e.into();
     }
     ApiError::message(

@@ -119,16 +119,19 @@ pub(super) async fn home(
 ) -> Result<Response, WebError> {
     let factors = state
         .ward
+        .portal()
         .factors(&session.org(), &session.user.user_id)
         .await?;
     let (passkeys, totps, devices) = factor_rows(&factors);
     let recovery_case = state
         .ward
+        .recovery()
         .open_case_for(&session.org(), &session.user.user_id)
         .await?
         .map(|(_, case_state, until)| super::recovery::state_label(case_state, until));
     let approvals_waiting = state
         .ward
+        .recovery()
         .pending_approvals(&session)
         .await?
         .iter()
@@ -170,6 +173,7 @@ pub(super) async fn recovery_codes(
     if session.user.factors_frozen_ms.is_none()
         && state
             .ward
+            .portal()
             .needs_step_up(&session, state.clock.now())
             .await?
     {
@@ -177,6 +181,7 @@ pub(super) async fn recovery_codes(
     }
     let codes = state
         .ward
+        .portal()
         .regenerate_recovery_codes(&session, state.clock.now())
         .await?;
     Ok(render(&RecoveryCodesPage {
@@ -208,6 +213,7 @@ async fn find_factor(
 ) -> Result<(FactorRow, bool), WebError> {
     let factors = state
         .ward
+        .portal()
         .factors(&session.org(), &session.user.user_id)
         .await?;
     let has_passkey = !factors.passkeys.is_empty();
@@ -269,6 +275,7 @@ pub(super) async fn factor_rename(
     check_csrf(&state, &session, &form.csrf)?;
     state
         .ward
+        .portal()
         .rename_factor(
             &session,
             FactorKind::parse(&kind)?,
@@ -290,6 +297,7 @@ pub(super) async fn factor_remove(
     let now = state.clock.now();
     match state
         .ward
+        .portal()
         .remove_factor(&session, FactorKind::parse(&kind)?, &id, now)
         .await
     {

@@ -58,6 +58,7 @@ pub(super) async fn enrol_page(
 ) -> Result<Response, WebError> {
     match state
         .ward
+        .portal()
         .enrol_link_state(&token, state.clock.now())
         .await?
     {
@@ -79,7 +80,7 @@ pub(super) async fn enrol_redeem(
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
     let now = state.clock.now();
-    match state.ward.redeem_enrol_link(&token, now).await {
+    match state.ward.portal().redeem_enrol_link(&token, now).await {
         Ok(new) => Ok(signed_in_redirect(
             &new,
             "/portal?done=enrolled",
@@ -110,6 +111,7 @@ pub(super) async fn report_page(
 ) -> Result<Response, WebError> {
     match state
         .ward
+        .portal()
         .report_link_state(&token, state.clock.now())
         .await?
     {
@@ -126,7 +128,12 @@ pub(super) async fn report_confirm(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
-    match state.ward.report_not_me(&token, state.clock.now()).await {
+    match state
+        .ward
+        .portal()
+        .report_not_me(&token, state.clock.now())
+        .await
+    {
         Ok(_) => {
             let mut response = render(&ReportPage {
                 layout: Layout::new(&state, "Your account is protected", None),

@@ -81,7 +81,7 @@ pub fn router() -> Router<AppState> {
 
 /// Checks a form's CSRF token against the session.
 pub(crate) fn check_csrf(state: &AppState, session: &Session, token: &str) -> Result<(), WebError> {
-    if state.ward.csrf_ok(session, token) {
+    if state.ward.portal().csrf_ok(session, token) {
         Ok(())
     } else {
         Err(WebError::forbidden_origin())
@@ -98,7 +98,7 @@ pub(crate) fn check_csrf_header(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if state.ward.csrf_ok(session, token) {
+    if state.ward.portal().csrf_ok(session, token) {
         Ok(())
     } else {
         Err(JsonError(

@@ -28,6 +28,7 @@ pub(super) async fn passkey_new_page(
     if !frozen
         && state
             .ward
+            .portal()
             .needs_step_up(&session, state.clock.now())
             .await?
     {
@@ -77,6 +78,7 @@ pub(super) async fn passkey_start(
     check_csrf_header(&state, &session, &headers)?;
     let start = state
         .ward
+        .portal()
         .passkey_register_start_for(&session, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
@@ -97,6 +99,7 @@ pub(super) async fn passkey_finish(
         .unwrap_or("Passkey");
     state
         .ward
+        .portal()
         .passkey_register_finish(
             &session.org(),
             &session.user.user_id,
@@ -117,6 +120,7 @@ pub(super) async fn step_up_start(
     check_csrf_header(&state, &session, &headers)?;
     let start = state
         .ward
+        .portal()
         .step_up_start(&session, state.clock.now())
         .await
         .map_err(|e| match e {
@@ -138,6 +142,7 @@ pub(super) async fn step_up_finish(
     check_csrf_header(&state, &session, &headers)?;
     state
         .ward
+        .portal()
         .step_up_finish(
             &session,
             &answer.ceremony,

@@ -37,7 +37,8 @@ pub(super) async fn cancel(
     check_csrf(&state, &session, &form.csrf)?;
     let cancelled = state
         .ward
-        .recovery_cancel_by_user(
+        .recovery()
+        .cancel_by_user(
             &session.org(),
             &session.user.user_id,
             "portal session",
@@ -98,7 +99,7 @@ pub(super) async fn approvals_page(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
 ) -> Result<Response, WebError> {
-    let cases = state.ward.pending_approvals(&session).await?;
+    let cases = state.ward.recovery().pending_approvals(&session).await?;
     Ok(render(&ApprovalsPage {
         layout: Layout::new(&state, "Recovery approvals", Some(&session)),
         cases: cases.into_iter().map(ApprovalRow::from).collect(),
@@ -114,6 +115,7 @@ pub(super) async fn approval_start(
     check_csrf_header(&state, &session, &headers)?;
     let start = state
         .ward
+        .recovery()
         .approval_start(&session, &case_id, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
@@ -129,6 +131,7 @@ pub(super) async fn approval_finish(
     check_csrf_header(&state, &session, &headers)?;
     state
         .ward
+        .recovery()
         .approval_finish(
             &session,
             &case_id,

@@ -64,6 +64,7 @@ pub(super) async fn sign_in_totp(
     let org = org.resolve(&state).await?;
     match state
         .ward
+        .portal()
         .totp_sign_in(&org, form.username.trim(), form.code.trim(), now)
         .await
     {
@@ -91,6 +92,7 @@ pub(super) async fn sign_in_start(
     let org = org.resolve(&state).await?;
     let start = state
         .ward
+        .portal()
         .passkey_auth_start(&org, ceremony_purpose::SIGN_IN, None, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
@@ -105,6 +107,7 @@ pub(super) async fn sign_in_finish(
     let org = org.resolve(&state).await?;
     let new = state
         .ward
+        .portal()
         .passkey_sign_in(&org, &answer.ceremony, &answer.credential, now)
         .await?;
     let max_age = (new.session.expires_ms - now.timestamp_millis()).max(0) / 1000;
@@ -125,7 +128,11 @@ pub(super) async fn sign_out(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_csrf(&state, &session, &form.csrf)?;
-    state.ward.sign_out(&session, state.clock.now()).await?;
+    state
+        .ward
+        .portal()
+        .sign_out(&session, state.clock.now())
+        .await?;
     let mut response = Redirect::to("/portal/sign-in").into_response();
     response
         .headers_mut()
@@ -142,6 +149,7 @@ pub(super) async fn sign_out_everywhere(
     let actor = ward_core::model::Actor::User(session.user.user_id.clone());
     state
         .ward
+        .portal()
         .sign_out_everywhere(
             &session.org(),
             &actor,

@@ -58,6 +58,7 @@ pub(super) async fn totp_new_page(
     if session.user.factors_frozen_ms.is_none()
         && state
             .ward
+            .portal()
             .needs_step_up(&session, state.clock.now())
             .await?
     {
@@ -65,6 +66,7 @@ pub(super) async fn totp_new_page(
     }
     let setup = state
         .ward
+        .portal()
         .totp_setup_start(&session, state.clock.now())
         .await?;
     Ok(render(&TotpNewPage {
@@ -98,6 +100,7 @@ pub(super) async fn totp_confirm(
     let name = form.name.trim();
     let result = state
         .ward
+        .portal()
         .totp_setup_finish(
             &session,
             &form.ceremony,

@@ -40,7 +40,8 @@ pub(super) async fn token(
     let handle = api_handle(&headers)?;
     let token = state
         .ward
-        .recovery_issue_token(&handle, state.clock.now())
+        .recovery()
+        .issue_token(&handle, state.clock.now())
         .await?;
     Ok(Json(json!({ "token": token.as_str() })))
 }
@@ -53,7 +54,8 @@ pub(super) async fn enrol_start(
     let handle = api_handle(&headers)?;
     let start = state
         .ward
-        .recovery_enrol_start(&handle, &body.token, state.clock.now())
+        .recovery()
+        .enrol_start(&handle, &body.token, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
 }
@@ -66,7 +68,8 @@ pub(super) async fn enrol_finish(
     let handle = api_handle(&headers)?;
     state
         .ward
-        .recovery_enrol_finish(
+        .recovery()
+        .enrol_finish(
             &handle,
             &answer.token,
             &answer.ceremony,
@@ -84,7 +87,8 @@ pub(super) async fn confirm_start(
     let handle = api_handle(&headers)?;
     let start = state
         .ward
-        .recovery_confirm_start(&handle, state.clock.now())
+        .recovery()
+        .confirm_start(&handle, state.clock.now())
         .await?;
     Ok(Json(json!(start)))
 }
@@ -98,7 +102,8 @@ pub(super) async fn confirm_finish(
     let handle = api_handle(&headers)?;
     let codes = state
         .ward
-        .recovery_confirm_finish(
+        .recovery()
+        .confirm_finish(
             &handle,
             &answer.ceremony,
             &answer.credential,

@@ -90,6 +90,7 @@ pub(super) async fn contact_submit(
     let ip = client_ip(&state, &parts);
     state
         .ward
+        .recovery()
         .report_contact(
             &org,
             user_id,

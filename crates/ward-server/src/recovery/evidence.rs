@@ -77,7 +77,8 @@ pub(super) async fn submit_code(
         super::UNIFORM_EVIDENCE,
         state
             .ward
-            .recovery_submit_code(&handle, &code, state.clock.now()),
+            .recovery()
+            .submit_code(&handle, &code, state.clock.now()),
     )
     .await;
     Ok(outcome(result, "code-accepted", "code-refused"))
@@ -90,7 +91,7 @@ pub(super) async fn send_email(
     let handle = required_handle(&headers)?;
     match super::uniform(
         super::UNIFORM_EVIDENCE,
-        state.ward.recovery_send_email(&handle, state.clock.now()),
+        state.ward.recovery().send_email(&handle, state.clock.now()),
     )
     .await
     {
@@ -110,7 +111,8 @@ pub(super) async fn submit_email_code(
         super::UNIFORM_EVIDENCE,
         state
             .ward
-            .recovery_submit_email_code(&handle, &code, state.clock.now()),
+            .recovery()
+            .submit_email_code(&handle, &code, state.clock.now()),
     )
     .await;
     Ok(outcome(result, "email-accepted", "email-refused"))

@@ -54,7 +54,7 @@ pub(super) async fn start(
     let org = org.resolve(&state).await?;
     let (handle, _case_id) = super::uniform(
         super::UNIFORM_START,
-        state.ward.recovery_start(
+        state.ward.recovery().start(
             &org,
             &form.username,
             Opener::User,
@@ -118,7 +118,8 @@ pub(super) async fn adopt(
     let ip = client_ip(&state, &parts);
     match state
         .ward
-        .recovery_adopt(&link, Some(&ip), state.clock.now())
+        .recovery()
+        .adopt(&link, Some(&ip), state.clock.now())
         .await
     {
         Ok(handle) => {
@@ -203,7 +204,7 @@ pub(super) async fn case_page(
     };
     let status = match super::uniform(
         super::UNIFORM_PAGE,
-        state.ward.recovery_status(&handle, state.clock.now()),
+        state.ward.recovery().status(&handle, state.clock.now()),
     )
     .await
     {

@@ -56,6 +56,7 @@ pub(super) async fn api_with(limits: Limits) -> Api {
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
     let (integration, skey) = ward
+        .admin()
         .create_integration(
             crate::default_org(),
             &Actor::Cli,
@@ -66,20 +67,22 @@ pub(super) async fn api_with(limits: Limits) -> Api {
         )
         .await
         .unwrap();
-    ward.create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
+    ward.admin()
+        .create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
-    ward.add_totp(
-        crate::default_org(),
-        &Actor::Cli,
-        "alice",
-        Some(SECRET),
-        Algorithm::Sha1,
-        6,
-        now,
-    )
-    .await
-    .unwrap();
+    ward.admin()
+        .add_totp(
+            crate::default_org(),
+            &Actor::Cli,
+            "alice",
+            Some(SECRET),
+            Algorithm::Sha1,
+            6,
+            now,
+        )
+        .await
+        .unwrap();
     let state = crate::app_state(
         Arc::clone(&ward),
         clock.clone(),

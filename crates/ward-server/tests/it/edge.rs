@@ -46,6 +46,7 @@ async fn edge(store: Arc<dyn Store>) -> Edge {
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
     let (integration, skey) = ward
+        .admin()
         .create_integration(
             crate::default_org(),
             &Actor::Cli,
@@ -56,7 +57,8 @@ async fn edge(store: Arc<dyn Store>) -> Edge {
         )
         .await
         .unwrap();
-    ward.create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
+    ward.admin()
+        .create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
         .await
         .unwrap();
     let state = crate::app_state(

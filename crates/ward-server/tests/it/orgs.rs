@@ -17,15 +17,18 @@ async fn an_application_does_not_see_another_organisations_users() {
     let now = api.clock.now();
     let other = api
         .ward
+        .admin()
         .create_org(&Actor::Cli, "Other", now)
         .await
         .unwrap();
     let org = &other.id;
     api.ward
+        .admin()
         .create_user(org, &Actor::Cli, "bob", None, now)
         .await
         .unwrap();
     api.ward
+        .admin()
         .add_totp(
             org,
             &Actor::Cli,
@@ -39,6 +42,7 @@ async fn an_application_does_not_see_another_organisations_users() {
         .unwrap();
     let (theirs, their_skey) = api
         .ward
+        .admin()
         .create_integration(org, &Actor::Cli, "VPN", IntegrationKind::AuthApi, None, now)
         .await
         .unwrap();

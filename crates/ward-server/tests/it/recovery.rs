@@ -54,19 +54,22 @@ async fn site_with(pool: Argon2Pool, hook: Option<Vec<String>>) -> Site {
     let ward = Arc::new(ward);
     let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let now = clock.now();
-    ward.create_user(
-        crate::default_org(),
-        &Actor::Cli,
-        "alice",
-        Some("alice@example.test"),
-        now,
-    )
-    .await
-    .unwrap();
-    ward.create_user(crate::default_org(), &Actor::Cli, "root", None, now)
+    ward.admin()
+        .create_user(
+            crate::default_org(),
+            &Actor::Cli,
+            "alice",
+            Some("alice@example.test"),
+            now,
+        )
         .await
         .unwrap();
-    ward.grant_role(crate::default_org(), &Actor::Cli, "root", Role::Admin, now)
+    ward.admin()
+        .create_user(crate::default_org(), &Actor::Cli, "root", None, now)
+        .await
+        .unwrap();
+    ward.admin()
+        .grant_role(crate::default_org(), &Actor::Cli, "root", Role::Admin, now)
         .await
         .unwrap();
     let state = crate::app_state(
@@ -531,12 +534,14 @@ async fn with_several_organisations_a_start_names_its_organisation() {
     let site = site().await;
     let acme = site
         .ward
+        .admin()
         .create_org(&Actor::Cli, "Acme", site.now)
         .await
         .unwrap()
         .id;
     let dave = site
         .ward
+        .admin()
         .create_user(&acme, &Actor::Cli, "dave", None, site.now)
         .await
         .unwrap();

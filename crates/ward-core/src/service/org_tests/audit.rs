@@ -14,6 +14,7 @@ async fn each_organisation_has_its_own_chain_and_check() {
     let p = pair_on(Arc::new(store)).await;
     let default = default_org();
     p.ward()
+        .admin()
         .create_user(default, &Actor::Cli, "carol", None, p.now())
         .await
         .unwrap();

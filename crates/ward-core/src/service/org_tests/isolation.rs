@@ -29,22 +29,27 @@ async fn preauth_sees_only_its_own_users(p: &Pair) {
     let now = p.now();
     // Bob exists only in B: A's application is told what it is told of anyone unknown.
     let bob = UserRef::Name("bob".into());
-    let from_a = p.ward().preauth(&p.a.api, &bob, now).await.unwrap();
+    let from_a = p.ward().auth().preauth(&p.a.api, &bob, now).await.unwrap();
     let unknown = p
         .ward()
+        .auth()
         .preauth(&p.a.api, &UserRef::Name("nobody".into()), now)
         .await
         .unwrap();
     assert_eq!(from_a, unknown, "B's bob looks unknown to A");
     assert!(matches!(
-        p.ward().preauth(&p.b.api, &bob, now).await.unwrap(),
+        p.ward().auth().preauth(&p.b.api, &bob, now).await.unwrap(),
         PreauthOutcome::Auth { .. }
     ));
     // Alice exists in both: each application sees its own Alice's authenticator only.
     let alice = UserRef::Name("alice".into());
     for (tenant, other) in [(&p.a, &p.b), (&p.b, &p.a)] {
-        let PreauthOutcome::Auth { devices, .. } =
-            p.ward().preauth(&tenant.api, &alice, now).await.unwrap()
+        let PreauthOutcome::Auth { devices, .. } = p
+            .ward()
+            .auth()
+            .preauth(&tenant.api, &alice, now)
+            .await
+            .unwrap()
         else {
             panic!("alice has a factor");
         };
@@ -65,7 +70,11 @@ async fn preauth_sees_only_its_own_users(p: &Pair) {
     // A user id of B, given to A, is unknown too.
     let bob_id = UserRef::Id(p.id(&p.b.org, "bob").await);
     assert_eq!(
-        p.ward().preauth(&p.a.api, &bob_id, now).await.unwrap(),
+        p.ward()
+            .auth()
+            .preauth(&p.a.api, &bob_id, now)
+            .await
+            .unwrap(),
         unknown
     );
 }
@@ -73,7 +82,8 @@ async fn preauth_sees_only_its_own_users(p: &Pair) {
 async fn passcode_allowed(p: &Pair, ctx: &AuthContext, username: &str, code: &str) -> bool {
     let user = UserRef::Name(username.into());
     p.ward()
-        .auth_passcode(ctx, &user, code, false, p.now())
+        .auth()
+        .passcode(ctx, &user, code, false, p.now())
         .await
         .unwrap()
         .allowed
@@ -90,10 +100,14 @@ async fn passcodes_are_checked_against_its_own_users(p: &Pair) {
     assert!(passcode_allowed(p, &p.b.api, "bob", &p.code(SEED_B)).await);
     // The portal's code sign-in is scoped the same way.
     let code = p.code(SEED_B);
-    let own = p.ward().totp_sign_in(&p.b.org, "bob", &code, p.now());
+    let own = p
+        .ward()
+        .portal()
+        .totp_sign_in(&p.b.org, "bob", &code, p.now());
     assert!(own.await.is_ok());
     let signed_in = p
         .ward()
+        .portal()
         .totp_sign_in(&p.a.org, "bob", &p.code(SEED_B), p.now())
         .await;
     assert!(matches!(signed_in, Err(CoreError::Unauthenticated)));
@@ -107,35 +121,45 @@ async fn pushes_reach_only_its_own_users(p: &Pair) {
     // A's application cannot push to B's Bob: nothing reaches his phone.
     let refused = p
         .ward()
+        .auth()
         .start_api_push(&p.a.api, &bob, PushRequest::default(), true, now)
         .await
         .unwrap();
     assert!(matches!(refused, PushOutcome::Decided(_)), "{refused:?}");
-    let pending = p.ward().pending_push_events(&phone_b.id, now).await;
+    let pending = p
+        .ward()
+        .devices()
+        .pending_push_events(&phone_b.id, now)
+        .await;
     assert!(pending.unwrap().is_empty());
     // B's application can; A's phone cannot answer that push, B's phone can.
     let PushOutcome::Started(started) = p
         .ward()
+        .auth()
         .start_api_push(&p.b.api, &bob, PushRequest::default(), true, now)
         .await
         .unwrap()
     else {
         panic!("B pushes to its own Bob");
     };
-    let events = p.ward().pending_push_events(&phone_b.id, now).await;
+    let events = p
+        .ward()
+        .devices()
+        .pending_push_events(&phone_b.id, now)
+        .await;
     let events = events.unwrap();
     let event = events.first().unwrap();
     let number = started.number.as_deref();
     let foreign = phone_a.answer(event, Decision::Approve, number, now.timestamp());
-    let answered = p.ward().answer_push(&foreign, now).await;
+    let answered = p.ward().devices().answer_push(&foreign, now).await;
     assert!(
         matches!(answered, Err(CoreError::NotFound(_))),
         "{answered:?}"
     );
-    let status = p.ward().auth_status(&p.b.api, &started.txid, now).await;
+    let status = p.ward().auth().status(&p.b.api, &started.txid, now).await;
     assert_eq!(status.unwrap().result, TxResult::Waiting);
     let own = phone_b.answer(event, Decision::Approve, number, now.timestamp());
-    let state = p.ward().answer_push(&own, now).await;
+    let state = p.ward().devices().answer_push(&own, now).await;
     assert_eq!(state.unwrap(), PushState::Approved);
     // The refused answer is in A's log (its device's organisation), not in B's.
     let audit = audit_of(p.f.store.as_ref()).await;
@@ -150,13 +174,14 @@ async fn transactions_are_read_only_by_their_organisation(p: &Pair) {
     let alice = UserRef::Name("alice".into());
     let decided = p
         .ward()
-        .auth_passcode(&p.b.api, &alice, &p.code(SEED_B), true, p.now())
+        .auth()
+        .passcode(&p.b.api, &alice, &p.code(SEED_B), true, p.now())
         .await
         .unwrap();
     let txid = decided.txid.unwrap();
-    let from_a = p.ward().auth_status(&p.a.api, &txid, p.now()).await;
+    let from_a = p.ward().auth().status(&p.a.api, &txid, p.now()).await;
     assert!(matches!(from_a, Err(CoreError::NotFound(_))), "{from_a:?}");
-    let from_b = p.ward().auth_status(&p.b.api, &txid, p.now()).await;
+    let from_b = p.ward().auth().status(&p.b.api, &txid, p.now()).await;
     assert_eq!(from_b.unwrap().result, TxResult::Allow);
     // Not even the store finds it under A's organisation.
     let in_a = p.f.store.auth_tx(p.a.org.as_str(), &txid).await;
@@ -166,6 +191,7 @@ async fn transactions_are_read_only_by_their_organisation(p: &Pair) {
 async fn portal_sign_in_stays_in_its_organisation(p: &Pair) {
     let session = p
         .ward()
+        .portal()
         .totp_sign_in(&p.b.org, "alice", &p.code(SEED_B), p.now())
         .await
         .unwrap()
@@ -175,11 +201,17 @@ async fn portal_sign_in_stays_in_its_organisation(p: &Pair) {
     // The session's factors are its own Alice's; A's Alice's are not reachable through it.
     let own = p
         .ward()
+        .portal()
         .factors(&session.org(), &session.user.user_id)
         .await;
     assert_eq!(own.unwrap().totps.len(), 1);
     let a_alice = p.id(&p.a.org, "alice").await;
-    let crossed = p.ward().factors(&session.org(), &a_alice).await.unwrap();
+    let crossed = p
+        .ward()
+        .portal()
+        .factors(&session.org(), &a_alice)
+        .await
+        .unwrap();
     assert!(crossed.totps.is_empty() && crossed.devices.is_empty());
 }
 
@@ -188,21 +220,30 @@ async fn helpdesk_sees_only_its_own_users(p: &Pair) {
     let now = p.now();
     let bob = p
         .ward()
+        .recovery()
         .helpdesk_lookup(&agent_a, "bob", now)
         .await
         .unwrap();
     assert!(bob.is_none(), "A's agent does not find B's bob");
-    let alice = p.ward().helpdesk_lookup(&agent_a, "alice", now).await;
+    let alice = p
+        .ward()
+        .recovery()
+        .helpdesk_lookup(&agent_a, "alice", now)
+        .await;
     assert_eq!(
         alice.unwrap().unwrap().user_id,
         p.id(&p.a.org, "alice").await
     );
-    let verify = p.ward().helpdesk_verify_caller(&agent_a, "bob", now).await;
+    let verify = p
+        .ward()
+        .recovery()
+        .helpdesk_verify_caller(&agent_a, "bob", now)
+        .await;
     assert!(matches!(verify, Err(CoreError::NotFound(_))), "{verify:?}");
     // A role is held in one organisation: A's Alice is no agent although B has one.
     let plain = p.session(&p.a.org, "alice").await;
-    assert!(!p.ward().is_agent(&plain).await.unwrap());
-    assert!(p.ward().is_agent(&agent_a).await.unwrap());
+    assert!(!p.ward().recovery().is_agent(&plain).await.unwrap());
+    assert!(p.ward().recovery().is_agent(&agent_a).await.unwrap());
 }
 
 async fn recovery_cases_stay_in_their_organisation(p: &Pair) {
@@ -212,21 +253,39 @@ async fn recovery_cases_stay_in_their_organisation(p: &Pair) {
     let user = crate::recovery::Opener::User;
     let (_handle, case_id) = p
         .ward()
-        .recovery_start(&p.a.org, "alice", user, None, now)
+        .recovery()
+        .start(&p.a.org, "alice", user, None, now)
         .await
         .unwrap();
     let case = p.f.store.recovery_case(&case_id).await.unwrap().unwrap();
     assert_eq!(case.org_id, p.a.org.as_str());
     assert_eq!(case.user_id.as_deref(), Some(a_alice.as_str()));
-    let open_a = p.ward().open_case_for(&p.a.org, &a_alice).await.unwrap();
+    let open_a = p
+        .ward()
+        .recovery()
+        .open_case_for(&p.a.org, &a_alice)
+        .await
+        .unwrap();
     assert!(open_a.is_some());
-    let open_b = p.ward().open_case_for(&p.b.org, &b_alice).await.unwrap();
+    let open_b = p
+        .ward()
+        .recovery()
+        .open_case_for(&p.b.org, &b_alice)
+        .await
+        .unwrap();
     assert!(open_b.is_none());
     // B's agent sees no case for B's Alice, and cannot freeze A's.
     let agent_b = p.session(&p.b.org, "agent").await;
-    let view = p.ward().helpdesk_lookup(&agent_b, "alice", now).await;
+    let view = p
+        .ward()
+        .recovery()
+        .helpdesk_lookup(&agent_b, "alice", now)
+        .await;
     assert!(view.unwrap().unwrap().case.is_none());
-    let frozen = p.ward().helpdesk_flag_fraud(&agent_b, "alice", "test", now);
+    let frozen = p
+        .ward()
+        .recovery()
+        .helpdesk_flag_fraud(&agent_b, "alice", "test", now);
     assert!(
         !frozen.await.unwrap(),
         "B's agent found no open case to freeze"

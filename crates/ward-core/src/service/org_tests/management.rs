@@ -7,30 +7,46 @@ async fn names_are_unique_and_either_name_or_id_finds_an_organisation() {
     let (_dir, p) = pair().await;
     let now = p.now();
     let ward = p.ward();
-    let taken = ward.create_org(&Actor::Cli, "Org A", now).await;
+    let taken = ward.admin().create_org(&Actor::Cli, "Org A", now).await;
     assert!(matches!(taken, Err(CoreError::Conflict(_))), "{taken:?}");
     for bad in ["", " padded ", "a\u{7}b", &"x".repeat(101)] {
-        let refused = ward.create_org(&Actor::Cli, bad, now).await;
+        let refused = ward.admin().create_org(&Actor::Cli, bad, now).await;
         assert!(
             matches!(refused, Err(CoreError::InvalidInput { .. })),
             "{bad:?}: {refused:?}"
         );
     }
-    assert_eq!(ward.org_named("Org A").await.unwrap().id, p.a.org);
-    assert_eq!(ward.org_named(p.a.org.as_str()).await.unwrap().id, p.a.org);
-    assert_eq!(ward.org_named("default").await.unwrap().name, "Default");
-    let renamed = ward.rename_org(&Actor::Cli, "Org A", "Acme", now).await;
+    assert_eq!(ward.admin().org_named("Org A").await.unwrap().id, p.a.org);
+    assert_eq!(
+        ward.admin().org_named(p.a.org.as_str()).await.unwrap().id,
+        p.a.org
+    );
+    assert_eq!(
+        ward.admin().org_named("default").await.unwrap().name,
+        "Default"
+    );
+    let renamed = ward
+        .admin()
+        .rename_org(&Actor::Cli, "Org A", "Acme", now)
+        .await;
     assert_eq!(renamed.unwrap().id, p.a.org);
-    assert_eq!(ward.resolve_org(Some("Acme")).await.unwrap(), p.a.org);
-    let clash = ward.rename_org(&Actor::Cli, "Acme", "Org B", now).await;
+    assert_eq!(
+        ward.admin().resolve_org(Some("Acme")).await.unwrap(),
+        p.a.org
+    );
+    let clash = ward
+        .admin()
+        .rename_org(&Actor::Cli, "Acme", "Org B", now)
+        .await;
     assert!(matches!(clash, Err(CoreError::Conflict(_))), "{clash:?}");
     // Three organisations now: a request must name one.
-    let unnamed = ward.resolve_org(None).await;
+    let unnamed = ward.admin().resolve_org(None).await;
     assert!(
         matches!(unnamed, Err(CoreError::InvalidInput { .. })),
         "{unnamed:?}"
     );
     let listed: Vec<String> = ward
+        .admin()
         .list_orgs()
         .await
         .unwrap()
@@ -57,7 +73,7 @@ async fn the_only_organisation_needs_no_name() {
     let store = SqliteStore::open(&url, "node-1").await.unwrap();
     store.migrate().await.unwrap();
     let f = fixture_on(Arc::new(store), settings()).await;
-    let only = f.ward.resolve_org(None).await.unwrap();
+    let only = f.ward.admin().resolve_org(None).await.unwrap();
     assert_eq!(only.as_str(), ward_store::DEFAULT_ORG);
 }
 
@@ -67,11 +83,22 @@ async fn disabling(p: Pair) {
     let now = p.now();
     let b_alice = p.f.store.user_by_name(p.b.org.as_str(), "alice").await;
     let b_alice = b_alice.unwrap().unwrap();
-    let opened = p.ward().open_session(&b_alice, "passkey", None, now);
+    let opened = p
+        .ward()
+        .portal()
+        .open_session(&b_alice, "passkey", None, now);
     let token = opened.await.unwrap().token;
-    assert!(p.ward().session(&token, now).await.unwrap().is_some());
+    assert!(
+        p.ward()
+            .portal()
+            .session(&token, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let b_bob = p.id(&p.b.org, "bob").await;
     p.ward()
+        .admin()
         .set_org_disabled(&Actor::Cli, "Org B", true, now)
         .await
         .unwrap();
@@ -79,24 +106,32 @@ async fn disabling(p: Pair) {
     let code = p.code(SEED_B);
     let passcode = p
         .ward()
-        .auth_passcode(&p.b.api, &alice, &code, false, p.now());
+        .auth()
+        .passcode(&p.b.api, &alice, &code, false, p.now());
     assert!(!passcode.await.unwrap().allowed);
-    let preauth = p.ward().preauth(&p.b.api, &alice, p.now()).await.unwrap();
+    let preauth = p
+        .ward()
+        .auth()
+        .preauth(&p.b.api, &alice, p.now())
+        .await
+        .unwrap();
     assert!(
         matches!(preauth, PreauthOutcome::Deny { .. }),
         "{preauth:?}"
     );
     let push = p
         .ward()
+        .auth()
         .start_api_push(&p.b.api, &alice, PushRequest::default(), true, p.now())
         .await;
     assert!(matches!(push.unwrap(), PushOutcome::Decided(_)));
     let portal = p
         .ward()
+        .portal()
         .totp_sign_in(&p.b.org, "alice", &p.code(SEED_B), p.now())
         .await;
     assert!(matches!(portal, Err(CoreError::Unauthenticated)));
-    let ended = p.ward().session(&token, p.now()).await.unwrap();
+    let ended = p.ward().portal().session(&token, p.now()).await.unwrap();
     assert!(ended.is_none(), "B's sessions end");
     // A is untouched; B's data is kept.
     assert!(passcode_of(&p, &p.a.api, SEED_A).await);
@@ -112,6 +147,7 @@ async fn disabling(p: Pair) {
     );
     assert!(audit.iter().any(|e| e["action"] == "org.disable"));
     p.ward()
+        .admin()
         .set_org_disabled(&Actor::Cli, "Org B", false, p.now())
         .await
         .unwrap();
@@ -121,7 +157,7 @@ async fn disabling(p: Pair) {
 async fn passcode_of(p: &Pair, ctx: &AuthContext, seed: &str) -> bool {
     let alice = UserRef::Name("alice".into());
     let code = p.code(seed);
-    let decided = p.ward().auth_passcode(ctx, &alice, &code, false, p.now());
+    let decided = p.ward().auth().passcode(ctx, &alice, &code, false, p.now());
     decided.await.unwrap().allowed
 }
 

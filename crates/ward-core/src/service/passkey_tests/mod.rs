@@ -119,6 +119,7 @@ impl Fixture {
     pub(super) async fn user(&self, name: &str) -> String {
         let email = format!("{name}@example.com");
         self.ward
+            .admin()
             .create_user(default_org(), &Actor::Cli, name, Some(&email), self.now())
             .await
             .unwrap()
@@ -150,11 +151,13 @@ impl Fixture {
     ) -> PasskeyView {
         let start = self
             .ward
+            .portal()
             .passkey_register_start(default_org(), user_id, self.now())
             .await
             .unwrap();
         let answer = authr.register(&start.options).unwrap();
         self.ward
+            .portal()
             .passkey_register_finish(
                 default_org(),
                 user_id,
@@ -176,18 +179,24 @@ impl Fixture {
     ) -> CoreResult<PasskeyCheck> {
         let start = self
             .ward
+            .portal()
             .passkey_auth_start(default_org(), purpose, user_id, self.now())
             .await
             .unwrap();
         let answer = authr.authenticate(&start.options).unwrap();
         self.ward
+            .portal()
             .passkey_auth_finish(default_org(), purpose, &start.ceremony, &answer, self.now())
             .await
     }
 
     /// Everything the user has enrolled.
     pub(super) async fn factors(&self, user_id: &str) -> Factors {
-        self.ward.factors(default_org(), user_id).await.unwrap()
+        self.ward
+            .portal()
+            .factors(default_org(), user_id)
+            .await
+            .unwrap()
     }
 
     pub(super) async fn sign_count(&self, cred_id: &str) -> i64 {
@@ -371,6 +380,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     f.clock.advance(TimeDelta::minutes(1));
     let start = f
         .ward
+        .portal()
         .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
@@ -385,6 +395,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     let answer = key.authenticate(&start.options).unwrap();
     let check = f
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
@@ -401,6 +412,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     f.clock.advance(TimeDelta::minutes(1));
     let start = f
         .ward
+        .portal()
         .passkey_auth_start(default_org(), STEP_UP, Some(&alice), f.now())
         .await
         .unwrap();
@@ -412,6 +424,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     let answer = key.authenticate(&start.options).unwrap();
     let check = f
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
@@ -438,6 +451,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     // Bob has no passkey to check.
     assert!(matches!(
         f.ward
+            .portal()
             .passkey_auth_start(default_org(), STEP_UP, Some(&bob), f.now())
             .await,
         Err(CoreError::NotFound(_))
@@ -448,6 +462,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     // passkey: a valid assertion, for the wrong account.
     let start = f
         .ward
+        .portal()
         .passkey_auth_start(default_org(), STEP_UP, Some(&bob), f.now())
         .await
         .unwrap();
@@ -456,6 +471,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     let answer = alices.authenticate(&options).unwrap();
     let refused = f
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, f.now())
         .await;
     assert!(
@@ -478,12 +494,14 @@ async fn a_registration_is_finished_once_and_in_time() {
     // A registration finishes once.
     let start = f
         .ward
+        .portal()
         .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
     let answer = key.register(&start.options).unwrap();
     let view = f
         .ward
+        .portal()
         .passkey_register_finish(
             default_org(),
             &alice,
@@ -496,6 +514,7 @@ async fn a_registration_is_finished_once_and_in_time() {
         .unwrap();
     let again = f
         .ward
+        .portal()
         .passkey_register_finish(
             default_org(),
             &alice,
@@ -512,6 +531,7 @@ async fn a_registration_is_finished_once_and_in_time() {
     let mut late = passkey();
     let start = f
         .ward
+        .portal()
         .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
@@ -520,6 +540,7 @@ async fn a_registration_is_finished_once_and_in_time() {
         .advance(TimeDelta::minutes(5) + TimeDelta::milliseconds(1));
     let expired = f
         .ward
+        .portal()
         .passkey_register_finish(
             default_org(),
             &alice,
@@ -543,17 +564,20 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     // A sign-in finishes once; the second attempt changes nothing.
     let start = f
         .ward
+        .portal()
         .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     f.ward
+        .portal()
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
     assert_eq!(f.sign_count(&view.id).await, 1);
     let replay = f
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await;
     assert!(matches!(replay, Err(CoreError::Expired(_))), "{replay:?}");
@@ -562,6 +586,7 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     // An expired sign-in is refused.
     let start = f
         .ward
+        .portal()
         .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
@@ -569,6 +594,7 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     f.clock.advance(TimeDelta::minutes(6));
     let expired = f
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await;
     assert!(matches!(expired, Err(CoreError::Expired(_))), "{expired:?}");
@@ -578,22 +604,26 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     // the attempt does not use it up.
     let start = f
         .ward
+        .portal()
         .passkey_auth_start(default_org(), SIGN_IN, None, f.now())
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     let wrong = f
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, f.now())
         .await;
     assert!(matches!(wrong, Err(CoreError::Expired(_))), "{wrong:?}");
     let registration = f
         .ward
+        .portal()
         .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
     let wrong = f
         .ward
+        .portal()
         .passkey_auth_finish(
             default_org(),
             SIGN_IN,
@@ -606,6 +636,7 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     assert_eq!(f.sign_count(&view.id).await, 1);
     let check = f
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
@@ -616,6 +647,7 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
     for id in ["", &"x".repeat(129)] {
         assert!(matches!(
             f.ward
+                .portal()
                 .passkey_auth_finish(default_org(), SIGN_IN, id, &answer, f.now())
                 .await,
             Err(CoreError::InvalidInput { .. })

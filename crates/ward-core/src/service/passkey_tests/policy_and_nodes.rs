@@ -33,6 +33,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     ] {
         f.user(name).await;
         f.ward
+            .portal()
             .set_policy_group(default_org(), &Actor::Cli, name, Some(group), now)
             .await
             .unwrap();
@@ -46,6 +47,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     // An attested key of an allowed model from a trusted vendor.
     let start = f
         .ward
+        .portal()
         .passkey_register_start(default_org(), &alice, now)
         .await
         .unwrap();
@@ -53,6 +55,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     let answer = key.register(&start.options).unwrap();
     let view = f
         .ward
+        .portal()
         .passkey_register_finish(
             default_org(),
             &alice,
@@ -120,11 +123,13 @@ async fn attempt<A: AuthenticatorBackend>(
 ) -> CoreResult<PasskeyView> {
     let start = f
         .ward
+        .portal()
         .passkey_register_start(default_org(), user_id, f.now())
         .await
         .unwrap();
     let answer = authr.register(&start.options).unwrap();
     f.ward
+        .portal()
         .passkey_register_finish(
             default_org(),
             user_id,
@@ -145,6 +150,7 @@ async fn an_authenticator_that_does_not_verify_the_user_is_refused() {
     let mut no_uv = Authr::new(SoftPasskey::new(false));
     let start = f
         .ward
+        .portal()
         .passkey_register_start(default_org(), &alice, f.now())
         .await
         .unwrap();
@@ -240,6 +246,7 @@ async fn ceremonies_started_on_one_node_finish_on_another_once() {
     on_postgres(two_nodes).await;
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 async fn two_nodes(url: String) {
     let open = |chain: &'static str| {
         let url = url.clone();
@@ -260,12 +267,14 @@ async fn two_nodes(url: String) {
     // Registration started on A, finished on B, not again on A.
     let start = a
         .ward
+        .portal()
         .passkey_register_start(default_org(), &alice, now)
         .await
         .unwrap();
     let answer = key.register(&start.options).unwrap();
     let view = b
         .ward
+        .portal()
         .passkey_register_finish(
             default_org(),
             &alice,
@@ -279,6 +288,7 @@ async fn two_nodes(url: String) {
     assert_eq!(a.factors(&alice).await.passkeys, vec![view.clone()]);
     let again = a
         .ward
+        .portal()
         .passkey_register_finish(
             default_org(),
             &alice,
@@ -293,18 +303,21 @@ async fn two_nodes(url: String) {
     // Sign-in started on B, finished on A, not again on B.
     let start = b
         .ward
+        .portal()
         .passkey_auth_start(default_org(), SIGN_IN, None, now)
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     let check = a
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, now)
         .await
         .unwrap();
     assert_eq!(check.user.user_id, alice);
     let again = b
         .ward
+        .portal()
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, now)
         .await;
     assert!(matches!(again, Err(CoreError::Expired(_))), "{again:?}");
@@ -313,14 +326,17 @@ async fn two_nodes(url: String) {
     // Both nodes finishing the same ceremony at once: exactly one wins.
     let start = a
         .ward
+        .portal()
         .passkey_auth_start(default_org(), STEP_UP, Some(&alice), now)
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();
     let (on_a, on_b) = tokio::join!(
         a.ward
+            .portal()
             .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, now),
         b.ward
+            .portal()
             .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, now),
     );
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Checking a passkey: usernameless sign-in or a check of one user's credentials, with the
 //! signature counter and backup state recorded after each use.
 
+use crate::service::Portal;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -21,57 +22,6 @@ use crate::notify::Alert;
 use crate::service::Ward;
 
 impl Ward {
-    /// Starts a passkey check: usernameless sign-in (`user_id` `None`) or a check of one
-    /// user's credentials (step-up, approvals, the hosted prompt).
-    pub async fn passkey_auth_start(
-        &self,
-        org: &OrgId,
-        purpose: &str,
-        user_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<CeremonyStart> {
-        let passkeys = self.passkeys()?;
-        let (mut options, state) = match user_id {
-            None => {
-                let (rcr, state) = passkeys
-                    .webauthn
-                    .start_discoverable_authentication()
-                    .map_err(|e| CoreError::Internal(format!("passkey sign-in: {e}")))?;
-                let options = serde_json::to_value(&rcr)
-                    .map_err(|e| CoreError::Internal(format!("challenge: {e}")))?;
-                (options, CeremonyState::Discoverable(state))
-            }
-            Some(user_id) => {
-                let rows = self
-                    .store
-                    .webauthn_credentials_for_user(org.as_str(), user_id)
-                    .await?;
-                let creds = rows
-                    .iter()
-                    .map(|r| self.open_credential(r).map(|c| c.as_passkey()))
-                    .collect::<CoreResult<Vec<_>>>()?;
-                if creds.is_empty() {
-                    return Err(CoreError::NotFound("passkey for this account".into()));
-                }
-                let (rcr, state) = passkeys
-                    .webauthn
-                    .start_passkey_authentication(&creds)
-                    .map_err(|e| CoreError::Internal(format!("passkey check: {e}")))?;
-                let options = serde_json::to_value(&rcr)
-                    .map_err(|e| CoreError::Internal(format!("challenge: {e}")))?;
-                (options, CeremonyState::User(state))
-            }
-        };
-        // The page decides how to ask (a button press, not the autofill UI).
-        if let Some(o) = options.as_object_mut() {
-            o.remove("mediation");
-        }
-        let ceremony = self
-            .begin_ceremony(org, purpose, user_id, &state, now)
-            .await?;
-        Ok(CeremonyStart { ceremony, options })
-    }
-
     fn open_credential(&self, row: &WebauthnCredentialRow) -> CoreResult<StoredCredential> {
         let json = self.keys.open(
             Purpose::WebauthnCredential,
@@ -80,98 +30,6 @@ impl Ward {
         )?;
         serde_json::from_slice(&json)
             .map_err(|e| CoreError::Internal(format!("credential cannot be read: {e}")))
-    }
-
-    /// Finishes a passkey check started by [`Ward::passkey_auth_start`] with the same purpose.
-    /// Returns the user and credential; records the use (counter, backup state) and audits.
-    pub async fn passkey_auth_finish(
-        &self,
-        org: &OrgId,
-        purpose: &str,
-        ceremony: &str,
-        response: &Value,
-        now: DateTime<Utc>,
-    ) -> CoreResult<PasskeyCheck> {
-        let response: PublicKeyCredential =
-            serde_json::from_value(response.clone()).map_err(bad_response)?;
-        let (ceremony_row, state) = self.take_ceremony(org, purpose, ceremony, now).await?;
-        let state: CeremonyState = serde_json::from_slice(&state)
-            .map_err(|e| CoreError::Internal(format!("ceremony state cannot be read: {e}")))?;
-        let cred_id = URL_SAFE_NO_PAD.encode(response.get_credential_id());
-        let refusal = AuthRefusal {
-            org,
-            purpose,
-            cred_id: &cred_id,
-            now,
-        };
-        let refuse = |target: &str, reason: &str| refusal.event(target, reason);
-        // A credential of another organisation is, to this one, not registered.
-        let found = self.store.webauthn_credential(&cred_id).await?;
-        let Some(row) = found.filter(|r| r.org_id == org.as_str()) else {
-            let event = refuse("-", "unknown credential");
-            let reason = "this passkey is not registered with Ward (it may have been removed)";
-            return Err(self.audited_refusal(event, "credential", reason).await);
-        };
-        if ceremony_row
-            .user_id
-            .as_deref()
-            .is_some_and(|u| u != row.user_id)
-        {
-            return Err(self
-                .audited_refusal(
-                    refuse(&row.user_id, "credential of another user"),
-                    "credential",
-                    "this passkey belongs to another account",
-                )
-                .await);
-        }
-        let user = self
-            .store
-            .user_by_id(org.as_str(), &row.user_id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound("user".into()))?;
-        let org_state = self.org_state(org.as_str(), now).await?;
-        if let Err(refusal) = admit_passkey(org_state, &user, now) {
-            let message = refusal_message(refusal);
-            return Err(self
-                .audited_refusal(
-                    refuse(&row.user_id, refusal.as_str()),
-                    "credential",
-                    message,
-                )
-                .await);
-        }
-        let mut stored = self.open_credential(&row)?;
-        let result = self
-            .verify_assertion(state, &response, (&row, &stored), &user, &refusal)
-            .await?;
-        self.check_counter(&row, i64::from(result.counter()), &refusal)
-            .await?;
-        let set = self.use_credential(&mut stored, &row, &result, purpose, now)?;
-        match self.store.commit(set).await {
-            Ok(_) => {}
-            // The counter moved (the same passkey used twice at once), or a concurrent
-            // request locked the account: the store decided; say which.
-            Err(StoreError::ConditionFailed(_)) => {
-                let now_user = self.store.user_by_id(org.as_str(), &user.user_id).await?;
-                let (reason, message) = match now_user.map(|u| admit_passkey(org_state, &u, now)) {
-                    Some(Err(refusal)) => (refusal.as_str(), refusal_message(refusal)),
-                    _ => (
-                        "concurrent use of the same counter",
-                        "this passkey was used twice at once; try again",
-                    ),
-                };
-                return Err(self
-                    .audited_refusal(refuse(&user.user_id, reason), "credential", message)
-                    .await);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Ok(PasskeyCheck {
-            user,
-            cred_id,
-            credential_name: row.name,
-        })
     }
 
     /// The changes that record a successful use: the updated credential (counter, backup
@@ -329,6 +187,151 @@ impl Ward {
             return Err(error);
         }
         Ok(())
+    }
+}
+
+impl Portal<'_> {
+    /// Starts a passkey check: usernameless sign-in (`user_id` `None`) or a check of one
+    /// user's credentials (step-up, approvals, the hosted prompt).
+    pub async fn passkey_auth_start(
+        self,
+        org: &OrgId,
+        purpose: &str,
+        user_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<CeremonyStart> {
+        let passkeys = self.passkeys()?;
+        let (mut options, state) = match user_id {
+            None => {
+                let (rcr, state) = passkeys
+                    .webauthn
+                    .start_discoverable_authentication()
+                    .map_err(|e| CoreError::Internal(format!("passkey sign-in: {e}")))?;
+                let options = serde_json::to_value(&rcr)
+                    .map_err(|e| CoreError::Internal(format!("challenge: {e}")))?;
+                (options, CeremonyState::Discoverable(state))
+            }
+            Some(user_id) => {
+                let rows = self
+                    .store
+                    .webauthn_credentials_for_user(org.as_str(), user_id)
+                    .await?;
+                let creds = rows
+                    .iter()
+                    .map(|r| self.open_credential(r).map(|c| c.as_passkey()))
+                    .collect::<CoreResult<Vec<_>>>()?;
+                if creds.is_empty() {
+                    return Err(CoreError::NotFound("passkey for this account".into()));
+                }
+                let (rcr, state) = passkeys
+                    .webauthn
+                    .start_passkey_authentication(&creds)
+                    .map_err(|e| CoreError::Internal(format!("passkey check: {e}")))?;
+                let options = serde_json::to_value(&rcr)
+                    .map_err(|e| CoreError::Internal(format!("challenge: {e}")))?;
+                (options, CeremonyState::User(state))
+            }
+        };
+        // The page decides how to ask (a button press, not the autofill UI).
+        if let Some(o) = options.as_object_mut() {
+            o.remove("mediation");
+        }
+        let ceremony = self
+            .begin_ceremony(org, purpose, user_id, &state, now)
+            .await?;
+        Ok(CeremonyStart { ceremony, options })
+    }
+
+    /// Finishes a passkey check started by [`Portal::passkey_auth_start`] with the same purpose.
+    /// Returns the user and credential; records the use (counter, backup state) and audits.
+    pub async fn passkey_auth_finish(
+        self,
+        org: &OrgId,
+        purpose: &str,
+        ceremony: &str,
+        response: &Value,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PasskeyCheck> {
+        let response: PublicKeyCredential =
+            serde_json::from_value(response.clone()).map_err(bad_response)?;
+        let (ceremony_row, state) = self.take_ceremony(org, purpose, ceremony, now).await?;
+        let state: CeremonyState = serde_json::from_slice(&state)
+            .map_err(|e| CoreError::Internal(format!("ceremony state cannot be read: {e}")))?;
+        let cred_id = URL_SAFE_NO_PAD.encode(response.get_credential_id());
+        let refusal = AuthRefusal {
+            org,
+            purpose,
+            cred_id: &cred_id,
+            now,
+        };
+        let refuse = |target: &str, reason: &str| refusal.event(target, reason);
+        // A credential of another organisation is, to this one, not registered.
+        let found = self.store.webauthn_credential(&cred_id).await?;
+        let Some(row) = found.filter(|r| r.org_id == org.as_str()) else {
+            let event = refuse("-", "unknown credential");
+            let reason = "this passkey is not registered with Ward (it may have been removed)";
+            return Err(self.audited_refusal(event, "credential", reason).await);
+        };
+        if ceremony_row
+            .user_id
+            .as_deref()
+            .is_some_and(|u| u != row.user_id)
+        {
+            return Err(self
+                .audited_refusal(
+                    refuse(&row.user_id, "credential of another user"),
+                    "credential",
+                    "this passkey belongs to another account",
+                )
+                .await);
+        }
+        let user = self
+            .store
+            .user_by_id(org.as_str(), &row.user_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("user".into()))?;
+        let org_state = self.org_state(org.as_str(), now).await?;
+        if let Err(refusal) = admit_passkey(org_state, &user, now) {
+            let message = refusal_message(refusal);
+            return Err(self
+                .audited_refusal(
+                    refuse(&row.user_id, refusal.as_str()),
+                    "credential",
+                    message,
+                )
+                .await);
+        }
+        let mut stored = self.open_credential(&row)?;
+        let result = self
+            .verify_assertion(state, &response, (&row, &stored), &user, &refusal)
+            .await?;
+        self.check_counter(&row, i64::from(result.counter()), &refusal)
+            .await?;
+        let set = self.use_credential(&mut stored, &row, &result, purpose, now)?;
+        match self.store.commit(set).await {
+            Ok(_) => {}
+            // The counter moved (the same passkey used twice at once), or a concurrent
+            // request locked the account: the store decided; say which.
+            Err(StoreError::ConditionFailed(_)) => {
+                let now_user = self.store.user_by_id(org.as_str(), &user.user_id).await?;
+                let (reason, message) = match now_user.map(|u| admit_passkey(org_state, &u, now)) {
+                    Some(Err(refusal)) => (refusal.as_str(), refusal_message(refusal)),
+                    _ => (
+                        "concurrent use of the same counter",
+                        "this passkey was used twice at once; try again",
+                    ),
+                };
+                return Err(self
+                    .audited_refusal(refuse(&user.user_id, reason), "credential", message)
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(PasskeyCheck {
+            user,
+            cred_id,
+            credential_name: row.name,
+        })
     }
 }
 

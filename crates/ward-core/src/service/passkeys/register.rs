@@ -1,5 +1,6 @@
 //! Adding a passkey, or an attested security key where the user's policy requires one.
 
+use crate::service::Portal;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -21,9 +22,97 @@ use crate::service::portal::refuse_if_frozen;
 use crate::service::{Ward, check_text};
 
 impl Ward {
+    /// Verifies a registration answer against its ceremony and the user's policy; refusals
+    /// are audited.
+    async fn verified_credential(
+        &self,
+        user: &UserRow,
+        state: CeremonyState,
+        response: &RegisterPublicKeyCredential,
+        now: DateTime<Utc>,
+    ) -> CoreResult<StoredCredential> {
+        let actor = Actor::User(user.user_id.clone());
+        let policy = self.factor_policy(user)?;
+        let passkeys = self.passkeys()?;
+        let refuse = |reason: String| {
+            Event::new(
+                &user.org_id,
+                now,
+                &actor,
+                Action::PasskeyAdd,
+                &user.user_id,
+                "deny",
+            )
+            .detail("reason", reason)
+        };
+        let stored = match state {
+            CeremonyState::RegisterPasskey(state) => {
+                if !policy.synced_passkeys {
+                    let event = refuse("policy changed: attested security keys required".into());
+                    return Err(self
+                        .audited_refusal(event, "credential", "this account needs a security key")
+                        .await);
+                }
+                match passkeys
+                    .webauthn
+                    .finish_passkey_registration(response, &state)
+                {
+                    Ok(p) => StoredCredential::Passkey(p),
+                    Err(e) => {
+                        return Err(self
+                            .audited_refusal(
+                                refuse(e.to_string()),
+                                "credential",
+                                "the passkey could not be verified",
+                            )
+                            .await);
+                    }
+                }
+            }
+            CeremonyState::RegisterSecurityKey(state) => {
+                match passkeys
+                    .webauthn
+                    .finish_attested_passkey_registration(response, &state)
+                {
+                    Ok(k) => {
+                        let aaguid = attested_aaguid(&k);
+                        if !aaguid.is_some_and(|a| policy.aaguids.contains(&a)) {
+                            let event = refuse("authenticator model not allowed".into())
+                                .detail_opt("aaguid", aaguid.map(|a| a.to_string()));
+                            return Err(self
+                                .audited_refusal(
+                                    event,
+                                    "credential",
+                                    "this security key model is not allowed",
+                                )
+                                .await);
+                        }
+                        StoredCredential::SecurityKey(k)
+                    }
+                    Err(e) => {
+                        return Err(self
+                            .audited_refusal(
+                                refuse(e.to_string()),
+                                "credential",
+                                "this security key is not allowed: its attestation or model \
+                                 is not on the organisation's list",
+                            )
+                            .await);
+                    }
+                }
+            }
+            CeremonyState::Discoverable(_) | CeremonyState::User(_) => {
+                return Err(CoreError::Internal("not a registration ceremony".into()));
+            }
+        };
+        Ok(stored)
+    }
+}
+
+impl Portal<'_> {
     /// Starts adding a passkey (or, where policy requires, an attested security key) to a user.
     pub async fn passkey_register_start(
-        &self,
+        self,
         org: &OrgId,
         user_id: &str,
         now: DateTime<Utc>,
@@ -77,7 +166,7 @@ impl Ward {
     /// Finishes adding a passkey: verifies the authenticator's answer against the stored
     /// ceremony and the user's policy, stores the credential, audits and notifies.
     pub async fn passkey_register_finish(
-        &self,
+        self,
         org: &OrgId,
         user_id: &str,
         ceremony: &str,
@@ -173,92 +262,6 @@ impl Ward {
         )
         .await;
         Ok(view)
-    }
-
-    /// Verifies a registration answer against its ceremony and the user's policy; refusals
-    /// are audited.
-    async fn verified_credential(
-        &self,
-        user: &UserRow,
-        state: CeremonyState,
-        response: &RegisterPublicKeyCredential,
-        now: DateTime<Utc>,
-    ) -> CoreResult<StoredCredential> {
-        let actor = Actor::User(user.user_id.clone());
-        let policy = self.factor_policy(user)?;
-        let passkeys = self.passkeys()?;
-        let refuse = |reason: String| {
-            Event::new(
-                &user.org_id,
-                now,
-                &actor,
-                Action::PasskeyAdd,
-                &user.user_id,
-                "deny",
-            )
-            .detail("reason", reason)
-        };
-        let stored = match state {
-            CeremonyState::RegisterPasskey(state) => {
-                if !policy.synced_passkeys {
-                    let event = refuse("policy changed: attested security keys required".into());
-                    return Err(self
-                        .audited_refusal(event, "credential", "this account needs a security key")
-                        .await);
-                }
-                match passkeys
-                    .webauthn
-                    .finish_passkey_registration(response, &state)
-                {
-                    Ok(p) => StoredCredential::Passkey(p),
-                    Err(e) => {
-                        return Err(self
-                            .audited_refusal(
-                                refuse(e.to_string()),
-                                "credential",
-                                "the passkey could not be verified",
-                            )
-                            .await);
-                    }
-                }
-            }
-            CeremonyState::RegisterSecurityKey(state) => {
-                match passkeys
-                    .webauthn
-                    .finish_attested_passkey_registration(response, &state)
-                {
-                    Ok(k) => {
-                        let aaguid = attested_aaguid(&k);
-                        if !aaguid.is_some_and(|a| policy.aaguids.contains(&a)) {
-                            let event = refuse("authenticator model not allowed".into())
-                                .detail_opt("aaguid", aaguid.map(|a| a.to_string()));
-                            return Err(self
-                                .audited_refusal(
-                                    event,
-                                    "credential",
-                                    "this security key model is not allowed",
-                                )
-                                .await);
-                        }
-                        StoredCredential::SecurityKey(k)
-                    }
-                    Err(e) => {
-                        return Err(self
-                            .audited_refusal(
-                                refuse(e.to_string()),
-                                "credential",
-                                "this security key is not allowed: its attestation or model \
-                                 is not on the organisation's list",
-                            )
-                            .await);
-                    }
-                }
-            }
-            CeremonyState::Discoverable(_) | CeremonyState::User(_) => {
-                return Err(CoreError::Internal("not a registration ceremony".into()));
-            }
-        };
-        Ok(stored)
     }
 }
 

@@ -1,6 +1,7 @@
 //! A user's factors: the list, adding an authenticator app, renaming and removing, and the
 //! policy group that decides which factors a user may have.
 
+use crate::service::Portal;
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, TotpRow};
 use zeroize::Zeroizing;
@@ -14,12 +15,12 @@ use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor, OrgId};
 use crate::service::passkeys::PasskeyView;
-use crate::service::{PushDevice, Ward, check_text};
+use crate::service::{PushDevice, check_text};
 use crate::totp::{self, Algorithm, Totp};
 
-impl Ward {
+impl Portal<'_> {
     /// Everything a user has enrolled.
-    pub async fn factors(&self, org: &OrgId, user_id: &str) -> CoreResult<Factors> {
+    pub async fn factors(self, org: &OrgId, user_id: &str) -> CoreResult<Factors> {
         let passkeys = self
             .store
             .webauthn_credentials_for_user(org.as_str(), user_id)
@@ -52,7 +53,7 @@ impl Ward {
     /// Starts adding a TOTP authenticator: a new seed, kept server-side until a code from
     /// the app confirms it.
     pub async fn totp_setup_start(
-        &self,
+        self,
         session: &Session,
         now: DateTime<Utc>,
     ) -> CoreResult<TotpSetup> {
@@ -77,7 +78,7 @@ impl Ward {
     /// Finishes adding a TOTP authenticator once `code` matches the seed. A wrong code keeps
     /// the set-up open under a new ceremony id, so the user can try the next code.
     pub async fn totp_setup_finish(
-        &self,
+        self,
         session: &Session,
         ceremony: &str,
         code: &str,
@@ -154,7 +155,7 @@ impl Ward {
 
     /// Renames one of the user's factors.
     pub async fn rename_factor(
-        &self,
+        self,
         session: &Session,
         kind: FactorKind,
         id: &str,
@@ -194,7 +195,7 @@ impl Ward {
     /// Removes one of the user's factors. Needs a step-up; refuses to remove the last
     /// phishing-resistant factor where the user's policy requires one.
     pub async fn remove_factor(
-        &self,
+        self,
         session: &Session,
         kind: FactorKind,
         id: &str,
@@ -207,7 +208,7 @@ impl Ward {
         if !session.stepped_up(now) {
             return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
         }
-        let factors = self.factors(org, &user.user_id).await?;
+        let factors = self.portal().factors(org, &user.user_id).await?;
         let policy = self.factor_policy(&user)?;
         if kind == FactorKind::Passkey
             && policy.require_phishing_resistant
@@ -270,7 +271,7 @@ impl Ward {
 
     /// Puts a user in a policy group (`None`: the default group).
     pub async fn set_policy_group(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,

@@ -1,5 +1,6 @@
 //! Enrolment links, notices with their "this wasn't me" links, and the freeze they set off.
 
+use crate::service::Portal;
 use chrono::{DateTime, TimeDelta, Utc};
 use ward_store::{Change, ChangeSet, Outcome, StoreError, UserRow, UserTokenRow};
 
@@ -17,67 +18,6 @@ impl Ward {
     pub(in crate::service) fn portal_url(&self, path: &str) -> CoreResult<String> {
         let origin = &self.passkeys()?.settings.origin;
         Ok(format!("{}{path}", origin.as_str().trim_end_matches('/')))
-    }
-
-    /// Creates a single-use enrolment link for a user (first access to the portal).
-    pub async fn create_enrol_link(
-        &self,
-        org: &OrgId,
-        actor: &Actor,
-        username: &str,
-        ttl: TimeDelta,
-        now: DateTime<Utc>,
-    ) -> CoreResult<EnrolLink> {
-        if ttl <= TimeDelta::zero() || ttl > MAX_ENROL_TTL {
-            return Err(CoreError::invalid(
-                "ttl",
-                "must be more than zero and at most 30 days",
-            ));
-        }
-        let user = self
-            .store
-            .user_by_name(org.as_str(), username)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("user {username}")))?;
-        if user.status != "active" {
-            return Err(CoreError::Forbidden(format!("user {username} is disabled")));
-        }
-        let token = new_token();
-        let row = UserTokenRow {
-            token_hash: token_hash(&token),
-            org_id: org.to_string(),
-            user_id: user.user_id.clone(),
-            purpose: ENROL.into(),
-            created_ms: now.timestamp_millis(),
-            expires_ms: (now + ttl).timestamp_millis(),
-            used_ms: None,
-        };
-        let expires_ms = row.expires_ms;
-        let event = Event::new(
-            org.as_str(),
-            now,
-            actor,
-            Action::EnrolLinkCreate,
-            &user.user_id,
-            "ok",
-        )
-        .detail("expires_ms", expires_ms);
-        self.store
-            .commit(
-                ChangeSet::new()
-                    .with(Change::InsertUserToken(row))
-                    .with(event.into_change()),
-            )
-            .await?;
-        Ok(EnrolLink {
-            url: self.portal_url(&format!("/portal/enrol/{token}"))?,
-            expires_ms,
-        })
-    }
-
-    /// What a single-use link is worth (for the page shown before it is used).
-    pub async fn enrol_link_state(&self, token: &str, now: DateTime<Utc>) -> CoreResult<LinkState> {
-        self.link_state(token, |p| p == ENROL, now).await
     }
 
     async fn link_state(
@@ -106,66 +46,6 @@ impl Ward {
             username: u.username,
             expires_ms: row.expires_ms,
         }))
-    }
-
-    /// Uses an enrolment link: consumes it and opens a short session for enrolling in the
-    /// link's organisation.
-    pub async fn redeem_enrol_link(
-        &self,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<NewSession> {
-        let state = self.enrol_link_state(token, now).await?;
-        let refusal = |state: &LinkState| match state {
-            LinkState::Used => CoreError::Conflict("this enrolment link was already used".into()),
-            LinkState::Expired => CoreError::Expired("this enrolment link".into()),
-            _ => CoreError::NotFound("enrolment link".into()),
-        };
-        if !matches!(state, LinkState::Valid { .. }) {
-            // A link Ward knows is refused in its own organisation's log; an unknown one in
-            // the unattributed log.
-            let known = self.store.user_token(&token_hash(token)).await?;
-            let log_org = match known {
-                Some(row) => row.org_id,
-                None => self.unattributed_org().await?.to_string(),
-            };
-            let event = Event::new(
-                &log_org,
-                now,
-                &Actor::Anonymous,
-                Action::EnrolLinkUse,
-                "-",
-                "deny",
-            )
-            .detail("reason", format!("{state:?}").to_lowercase());
-            self.store
-                .commit(ChangeSet::new().with(event.into_change()))
-                .await?;
-            return Err(refusal(&state));
-        }
-        let hash = token_hash(token);
-        let receipt = self
-            .store
-            .commit(ChangeSet::new().with(Change::ConsumeUserToken {
-                token_hash: hash,
-                purpose: ENROL.into(),
-                now_ms: now.timestamp_millis(),
-            }))
-            .await
-            .map_err(|e| match e {
-                StoreError::ConditionFailed(_) => refusal(&LinkState::Used),
-                other => other.into(),
-            })?;
-        let Some(Outcome::TokenUsed { org_id, user_id }) = receipt.outcomes.first() else {
-            return Err(CoreError::Internal(
-                "token consumed without its user".into(),
-            ));
-        };
-        let user = self
-            .active_user(&OrgId::new(org_id.clone()), user_id)
-            .await?;
-        self.open_session(&user, "enrol-link", Some(ENROL_SESSION_TTL), now)
-            .await
     }
 
     /// Tells the user about a change to their account, with a "this wasn't me" link. Best
@@ -232,20 +112,140 @@ impl Ward {
             .await?;
         self.portal_url(&format!("/portal/report/{token}"))
     }
+}
 
-    /// What a "this wasn't me" link is worth now.
-    pub async fn report_link_state(
-        &self,
+impl Portal<'_> {
+    /// Creates a single-use enrolment link for a user (first access to the portal).
+    pub async fn create_enrol_link(
+        self,
+        org: &OrgId,
+        actor: &Actor,
+        username: &str,
+        ttl: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> CoreResult<EnrolLink> {
+        if ttl <= TimeDelta::zero() || ttl > MAX_ENROL_TTL {
+            return Err(CoreError::invalid(
+                "ttl",
+                "must be more than zero and at most 30 days",
+            ));
+        }
+        let user = self
+            .store
+            .user_by_name(org.as_str(), username)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("user {username}")))?;
+        if user.status != "active" {
+            return Err(CoreError::Forbidden(format!("user {username} is disabled")));
+        }
+        let token = new_token();
+        let row = UserTokenRow {
+            token_hash: token_hash(&token),
+            org_id: org.to_string(),
+            user_id: user.user_id.clone(),
+            purpose: ENROL.into(),
+            created_ms: now.timestamp_millis(),
+            expires_ms: (now + ttl).timestamp_millis(),
+            used_ms: None,
+        };
+        let expires_ms = row.expires_ms;
+        let event = Event::new(
+            org.as_str(),
+            now,
+            actor,
+            Action::EnrolLinkCreate,
+            &user.user_id,
+            "ok",
+        )
+        .detail("expires_ms", expires_ms);
+        self.store
+            .commit(
+                ChangeSet::new()
+                    .with(Change::InsertUserToken(row))
+                    .with(event.into_change()),
+            )
+            .await?;
+        Ok(EnrolLink {
+            url: self.portal_url(&format!("/portal/enrol/{token}"))?,
+            expires_ms,
+        })
+    }
+
+    /// What a single-use link is worth (for the page shown before it is used).
+    pub async fn enrol_link_state(self, token: &str, now: DateTime<Utc>) -> CoreResult<LinkState> {
+        self.link_state(token, |p| p == ENROL, now).await
+    }
+
+    /// Uses an enrolment link: consumes it and opens a short session for enrolling in the
+    /// link's organisation.
+    pub async fn redeem_enrol_link(
+        self,
         token: &str,
         now: DateTime<Utc>,
-    ) -> CoreResult<LinkState> {
+    ) -> CoreResult<NewSession> {
+        let state = self.portal().enrol_link_state(token, now).await?;
+        let refusal = |state: &LinkState| match state {
+            LinkState::Used => CoreError::Conflict("this enrolment link was already used".into()),
+            LinkState::Expired => CoreError::Expired("this enrolment link".into()),
+            _ => CoreError::NotFound("enrolment link".into()),
+        };
+        if !matches!(state, LinkState::Valid { .. }) {
+            // A link Ward knows is refused in its own organisation's log; an unknown one in
+            // the unattributed log.
+            let known = self.store.user_token(&token_hash(token)).await?;
+            let log_org = match known {
+                Some(row) => row.org_id,
+                None => self.unattributed_org().await?.to_string(),
+            };
+            let event = Event::new(
+                &log_org,
+                now,
+                &Actor::Anonymous,
+                Action::EnrolLinkUse,
+                "-",
+                "deny",
+            )
+            .detail("reason", format!("{state:?}").to_lowercase());
+            self.store
+                .commit(ChangeSet::new().with(event.into_change()))
+                .await?;
+            return Err(refusal(&state));
+        }
+        let hash = token_hash(token);
+        let receipt = self
+            .store
+            .commit(ChangeSet::new().with(Change::ConsumeUserToken {
+                token_hash: hash,
+                purpose: ENROL.into(),
+                now_ms: now.timestamp_millis(),
+            }))
+            .await
+            .map_err(|e| match e {
+                StoreError::ConditionFailed(_) => refusal(&LinkState::Used),
+                other => other.into(),
+            })?;
+        let Some(Outcome::TokenUsed { org_id, user_id }) = receipt.outcomes.first() else {
+            return Err(CoreError::Internal(
+                "token consumed without its user".into(),
+            ));
+        };
+        let user = self
+            .active_user(&OrgId::new(org_id.clone()), user_id)
+            .await?;
+        self.portal()
+            .open_session(&user, "enrol-link", Some(ENROL_SESSION_TTL), now)
+            .await
+    }
+
+    /// What a "this wasn't me" link is worth now.
+    pub async fn report_link_state(self, token: &str, now: DateTime<Utc>) -> CoreResult<LinkState> {
         self.link_state(token, |p| p.starts_with(REPORT_PREFIX), now)
             .await
     }
 
     /// "This wasn't me": freezes the account's factor changes, ends its sessions, alerts the
     /// administrators. Returns the action the user disowned.
-    pub async fn report_not_me(&self, token: &str, now: DateTime<Utc>) -> CoreResult<String> {
+    pub async fn report_not_me(self, token: &str, now: DateTime<Utc>) -> CoreResult<String> {
         if token.is_empty() || token.len() > 128 {
             return Err(CoreError::NotFound("link".into()));
         }
@@ -294,7 +294,8 @@ impl Ward {
         if disowned.starts_with("recovery.") {
             // A recovery the user disowns is held for review, whatever its stage.
             if let Err(e) = self
-                .recovery_freeze_for_user(
+                .recovery()
+                .freeze_for_user(
                     &OrgId::new(row.org_id.clone()),
                     &row.user_id,
                     crate::recovery::Actor::User,
@@ -318,7 +319,7 @@ impl Ward {
 
     /// Unfreezes an account's factor changes (an administrator, after investigating).
     pub async fn unfreeze_user(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,

@@ -1,5 +1,6 @@
 //! Recovery codes: a new set, and using one up.
 
+use crate::service::Portal;
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, RecoveryCodeRow, StoreError};
 use zeroize::Zeroizing;
@@ -14,43 +15,6 @@ use crate::service::Ward;
 use crate::totp;
 
 impl Ward {
-    /// Generates a new set of recovery codes, replacing the old set. The codes are returned
-    /// once; only their Argon2id hashes are kept.
-    pub async fn regenerate_recovery_codes(
-        &self,
-        session: &Session,
-        now: DateTime<Utc>,
-    ) -> CoreResult<Vec<Zeroizing<String>>> {
-        let org = &session.org();
-        let user = self.active_user(org, &session.user.user_id).await?;
-        // Right after a recovery, a takeover must not leave itself a way back in.
-        refuse_alteration(&user, Alteration::RecoveryMethods, now.timestamp_millis())?;
-        self.require_fresh_check(session, now).await?;
-        let (codes, change) = self.new_recovery_code_set(org, &user.user_id, now).await?;
-        let event = Event::new(
-            org.as_str(),
-            now,
-            &Actor::User(user.user_id.clone()),
-            Action::RecoveryCodesGenerate,
-            &user.user_id,
-            "ok",
-        )
-        .detail("count", codes.len());
-        self.store
-            .commit(ChangeSet::new().with(change).with(event.into_change()))
-            .await?;
-        self.notify_user(
-            &user,
-            "recovery_codes.generate",
-            "New recovery codes were created for your account",
-            "A new set of recovery codes was created for your account; any older codes no \
-             longer work.",
-            now,
-        )
-        .await;
-        Ok(codes)
-    }
-
     /// A new set of recovery codes for a user: the codes (shown once) and the change that
     /// replaces the old set with their Argon2id hashes.
     pub(in crate::service) async fn new_recovery_code_set(
@@ -85,20 +49,6 @@ impl Ward {
                 codes: rows,
             },
         ))
-    }
-
-    /// Checks a recovery code against the user's unused codes and, if it matches, uses it up.
-    /// Returns whether it matched; [`CoreError::RateLimited`] when the Argon2 pool is full.
-    pub async fn use_recovery_code(
-        &self,
-        org: &OrgId,
-        user_id: &str,
-        code: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<bool> {
-        let ticket = self.argon2.admit()?;
-        self.use_recovery_code_with(org, ticket, user_id, code, now)
-            .await
     }
 
     /// [`Self::use_recovery_code`] on a place in the Argon2 pool the caller already holds.
@@ -143,6 +93,59 @@ impl Ward {
             Err(StoreError::ConditionFailed(_)) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl Portal<'_> {
+    /// Generates a new set of recovery codes, replacing the old set. The codes are returned
+    /// once; only their Argon2id hashes are kept.
+    pub async fn regenerate_recovery_codes(
+        self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Vec<Zeroizing<String>>> {
+        let org = &session.org();
+        let user = self.active_user(org, &session.user.user_id).await?;
+        // Right after a recovery, a takeover must not leave itself a way back in.
+        refuse_alteration(&user, Alteration::RecoveryMethods, now.timestamp_millis())?;
+        self.require_fresh_check(session, now).await?;
+        let (codes, change) = self.new_recovery_code_set(org, &user.user_id, now).await?;
+        let event = Event::new(
+            org.as_str(),
+            now,
+            &Actor::User(user.user_id.clone()),
+            Action::RecoveryCodesGenerate,
+            &user.user_id,
+            "ok",
+        )
+        .detail("count", codes.len());
+        self.store
+            .commit(ChangeSet::new().with(change).with(event.into_change()))
+            .await?;
+        self.notify_user(
+            &user,
+            "recovery_codes.generate",
+            "New recovery codes were created for your account",
+            "A new set of recovery codes was created for your account; any older codes no \
+             longer work.",
+            now,
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// Checks a recovery code against the user's unused codes and, if it matches, uses it up.
+    /// Returns whether it matched; [`CoreError::RateLimited`] when the Argon2 pool is full.
+    pub async fn use_recovery_code(
+        self,
+        org: &OrgId,
+        user_id: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<bool> {
+        let ticket = self.argon2.admit()?;
+        self.use_recovery_code_with(org, ticket, user_id, code, now)
+            .await
     }
 }
 

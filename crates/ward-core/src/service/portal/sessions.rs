@@ -1,6 +1,7 @@
 //! Sessions: opening, checking and ending them, CSRF, step-up, and signing in with a passkey
 //! or a TOTP code.
 
+use crate::service::Portal;
 use chrono::{DateTime, TimeDelta, Utc};
 use ward_store::{Change, ChangeSet, Outcome, SessionRow, UserKey, UserRow};
 use zeroize::Zeroizing;
@@ -11,14 +12,27 @@ use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Allowed, Door, OrgState};
 use crate::model::{Actor, OrgId};
-use crate::service::passcode::PasscodeCheck;
+use crate::service::auth::passcode::PasscodeCheck;
 use crate::service::passkeys::purpose;
 use crate::service::{AuthStatus, CeremonyStart, Ward};
 
 impl Ward {
+    pub(super) async fn require_fresh_check(
+        &self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        if self.portal().needs_step_up(session, now).await? {
+            return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
+        }
+        Ok(())
+    }
+}
+
+impl Portal<'_> {
     /// Opens a session for a user who has just authenticated by `method`.
     pub async fn open_session(
-        &self,
+        self,
         user: &UserRow,
         method: &str,
         ttl: Option<TimeDelta>,
@@ -74,7 +88,7 @@ impl Ward {
 
     /// The session a cookie value names, if it is still valid (expired, idle, disabled-user,
     /// disabled-organisation and frozen-and-ended sessions are not).
-    pub async fn session(&self, token: &str, now: DateTime<Utc>) -> CoreResult<Option<Session>> {
+    pub async fn session(self, token: &str, now: DateTime<Utc>) -> CoreResult<Option<Session>> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
@@ -119,12 +133,12 @@ impl Ward {
     }
 
     /// Whether `token` is this session's CSRF token (constant time).
-    pub fn csrf_ok(&self, session: &Session, token: &str) -> bool {
+    pub fn csrf_ok(self, session: &Session, token: &str) -> bool {
         constant_time_eq(&session.csrf, token)
     }
 
     /// Ends one session.
-    pub async fn sign_out(&self, session: &Session, now: DateTime<Utc>) -> CoreResult<()> {
+    pub async fn sign_out(self, session: &Session, now: DateTime<Utc>) -> CoreResult<()> {
         let event = Event::new(
             &session.user.org_id,
             now,
@@ -147,7 +161,7 @@ impl Ward {
 
     /// Ends every session of a user (sign out everywhere). Returns how many ended.
     pub async fn sign_out_everywhere(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         user_id: &str,
@@ -182,7 +196,7 @@ impl Ward {
 
     /// Whether a sensitive change needs a fresh passkey check first: adding a factor, new
     /// recovery codes or removing a factor, for a user who has a passkey to check with.
-    pub async fn needs_step_up(&self, session: &Session, now: DateTime<Utc>) -> CoreResult<bool> {
+    pub async fn needs_step_up(self, session: &Session, now: DateTime<Utc>) -> CoreResult<bool> {
         if session.stepped_up(now) {
             return Ok(false);
         }
@@ -193,53 +207,45 @@ impl Ward {
         Ok(!passkeys.is_empty())
     }
 
-    pub(super) async fn require_fresh_check(
-        &self,
-        session: &Session,
-        now: DateTime<Utc>,
-    ) -> CoreResult<()> {
-        if self.needs_step_up(session, now).await? {
-            return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
-        }
-        Ok(())
-    }
-
     /// Starts adding a passkey to the signed-in user (after a fresh check, when they already
     /// have a passkey: a stolen session must not add the thief's authenticator).
     pub async fn passkey_register_start_for(
-        &self,
+        self,
         session: &Session,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         self.require_fresh_check(session, now).await?;
-        self.passkey_register_start(&session.org(), &session.user.user_id, now)
+        self.portal()
+            .passkey_register_start(&session.org(), &session.user.user_id, now)
             .await
     }
 
     /// Starts a step-up: a fresh check with one of the signed-in user's passkeys.
     pub async fn step_up_start(
-        &self,
+        self,
         session: &Session,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
-        self.passkey_auth_start(
-            &session.org(),
-            purpose::STEP_UP,
-            Some(&session.user.user_id),
-            now,
-        )
-        .await
+        self.portal()
+            .passkey_auth_start(
+                &session.org(),
+                purpose::STEP_UP,
+                Some(&session.user.user_id),
+                now,
+            )
+            .await
     }
 
     /// Finishes a step-up: the session may make sensitive changes for a few minutes.
     pub async fn step_up_finish(
-        &self,
+        self,
         session: &Session,
         ceremony: &str,
         response: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> CoreResult<i64> {
         let check = self
+            .portal()
             .passkey_auth_finish(&session.org(), purpose::STEP_UP, ceremony, response, now)
             .await?;
         if check.user.user_id != session.user.user_id {
@@ -260,23 +266,26 @@ impl Ward {
 
     /// Signs in with a passkey (usernameless): returns the new session.
     pub async fn passkey_sign_in(
-        &self,
+        self,
         org: &OrgId,
         ceremony: &str,
         response: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> CoreResult<NewSession> {
         let check = self
+            .portal()
             .passkey_auth_finish(org, purpose::SIGN_IN, ceremony, response, now)
             .await?;
-        self.open_session(&check.user, "passkey", None, now).await
+        self.portal()
+            .open_session(&check.user, "passkey", None, now)
+            .await
     }
 
     /// Signs in with a TOTP code, where the user's policy allows it. Every refusal looks the
     /// same to the caller; the reason is audited. The decision is the one passcode check of
     /// every door ([`passcode`](crate::service::passcode)).
     pub async fn totp_sign_in(
-        &self,
+        self,
         org: &OrgId,
         username: &str,
         code: &str,
@@ -316,7 +325,9 @@ impl Ward {
         };
         let outcome = self.check_passcode(&check, now).await?;
         match (outcome.status, outcome.user) {
-            (AuthStatus::Allow, Some(user)) => self.open_session(&user, "totp", None, now).await,
+            (AuthStatus::Allow, Some(user)) => {
+                self.portal().open_session(&user, "totp", None, now).await
+            }
             _ => Err(generic()),
         }
     }

@@ -21,6 +21,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     let session = f.session_for(&alice).await.session;
     let codes = f
         .ward
+        .portal()
         .regenerate_recovery_codes(&session, f.now())
         .await
         .unwrap();
@@ -58,12 +59,14 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     // Each code works once, typed with or without dashes, in either case.
     assert!(
         f.ward
+            .portal()
             .use_recovery_code(default_org(), &alice, &codes[0], f.now())
             .await
             .unwrap()
     );
     assert!(
         !f.ward
+            .portal()
             .use_recovery_code(default_org(), &alice, &codes[0], f.now())
             .await
             .unwrap()
@@ -71,6 +74,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     let typed = codes[1].replace('-', " ").to_lowercase();
     assert!(
         f.ward
+            .portal()
             .use_recovery_code(default_org(), &alice, &typed, f.now())
             .await
             .unwrap()
@@ -80,6 +84,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     for wrong in ["", "short", &"A".repeat(500)] {
         assert!(
             !f.ward
+                .portal()
                 .use_recovery_code(default_org(), &alice, wrong, f.now())
                 .await
                 .unwrap()
@@ -88,6 +93,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     // Another user's code is not Bob's.
     assert!(
         !f.ward
+            .portal()
             .use_recovery_code(default_org(), &bob, &codes[2], f.now())
             .await
             .unwrap()
@@ -102,11 +108,13 @@ async fn a_new_set_of_recovery_codes_replaces_the_old_one() {
     let session = f.session_for(&alice).await.session;
     let codes = f
         .ward
+        .portal()
         .regenerate_recovery_codes(&session, f.now())
         .await
         .unwrap();
     assert!(
         f.ward
+            .portal()
             .use_recovery_code(default_org(), &alice, &codes[0], f.now())
             .await
             .unwrap()
@@ -114,6 +122,7 @@ async fn a_new_set_of_recovery_codes_replaces_the_old_one() {
     f.clock.advance(TimeDelta::minutes(1));
     let fresh = f
         .ward
+        .portal()
         .regenerate_recovery_codes(&session, f.now())
         .await
         .unwrap();
@@ -124,12 +133,14 @@ async fn a_new_set_of_recovery_codes_replaces_the_old_one() {
     );
     assert!(
         !f.ward
+            .portal()
             .use_recovery_code(default_org(), &alice, &codes[2], f.now())
             .await
             .unwrap()
     );
     assert!(
         f.ward
+            .portal()
             .use_recovery_code(default_org(), &alice, &fresh[0], f.now())
             .await
             .unwrap()
@@ -178,7 +189,7 @@ async fn every_factor_change_is_notified_with_a_report_link() {
 
     // With a passkey on the account, adding a factor needs a fresh check.
     assert!(matches!(
-        f.ward.totp_setup_start(&session, f.now()).await,
+        f.ward.portal().totp_setup_start(&session, f.now()).await,
         Err(CoreError::Forbidden(_))
     ));
     let stepped = f.step_up(&cookie, &mut laptop).await;
@@ -188,6 +199,7 @@ async fn every_factor_change_is_notified_with_a_report_link() {
     assert!(totp_added.body.contains("App"), "{}", totp_added.body);
 
     f.ward
+        .portal()
         .remove_factor(&stepped, FactorKind::Totp, &app.id, f.now())
         .await
         .unwrap();
@@ -197,12 +209,14 @@ async fn every_factor_change_is_notified_with_a_report_link() {
     assert_ne!(removed.report_url, added.report_url);
 
     f.ward
+        .portal()
         .regenerate_recovery_codes(&stepped, f.now())
         .await
         .unwrap();
     assert_eq!(f.notice().await.action, "recovery_codes.generate");
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 #[tokio::test]
 async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes() {
     let mut f = fixture(settings()).await;
@@ -216,16 +230,25 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
     // Following the notice's link freezes the account.
     let token = token_of(&report_url);
     assert!(matches!(
-        f.ward.report_link_state(&token, f.now()).await.unwrap(),
+        f.ward
+            .portal()
+            .report_link_state(&token, f.now())
+            .await
+            .unwrap(),
         LinkState::Valid { .. }
     ));
     // An enrolment link is not a report link.
     let day = TimeDelta::days(1);
-    let enrol = f
-        .ward
-        .create_enrol_link(default_org(), &Actor::Cli, "alice", day, f.now());
+    let enrol =
+        f.ward
+            .portal()
+            .create_enrol_link(default_org(), &Actor::Cli, "alice", day, f.now());
     let enrol = enrol.await.unwrap();
-    let refused = f.ward.report_not_me(&token_of(&enrol.url), f.now()).await;
+    let refused = f
+        .ward
+        .portal()
+        .report_not_me(&token_of(&enrol.url), f.now())
+        .await;
     assert!(
         matches!(refused, Err(CoreError::NotFound(_))),
         "{refused:?}"
@@ -233,7 +256,12 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
     assert!(f.alerts.taken().is_empty());
 
     f.clock.advance(TimeDelta::minutes(3));
-    let disowned = f.ward.report_not_me(&token, f.now()).await.unwrap();
+    let disowned = f
+        .ward
+        .portal()
+        .report_not_me(&token, f.now())
+        .await
+        .unwrap();
     assert_eq!(disowned, "passkey.add");
     assert!(!f.is_live(&cookie).await);
     assert_eq!(
@@ -257,10 +285,14 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
 
     // The link works once.
     assert_eq!(
-        f.ward.report_link_state(&token, f.now()).await.unwrap(),
+        f.ward
+            .portal()
+            .report_link_state(&token, f.now())
+            .await
+            .unwrap(),
         LinkState::Used
     );
-    let again = f.ward.report_not_me(&token, f.now()).await;
+    let again = f.ward.portal().report_not_me(&token, f.now()).await;
     assert!(matches!(again, Err(CoreError::Conflict(_))), "{again:?}");
     assert!(f.alerts.taken().is_empty());
 
@@ -272,19 +304,26 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
         let now = f.now();
         let frozen = [
             f.ward
+                .portal()
                 .passkey_register_start(default_org(), &alice, now)
                 .await
                 .err(),
-            f.ward.totp_setup_start(s, now).await.err(),
+            f.ward.portal().totp_setup_start(s, now).await.err(),
             f.ward
+                .portal()
                 .rename_factor(s, FactorKind::Passkey, &first.id, "Mine", now)
                 .await
                 .err(),
             f.ward
+                .portal()
                 .remove_factor(s, FactorKind::Passkey, &first.id, now)
                 .await
                 .err(),
-            f.ward.regenerate_recovery_codes(s, now).await.err(),
+            f.ward
+                .portal()
+                .regenerate_recovery_codes(s, now)
+                .await
+                .err(),
         ];
         for refused in frozen {
             assert!(
@@ -302,6 +341,7 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
 
     // An administrator unfreezes.
     f.ward
+        .portal()
         .unfreeze_user(default_org(), &Actor::Cli, "alice", f.now())
         .await
         .unwrap();
@@ -310,6 +350,10 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
     f.register(&alice, &mut phone, "Phone").await;
     assert_eq!(f.notice().await.action, "passkey.add");
     let stepped = f.step_up(&fresh.token, &mut phone).await;
-    f.ward.totp_setup_start(&stepped, f.now()).await.unwrap();
+    f.ward
+        .portal()
+        .totp_setup_start(&stepped, f.now())
+        .await
+        .unwrap();
     assert_eq!(events(&f.audit().await, "account.unfreeze", "ok").len(), 1);
 }

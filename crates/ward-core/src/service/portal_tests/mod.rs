@@ -23,6 +23,7 @@ impl Fixture {
     async fn session_for(&self, user_id: &str) -> NewSession {
         let user = self.row(user_id).await;
         self.ward
+            .portal()
             .open_session(&user, "enrol-link", None, self.now())
             .await
             .unwrap()
@@ -30,11 +31,17 @@ impl Fixture {
 
     /// The session a cookie names now, which must be valid.
     async fn live(&self, token: &str) -> Session {
-        self.ward.session(token, self.now()).await.unwrap().unwrap()
+        self.ward
+            .portal()
+            .session(token, self.now())
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     async fn is_live(&self, token: &str) -> bool {
         self.ward
+            .portal()
             .session(token, self.now())
             .await
             .unwrap()
@@ -44,10 +51,16 @@ impl Fixture {
     /// Steps the session up with `key`; returns the refreshed session.
     async fn step_up(&self, token: &str, key: &mut Authr<impl AuthenticatorBackend>) -> Session {
         let session = self.live(token).await;
-        let start = self.ward.step_up_start(&session, self.now()).await.unwrap();
+        let start = self
+            .ward
+            .portal()
+            .step_up_start(&session, self.now())
+            .await
+            .unwrap();
         let answer = key.authenticate(&start.options).unwrap();
         let until = self
             .ward
+            .portal()
             .step_up_finish(&session, &start.ceremony, &answer, self.now())
             .await
             .unwrap();
@@ -68,6 +81,7 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     let now = f.now();
     let link = f
         .ward
+        .portal()
         .create_enrol_link(default_org(), &Actor::Cli, "alice", TimeDelta::days(7), now)
         .await
         .unwrap();
@@ -83,14 +97,19 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     let token = token_of(&link.url);
     assert!(token.len() >= 43, "a 256-bit token: {token}");
     assert_eq!(
-        f.ward.enrol_link_state(&token, now).await.unwrap(),
+        f.ward.portal().enrol_link_state(&token, now).await.unwrap(),
         LinkState::Valid {
             username: "alice".into(),
             expires_ms: link.expires_ms
         }
     );
 
-    let new = f.ward.redeem_enrol_link(&token, now).await.unwrap();
+    let new = f
+        .ward
+        .portal()
+        .redeem_enrol_link(&token, now)
+        .await
+        .unwrap();
     assert_eq!(new.session.user.user_id, alice);
     assert_eq!(new.session.auth_method, "enrol-link");
     assert_eq!(
@@ -104,10 +123,10 @@ async fn an_enrolment_link_opens_one_short_session_once() {
 
     // Used once.
     assert_eq!(
-        f.ward.enrol_link_state(&token, now).await.unwrap(),
+        f.ward.portal().enrol_link_state(&token, now).await.unwrap(),
         LinkState::Used
     );
-    let again = f.ward.redeem_enrol_link(&token, now).await;
+    let again = f.ward.portal().redeem_enrol_link(&token, now).await;
     assert!(
         matches!(&again, Err(CoreError::Conflict(m)) if m.contains("already used")),
         "{again:?}"
@@ -116,6 +135,7 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     // Expired.
     let short = f
         .ward
+        .portal()
         .create_enrol_link(
             default_org(),
             &Actor::Cli,
@@ -128,19 +148,27 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     let short = token_of(&short.url);
     f.clock.advance(TimeDelta::hours(1));
     assert_eq!(
-        f.ward.enrol_link_state(&short, f.now()).await.unwrap(),
+        f.ward
+            .portal()
+            .enrol_link_state(&short, f.now())
+            .await
+            .unwrap(),
         LinkState::Expired
     );
-    let expired = f.ward.redeem_enrol_link(&short, f.now()).await;
+    let expired = f.ward.portal().redeem_enrol_link(&short, f.now()).await;
     assert!(matches!(expired, Err(CoreError::Expired(_))), "{expired:?}");
 
     // Unknown, or of another purpose.
     for bogus in ["nope", "", &"x".repeat(200)] {
         assert_eq!(
-            f.ward.enrol_link_state(bogus, f.now()).await.unwrap(),
+            f.ward
+                .portal()
+                .enrol_link_state(bogus, f.now())
+                .await
+                .unwrap(),
             LinkState::Unknown
         );
-        let unknown = f.ward.redeem_enrol_link(bogus, f.now()).await;
+        let unknown = f.ward.portal().redeem_enrol_link(bogus, f.now()).await;
         assert!(
             matches!(unknown, Err(CoreError::NotFound(_))),
             "{unknown:?}"
@@ -164,6 +192,7 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
     ] {
         let refused = f
             .ward
+            .portal()
             .create_enrol_link(default_org(), &Actor::Cli, "alice", ttl, now)
             .await;
         assert!(
@@ -172,11 +201,13 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
         );
     }
     f.ward
+        .portal()
         .create_enrol_link(default_org(), &Actor::Cli, "alice", MAX_ENROL_TTL, now)
         .await
         .unwrap();
     assert!(matches!(
         f.ward
+            .portal()
             .create_enrol_link(
                 default_org(),
                 &Actor::Cli,
@@ -188,6 +219,7 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
         Err(CoreError::NotFound(_))
     ));
     f.ward
+        .admin()
         .set_user_status(
             default_org(),
             &Actor::Cli,
@@ -199,6 +231,7 @@ async fn enrol_links_last_at_most_30_days_and_need_an_active_user() {
         .unwrap();
     assert!(matches!(
         f.ward
+            .portal()
             .create_enrol_link(default_org(), &Actor::Cli, "alice", TimeDelta::days(1), now)
             .await,
         Err(CoreError::Forbidden(_))
@@ -217,10 +250,10 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     let c1 = f.session_for(&carol).await;
     let c2 = f.session_for(&carol).await;
     let s1 = f.live(&c1.token).await;
-    assert!(f.ward.csrf_ok(&s1, &s1.csrf));
-    assert!(f.ward.csrf_ok(&s1, &c1.session.csrf));
-    assert!(!f.ward.csrf_ok(&s1, &c2.session.csrf));
-    assert!(!f.ward.csrf_ok(&s1, ""));
+    assert!(f.ward.portal().csrf_ok(&s1, &s1.csrf));
+    assert!(f.ward.portal().csrf_ok(&s1, &c1.session.csrf));
+    assert!(!f.ward.portal().csrf_ok(&s1, &c2.session.csrf));
+    assert!(!f.ward.portal().csrf_ok(&s1, ""));
 
     // Idle: use keeps a session alive; 30 minutes without use end it.
     let idle = f.session_for(&carol).await;
@@ -247,6 +280,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     let user = f.row(&carol).await;
     let long = f
         .ward
+        .portal()
         .open_session(&user, "test", Some(TimeDelta::days(3)), f.now())
         .await
         .unwrap();
@@ -260,6 +294,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     let a2 = f.session_for(&alice).await;
     let b1 = f.session_for(&bob).await;
     f.ward
+        .portal()
         .sign_out(&f.live(&a1.token).await, f.now())
         .await
         .unwrap();
@@ -267,6 +302,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     assert!(f.is_live(&a2.token).await);
     let ended = f
         .ward
+        .portal()
         .sign_out_everywhere(default_org(), &Actor::User(alice.clone()), &alice, f.now())
         .await
         .unwrap();
@@ -276,6 +312,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
 
     // A disabled user's sessions are not valid.
     f.ward
+        .admin()
         .set_user_status(
             default_org(),
             &Actor::Cli,
@@ -318,11 +355,17 @@ fn app_for(setup: &TotpSetup) -> Totp {
 
 /// Adds an authenticator app with its current code; returns it and the code used.
 async fn add_app(f: &Fixture, session: &Session, name: &str) -> (TotpView, Totp, String) {
-    let setup = f.ward.totp_setup_start(session, f.now()).await.unwrap();
+    let setup = f
+        .ward
+        .portal()
+        .totp_setup_start(session, f.now())
+        .await
+        .unwrap();
     let totp = app_for(&setup);
     let code = code_at(&totp, f.now());
     match f
         .ward
+        .portal()
         .totp_setup_finish(session, &setup.ceremony, &code, name, f.now())
         .await
         .unwrap()
@@ -339,7 +382,12 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
     let bob = f.user("bob").await;
     let session = f.session_for(&alice).await.session;
 
-    let setup = f.ward.totp_setup_start(&session, f.now()).await.unwrap();
+    let setup = f
+        .ward
+        .portal()
+        .totp_setup_start(&session, f.now())
+        .await
+        .unwrap();
     assert!(setup.otpauth_uri.starts_with("otpauth://totp/"));
     assert!(
         setup.otpauth_uri.contains("Example%20Org"),
@@ -352,6 +400,7 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
     let wrong = wrong_code(&totp, f.now());
     let retry = match f
         .ward
+        .portal()
         .totp_setup_finish(&session, &setup.ceremony, &wrong, "Phone", f.now())
         .await
         .unwrap()
@@ -364,6 +413,7 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
     let right = code_at(&totp, f.now());
     let old = f
         .ward
+        .portal()
         .totp_setup_finish(&session, &setup.ceremony, &right, "Phone", f.now())
         .await;
     assert!(matches!(old, Err(CoreError::Expired(_))), "{old:?}");
@@ -371,6 +421,7 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
     let bobs = f.session_for(&bob).await.session;
     let stolen = f
         .ward
+        .portal()
         .totp_setup_finish(&bobs, &retry, &right, "Phone", f.now())
         .await;
     assert!(matches!(stolen, Err(CoreError::Forbidden(_))), "{stolen:?}");
@@ -406,6 +457,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     }
     let refused = f
         .ward
+        .portal()
         .totp_sign_in(default_org(), "alice", &fresh, f.now())
         .await;
     assert!(
@@ -421,6 +473,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
 
     // Where it is allowed, the set-up code is spent; a fresh one works once.
     f.ward
+        .portal()
         .set_policy_group(
             default_org(),
             &Actor::Cli,
@@ -432,6 +485,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
         .unwrap();
     let replay = f
         .ward
+        .portal()
         .totp_sign_in(default_org(), "alice", &right, f.now())
         .await;
     assert!(
@@ -440,6 +494,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     );
     let new = f
         .ward
+        .portal()
         .totp_sign_in(default_org(), "alice", &fresh, f.now())
         .await
         .unwrap();
@@ -449,6 +504,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     assert!(f.is_live(&new.token).await);
     let again = f
         .ward
+        .portal()
         .totp_sign_in(default_org(), "alice", &fresh, f.now())
         .await;
     assert!(
@@ -458,6 +514,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     // Unknown users look the same.
     let unknown = f
         .ward
+        .portal()
         .totp_sign_in(default_org(), "nobody", &fresh, f.now())
         .await;
     assert!(
@@ -489,6 +546,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
     let session = f.live(&cookie).await;
     let refused = f
         .ward
+        .portal()
         .remove_factor(&session, FactorKind::Passkey, &first.id, f.now())
         .await;
     assert!(
@@ -500,6 +558,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
     let session = f.step_up(&cookie, &mut laptop).await;
     let refused = f
         .ward
+        .portal()
         .remove_factor(&session, FactorKind::Passkey, &first.id, f.now())
         .await;
     assert!(
@@ -519,6 +578,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
     let mut phone = passkey();
     let second = f.register(&alice, &mut phone, "Phone").await;
     f.ward
+        .portal()
         .remove_factor(&session, FactorKind::Passkey, &first.id, f.now())
         .await
         .unwrap();
@@ -537,6 +597,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
     assert!(!session.stepped_up(f.now()));
     let refused = f
         .ward
+        .portal()
         .remove_factor(&session, FactorKind::Passkey, &second.id, f.now())
         .await;
     assert!(
@@ -546,6 +607,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
 
     // Where the policy does not require a passkey, the last one can go.
     f.ward
+        .portal()
         .set_policy_group(
             default_org(),
             &Actor::Cli,
@@ -557,6 +619,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
         .unwrap();
     let session = f.step_up(&cookie, &mut phone).await;
     f.ward
+        .portal()
         .remove_factor(&session, FactorKind::Passkey, &second.id, f.now())
         .await
         .unwrap();
@@ -574,6 +637,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
     let session = f.step_up(&cookie, &mut phone).await;
 
     f.ward
+        .portal()
         .rename_factor(
             &session,
             FactorKind::Passkey,
@@ -586,6 +650,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
     for bad in ["", " Phone", "Phone ", "a\nb", &"x".repeat(61)] {
         let refused = f
             .ward
+            .portal()
             .rename_factor(&session, FactorKind::Passkey, &second.id, bad, f.now())
             .await;
         assert!(
@@ -599,6 +664,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
     for id in [bobs.id.as_str(), "no-such-id"] {
         let renamed = f
             .ward
+            .portal()
             .rename_factor(&session, FactorKind::Passkey, id, "Mine", f.now())
             .await;
         assert!(
@@ -607,6 +673,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
         );
         let removed = f
             .ward
+            .portal()
             .remove_factor(&session, FactorKind::Passkey, id, f.now())
             .await;
         assert!(

@@ -1,6 +1,7 @@
 //! The prompt's factors: a passkey check, Verified Push, a code from an authenticator app, a
 //! passkey set up inside the prompt, and cancelling.
 
+use crate::service::Prompt;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use ward_store::{CeremonyRow, Change, ChangeSet, StoreError, UserRow};
@@ -17,9 +18,24 @@ use crate::model::{Actor, OrgId, UserRef};
 use crate::service::{AuthStatus, CeremonyStart, PushOutcome, PushRequest, TxResult, Ward};
 
 impl Ward {
+    async fn prompt_enrollable_user(
+        &self,
+        request: &PromptRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<UserRow> {
+        match self.prompt_offer(request, now).await? {
+            Offer::Enrol(user) => Ok(user),
+            Offer::Choose(_) | Offer::Deny { .. } => Err(CoreError::Forbidden(
+                "this account already has a sign-in method, or may not enrol here".into(),
+            )),
+        }
+    }
+}
+
+impl Prompt<'_> {
     /// The user cancelled: back to the application with `error=access_denied`.
-    pub async fn prompt_cancel(&self, context: &str, now: DateTime<Utc>) -> CoreResult<String> {
-        let request = self.open_prompt(context, now)?;
+    pub async fn cancel(self, context: &str, now: DateTime<Utc>) -> CoreResult<String> {
+        let request = self.prompt().open(context, now)?;
         let org = self.prompt_org(&request, now).await?;
         let event = Event::new(
             org.as_str(),
@@ -43,29 +59,31 @@ impl Ward {
     }
 
     /// Starts a passkey check for the prompt's user.
-    pub async fn prompt_passkey_start(
-        &self,
+    pub async fn passkey_start(
+        self,
         context: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
-        let request = self.open_prompt(context, now)?;
+        let request = self.prompt().open(context, now)?;
         let user = self.prompt_user(&request, now).await?;
         let org = OrgId::new(user.org_id.clone());
-        self.passkey_auth_start(&org, PASSKEY_PURPOSE, Some(&user.user_id), now)
+        self.portal()
+            .passkey_auth_start(&org, PASSKEY_PURPOSE, Some(&user.user_id), now)
             .await
     }
 
     /// Finishes the passkey check and completes the prompt.
-    pub async fn prompt_passkey_finish(
-        &self,
+    pub async fn passkey_finish(
+        self,
         context: &str,
         ceremony: &str,
         response: &Value,
         now: DateTime<Utc>,
     ) -> CoreResult<Completion> {
-        let request = self.open_prompt(context, now)?;
+        let request = self.prompt().open(context, now)?;
         let user = self.prompt_user(&request, now).await?;
         let check = self
+            .portal()
             .passkey_auth_finish(
                 &OrgId::new(user.org_id.clone()),
                 PASSKEY_PURPOSE,
@@ -79,7 +97,7 @@ impl Ward {
                 "this passkey belongs to another account".into(),
             ));
         }
-        let decision = Self::allowed(
+        let decision = Ward::allowed(
             PromptMethod::Passkey,
             "user_approved",
             Some(check.credential_name),
@@ -89,12 +107,8 @@ impl Ward {
     }
 
     /// Sends a Verified Push to the prompt's user: the page shows the number.
-    pub async fn prompt_push_start(
-        &self,
-        context: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<PromptPush> {
-        let request = self.open_prompt(context, now)?;
+    pub async fn push_start(self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptPush> {
+        let request = self.prompt().open(context, now)?;
         let ctx = self.prompt_ctx(&request, now).await?;
         if !ctx.integration.prompt_policy.offers_push() {
             return Err(CoreError::Forbidden(
@@ -112,6 +126,7 @@ impl Ward {
             want_txid: true,
         };
         match self
+            .auth()
             .start_push(&ctx, &UserRef::Name(request.username.clone()), &push, now)
             .await?
         {
@@ -139,13 +154,13 @@ impl Ward {
     }
 
     /// Polls a push started from the prompt; completes it once answered.
-    pub async fn prompt_push_status(
-        &self,
+    pub async fn push_status(
+        self,
         context: &str,
         txid: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<Option<Completion>> {
-        let request = self.open_prompt(context, now)?;
+        let request = self.prompt().open(context, now)?;
         let ctx = self.prompt_ctx(&request, now).await?;
         let user = self.prompt_user(&request, now).await?;
         let tx = self
@@ -154,7 +169,7 @@ impl Ward {
             .await?
             .filter(|t| t.ikey == request.client_id && t.user_id.as_deref() == Some(&user.user_id))
             .ok_or_else(|| CoreError::NotFound("push".into()))?;
-        let view = self.auth_status(&ctx, &tx.txid, now).await?;
+        let view = self.auth().status(&ctx, &tx.txid, now).await?;
         if view.result == TxResult::Waiting {
             return Ok(None);
         }
@@ -187,7 +202,7 @@ impl Ward {
             .await?;
         let device = push.map(|p| p.device_id);
         let decision = if view.result == TxResult::Allow {
-            Self::allowed(PromptMethod::Push, "user_approved", device, txid.to_owned())
+            Ward::allowed(PromptMethod::Push, "user_approved", device, txid.to_owned())
         } else {
             Decision {
                 allowed: false,
@@ -205,13 +220,13 @@ impl Ward {
     }
 
     /// Checks a code from an authenticator app typed into the prompt.
-    pub async fn prompt_passcode(
-        &self,
+    pub async fn passcode(
+        self,
         context: &str,
         passcode: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<PromptPasscode> {
-        let request = self.open_prompt(context, now)?;
+        let request = self.prompt().open(context, now)?;
         let ctx = self.prompt_ctx(&request, now).await?;
         if !ctx.integration.prompt_policy.offers_passcodes() {
             return Err(CoreError::Forbidden(
@@ -232,7 +247,7 @@ impl Ward {
         match decision.status {
             AuthStatus::Allow => {
                 let user = self.prompt_user(&request, now).await?;
-                let d = Self::allowed(
+                let d = Ward::allowed(
                     PromptMethod::Passcode,
                     "valid_passcode",
                     None,
@@ -261,28 +276,26 @@ impl Ward {
 
     /// Starts setting up a passkey inside the prompt, for a user with no factor at all where
     /// the application's policy allows it.
-    pub async fn prompt_enrol_start(
-        &self,
-        context: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<CeremonyStart> {
-        let request = self.open_prompt(context, now)?;
+    pub async fn enrol_start(self, context: &str, now: DateTime<Utc>) -> CoreResult<CeremonyStart> {
+        let request = self.prompt().open(context, now)?;
         let user = self.prompt_enrollable_user(&request, now).await?;
-        self.passkey_register_start(&OrgId::new(user.org_id.clone()), &user.user_id, now)
+        self.portal()
+            .passkey_register_start(&OrgId::new(user.org_id.clone()), &user.user_id, now)
             .await
     }
 
     /// Finishes the set-up and completes the prompt with the new passkey.
-    pub async fn prompt_enrol_finish(
-        &self,
+    pub async fn enrol_finish(
+        self,
         context: &str,
         ceremony: &str,
         response: &Value,
         now: DateTime<Utc>,
     ) -> CoreResult<Completion> {
-        let request = self.open_prompt(context, now)?;
+        let request = self.prompt().open(context, now)?;
         let user = self.prompt_enrollable_user(&request, now).await?;
         let view = self
+            .portal()
             .passkey_register_finish(
                 &OrgId::new(user.org_id.clone()),
                 &user.user_id,
@@ -292,25 +305,12 @@ impl Ward {
                 now,
             )
             .await?;
-        let decision = Self::allowed(
+        let decision = Ward::allowed(
             PromptMethod::Passkey,
             "new_enrollment",
             Some(view.name),
             crate::ids::txid(),
         );
         self.complete(&request, Some(&user), decision, now).await
-    }
-
-    async fn prompt_enrollable_user(
-        &self,
-        request: &PromptRequest,
-        now: DateTime<Utc>,
-    ) -> CoreResult<UserRow> {
-        match self.prompt_offer(request, now).await? {
-            Offer::Enrol(user) => Ok(user),
-            Offer::Choose(_) | Offer::Deny { .. } => Err(CoreError::Forbidden(
-                "this account already has a sign-in method, or may not enrol here".into(),
-            )),
-        }
     }
 }

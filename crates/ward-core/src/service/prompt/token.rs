@@ -1,6 +1,7 @@
 //! The back channel of the hosted prompt: `health_check` and `token`, both authenticated by a
 //! client assertion (an HS512 JWT signed with the client secret).
 
+use crate::service::Prompt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -189,9 +190,42 @@ impl Ward {
         }
     }
 
+    /// Consumes a code (once, on any node) and opens what it stands for.
+    async fn take_code(&self, code: &str, now: DateTime<Utc>) -> Result<CodeGrant, OAuthError> {
+        let bad = || OAuthError::grant("The code is invalid, expired or already used.");
+        if code.is_empty() || code.len() > 128 {
+            return Err(bad());
+        }
+        let hash = token_hash(code);
+        let receipt = match self
+            .store
+            .commit(ChangeSet::new().with(Change::ConsumeCeremony {
+                ceremony_hash: hash.clone(),
+                purpose: CODE_PURPOSE.into(),
+                now_ms: now.timestamp_millis(),
+            }))
+            .await
+        {
+            Ok(r) => r,
+            Err(StoreError::ConditionFailed(_)) => return Err(bad()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(Outcome::Ceremony(row)) = receipt.outcomes.into_iter().next() else {
+            return Err(bad());
+        };
+        let json = self
+            .keys
+            .open(Purpose::Ceremony, &hash, &row.state_sealed)
+            .map_err(OAuthError::from)?;
+        serde_json::from_slice(&json)
+            .map_err(|e| CoreError::Internal(format!("code grant: {e}")).into())
+    }
+}
+
+impl Prompt<'_> {
     /// `POST /oauth/v1/health_check`: the client's credentials work. Returns the time.
-    pub async fn oauth_health_check(
-        &self,
+    pub async fn health_check(
+        self,
         client_id: Option<&str>,
         assertion: &str,
         now: DateTime<Utc>,
@@ -203,8 +237,8 @@ impl Ward {
     }
 
     /// `POST /oauth/v1/token`: trades a code for the signed result.
-    pub async fn oauth_token(
-        &self,
+    pub async fn token(
+        self,
         params: &TokenParams,
         now: DateTime<Utc>,
     ) -> Result<TokenResponse, OAuthError> {
@@ -249,37 +283,6 @@ impl Ward {
             expires_in: ID_TOKEN_TTL.num_seconds(),
             token_type: "Bearer",
         })
-    }
-
-    /// Consumes a code (once, on any node) and opens what it stands for.
-    async fn take_code(&self, code: &str, now: DateTime<Utc>) -> Result<CodeGrant, OAuthError> {
-        let bad = || OAuthError::grant("The code is invalid, expired or already used.");
-        if code.is_empty() || code.len() > 128 {
-            return Err(bad());
-        }
-        let hash = token_hash(code);
-        let receipt = match self
-            .store
-            .commit(ChangeSet::new().with(Change::ConsumeCeremony {
-                ceremony_hash: hash.clone(),
-                purpose: CODE_PURPOSE.into(),
-                now_ms: now.timestamp_millis(),
-            }))
-            .await
-        {
-            Ok(r) => r,
-            Err(StoreError::ConditionFailed(_)) => return Err(bad()),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(Outcome::Ceremony(row)) = receipt.outcomes.into_iter().next() else {
-            return Err(bad());
-        };
-        let json = self
-            .keys
-            .open(Purpose::Ceremony, &hash, &row.state_sealed)
-            .map_err(OAuthError::from)?;
-        serde_json::from_slice(&json)
-            .map_err(|e| CoreError::Internal(format!("code grant: {e}")).into())
     }
 }
 

@@ -2,9 +2,10 @@
 //! ceremony bound to the case (its purpose names the case, so it cannot be finished for
 //! another case).
 
+use crate::service::Recovery;
 use chrono::{DateTime, Utc};
 
-use super::{Ward, category_label, state_name};
+use super::{category_label, state_name};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, Role};
 use crate::recovery::{Approval, ApprovalFault, CaseState, Command, Refusal};
@@ -65,10 +66,10 @@ fn fault_message(fault: ApprovalFault) -> &'static str {
     }
 }
 
-impl Ward {
+impl Recovery<'_> {
     /// The open cases the signed-in approver may approve (collecting proof), and the open ones
     /// they approved. A case past collecting takes no approvals, so it is not offered.
-    pub async fn pending_approvals(&self, session: &Session) -> CoreResult<Vec<PendingApproval>> {
+    pub async fn pending_approvals(self, session: &Session) -> CoreResult<Vec<PendingApproval>> {
         let org = &session.org();
         let me = &session.user.user_id;
         let mut out = Vec::new();
@@ -105,7 +106,7 @@ impl Ward {
 
     /// Starts an approval: a passkey check of the approver bound to this case.
     pub async fn approval_start(
-        &self,
+        self,
         session: &Session,
         case_id: &str,
         now: DateTime<Utc>,
@@ -114,14 +115,15 @@ impl Ward {
         if case_id.len() > 64 {
             return Err(CoreError::NotFound("recovery case".into()));
         }
-        self.passkey_auth_start(org, &purpose(case_id), Some(&session.user.user_id), now)
+        self.portal()
+            .passkey_auth_start(org, &purpose(case_id), Some(&session.user.user_id), now)
             .await
     }
 
     /// Finishes an approval and records it on the case (the case decides whether it counts:
     /// the approver must be in the set, not the user, not the agent who opened it).
     pub async fn approval_finish(
-        &self,
+        self,
         session: &Session,
         case_id: &str,
         ceremony: &str,
@@ -130,6 +132,7 @@ impl Ward {
     ) -> CoreResult<()> {
         let org = &session.org();
         let check = self
+            .portal()
             .passkey_auth_finish(org, &purpose(case_id), ceremony, response, now)
             .await?;
         if check.user.user_id != session.user.user_id {
@@ -148,6 +151,7 @@ impl Ward {
             case_id: case_id.into(),
             approver_id: session.user.user_id.clone(),
             from_security_pool: self
+                .admin()
                 .has_role(org, &session.user.user_id, Role::Security)
                 .await?,
             cred_id: check.cred_id,

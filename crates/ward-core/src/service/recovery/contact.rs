@@ -7,10 +7,10 @@
 //! is recorded), and the alert it raises is coalesced with others of its kind by the alert
 //! sinks. The server limits how often reports are accepted.
 
+use crate::service::Recovery;
 use chrono::{DateTime, TimeDelta, Utc};
 use ward_store::{Change, ChangeSet};
 
-use super::Ward;
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, OrgId};
@@ -31,12 +31,12 @@ fn audit_text(description: &str, signed_in: bool) -> String {
     kept
 }
 
-impl Ward {
+impl Recovery<'_> {
     /// "Someone claiming to be IT contacted me": alerts the security contacts and audits; a
     /// signed-in user may also block recovery of their account for `block_days`.
     #[allow(clippy::too_many_arguments)] // the organisation, the reporter and the form's fields
     pub async fn report_contact(
-        &self,
+        self,
         org: &OrgId,
         user_id: Option<&str>,
         kind: &str,

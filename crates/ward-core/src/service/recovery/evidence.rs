@@ -3,6 +3,7 @@
 //! Each submission first replaces the case's handle: the submitting browser keeps the case,
 //! any other holder of the old handle loses it.
 
+use crate::service::Recovery;
 use chrono::{DateTime, Utc};
 use rand::RngExt;
 use ward_store::{CeremonyRow, Change, ChangeSet, StoreError};
@@ -77,10 +78,12 @@ impl Ward {
             _ => Ok(Submitted::Refused),
         }
     }
+}
 
+impl Recovery<'_> {
     /// Checks a saved recovery code (used up when it matches).
-    pub async fn recovery_submit_code(
-        &self,
+    pub async fn submit_code(
+        self,
         handle: &str,
         code: &str,
         now: DateTime<Utc>,
@@ -113,7 +116,7 @@ impl Ward {
 
     /// Sends a one-time code to the account's verified e-mail address. Answers the same for
     /// phantom cases and accounts without an address (nothing is sent then).
-    pub async fn recovery_send_email(&self, handle: &str, now: DateTime<Utc>) -> CoreResult<()> {
+    pub async fn send_email(self, handle: &str, now: DateTime<Utc>) -> CoreResult<()> {
         let Some(mailer) = &self.mailer else {
             return Err(CoreError::Forbidden(
                 "e-mail codes are not available: no mail server is configured".into(),
@@ -162,8 +165,8 @@ impl Ward {
     }
 
     /// Checks an e-mailed code (single use, 30 minutes, bound to this case).
-    pub async fn recovery_submit_email_code(
-        &self,
+    pub async fn submit_email_code(
+        self,
         handle: &str,
         code: &str,
         now: DateTime<Utc>,

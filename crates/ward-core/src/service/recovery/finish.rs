@@ -8,6 +8,7 @@
 //! ([`not_now`]), checked before anything else, and refusals of the case machine are fixed
 //! sentences too.
 
+use crate::service::Recovery;
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet};
 use zeroize::Zeroizing;
@@ -33,15 +34,41 @@ impl Ward {
         }
     }
 
-    /// Issues the enrolment token to the case's browser (ready cases only).
-    pub async fn recovery_issue_token(
+    async fn with_token(
         &self,
+        handle: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(Loaded, String)> {
+        let loaded = self.case_by_handle(handle).await?;
+        let user_id = Ward::case_owner(&loaded, |s| matches!(s, CaseState::TokenIssued { .. }))?;
+        let CaseState::TokenIssued { expires_ms } = loaded.view.state else {
+            return Err(not_now());
+        };
+        let ok = loaded
+            .view
+            .token_hash
+            .as_deref()
+            .is_some_and(|h| constant_time_eq(h, &token_hash(token)));
+        if !ok || expires_ms <= now.timestamp_millis() {
+            return Err(CoreError::Forbidden(
+                "the enrolment token is not valid".into(),
+            ));
+        }
+        Ok((loaded, user_id))
+    }
+}
+
+impl Recovery<'_> {
+    /// Issues the enrolment token to the case's browser (ready cases only).
+    pub async fn issue_token(
+        self,
         handle: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<Zeroizing<String>> {
         let loaded = self.case_by_handle(handle).await?;
         // Cooling may have just ended, or a token lapsed: the machine decides, after time passes.
-        let user_id = Self::case_owner(&loaded, |s| {
+        let user_id = Ward::case_owner(&loaded, |s| {
             matches!(
                 s,
                 CaseState::Cooling { .. } | CaseState::ReadyToIssue | CaseState::TokenIssued { .. }
@@ -62,45 +89,23 @@ impl Ward {
         }
     }
 
-    async fn with_token(
-        &self,
-        handle: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<(Loaded, String)> {
-        let loaded = self.case_by_handle(handle).await?;
-        let user_id = Self::case_owner(&loaded, |s| matches!(s, CaseState::TokenIssued { .. }))?;
-        let CaseState::TokenIssued { expires_ms } = loaded.view.state else {
-            return Err(not_now());
-        };
-        let ok = loaded
-            .view
-            .token_hash
-            .as_deref()
-            .is_some_and(|h| constant_time_eq(h, &token_hash(token)));
-        if !ok || expires_ms <= now.timestamp_millis() {
-            return Err(CoreError::Forbidden(
-                "the enrolment token is not valid".into(),
-            ));
-        }
-        Ok((loaded, user_id))
-    }
-
     /// Starts the passkey registration the token allows (phishing-resistant only).
-    pub async fn recovery_enrol_start(
-        &self,
+    pub async fn enrol_start(
+        self,
         handle: &str,
         token: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         let (loaded, user_id) = self.with_token(handle, token, now).await?;
         let org = &OrgId::new(loaded.row.org_id.clone());
-        self.passkey_register_start(org, &user_id, now).await
+        self.portal()
+            .passkey_register_start(org, &user_id, now)
+            .await
     }
 
     /// Binds the new passkey to the account (the token is used up).
-    pub async fn recovery_enrol_finish(
-        &self,
+    pub async fn enrol_finish(
+        self,
         handle: &str,
         token: &str,
         ceremony: &str,
@@ -110,6 +115,7 @@ impl Ward {
         let (loaded, user_id) = self.with_token(handle, token, now).await?;
         let org = &OrgId::new(loaded.row.org_id.clone());
         let view = self
+            .portal()
             .passkey_register_finish(
                 org,
                 &user_id,
@@ -130,27 +136,28 @@ impl Ward {
     }
 
     /// Starts the first sign-in with the new passkey.
-    pub async fn recovery_confirm_start(
-        &self,
+    pub async fn confirm_start(
+        self,
         handle: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         let loaded = self.case_by_handle(handle).await?;
         let org = &OrgId::new(loaded.row.org_id.clone());
-        let user_id = Self::case_owner(&loaded, |s| s == CaseState::Bound)?;
-        self.passkey_auth_start(
-            org,
-            &confirm_purpose(&loaded.row.case_id),
-            Some(&user_id),
-            now,
-        )
-        .await
+        let user_id = Ward::case_owner(&loaded, |s| s == CaseState::Bound)?;
+        self.portal()
+            .passkey_auth_start(
+                org,
+                &confirm_purpose(&loaded.row.case_id),
+                Some(&user_id),
+                now,
+            )
+            .await
     }
 
     /// The new passkey signed in: revoke every old factor, end every session, renew recovery
     /// codes (returned once), start probation, complete the case.
-    pub async fn recovery_confirm_finish(
-        &self,
+    pub async fn confirm_finish(
+        self,
         handle: &str,
         ceremony: &str,
         response: &serde_json::Value,
@@ -158,8 +165,9 @@ impl Ward {
     ) -> CoreResult<Vec<Zeroizing<String>>> {
         let loaded = self.case_by_handle(handle).await?;
         let org = &OrgId::new(loaded.row.org_id.clone());
-        let user_id = Self::case_owner(&loaded, |s| s == CaseState::Bound)?;
+        let user_id = Ward::case_owner(&loaded, |s| s == CaseState::Bound)?;
         let check = self
+            .portal()
             .passkey_auth_finish(
                 org,
                 &confirm_purpose(&loaded.row.case_id),

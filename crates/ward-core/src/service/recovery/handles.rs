@@ -8,6 +8,7 @@
 //! link or handle, exactly one wins. A handle from a self-service start can never be adopted
 //! by another browser, so an attacker cannot fix their own case on a victim's browser.
 
+use crate::service::Recovery;
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, StoreError};
 use zeroize::Zeroizing;
@@ -32,52 +33,6 @@ fn link_unusable() -> CoreError {
 }
 
 impl Ward {
-    /// Adopts a case a helpdesk agent opened, with the token of the continue link e-mailed to
-    /// the user; returns the handle for this browser. The link is used up.
-    ///
-    /// # Errors
-    /// `NotFound` when the link is unknown, already used, or its case has ended.
-    pub async fn recovery_adopt(
-        &self,
-        link: &str,
-        ip: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<Zeroizing<String>> {
-        if link.is_empty() || link.len() > 128 {
-            return Err(link_unusable());
-        }
-        let adopt_hash = token_hash(link);
-        let row = self
-            .store
-            .recovery_case_by_adopt_hash(&adopt_hash)
-            .await?
-            .filter(|r| r.is_open)
-            .ok_or_else(link_unusable)?;
-        let handle = Zeroizing::new(new_token());
-        let audit = Event::new(
-            &row.org_id,
-            now,
-            &AuditActor::Anonymous,
-            Action::RecoveryAdopted,
-            row.user_id.as_deref().unwrap_or("-"),
-            "ok",
-        )
-        .detail("case_id", row.case_id.as_str())
-        .detail_opt("ip", ip.map(str::to_owned));
-        let set = ChangeSet::new()
-            .with(Change::AdoptRecoveryCase {
-                case_id: row.case_id.clone(),
-                adopt_hash,
-                handle_hash: token_hash(&handle),
-            })
-            .with(audit.into_change());
-        match self.store.commit(set).await {
-            Ok(_) => Ok(handle),
-            Err(StoreError::ConditionFailed(_)) => Err(link_unusable()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Replaces the case's handle, which the caller presented, with a new one; audited. A
     /// caller whose handle was replaced first finds no case, like any unknown handle.
     pub(super) async fn rotate_handle(
@@ -134,6 +89,54 @@ impl Ward {
                 tracing::warn!(%user_id, error = %e, "notice cap not checked");
                 true
             }
+        }
+    }
+}
+
+impl Recovery<'_> {
+    /// Adopts a case a helpdesk agent opened, with the token of the continue link e-mailed to
+    /// the user; returns the handle for this browser. The link is used up.
+    ///
+    /// # Errors
+    /// `NotFound` when the link is unknown, already used, or its case has ended.
+    pub async fn adopt(
+        self,
+        link: &str,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Zeroizing<String>> {
+        if link.is_empty() || link.len() > 128 {
+            return Err(link_unusable());
+        }
+        let adopt_hash = token_hash(link);
+        let row = self
+            .store
+            .recovery_case_by_adopt_hash(&adopt_hash)
+            .await?
+            .filter(|r| r.is_open)
+            .ok_or_else(link_unusable)?;
+        let handle = Zeroizing::new(new_token());
+        let audit = Event::new(
+            &row.org_id,
+            now,
+            &AuditActor::Anonymous,
+            Action::RecoveryAdopted,
+            row.user_id.as_deref().unwrap_or("-"),
+            "ok",
+        )
+        .detail("case_id", row.case_id.as_str())
+        .detail_opt("ip", ip.map(str::to_owned));
+        let set = ChangeSet::new()
+            .with(Change::AdoptRecoveryCase {
+                case_id: row.case_id.clone(),
+                adopt_hash,
+                handle_hash: token_hash(&handle),
+            })
+            .with(audit.into_change());
+        match self.store.commit(set).await {
+            Ok(_) => Ok(handle),
+            Err(StoreError::ConditionFailed(_)) => Err(link_unusable()),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! evidence), open a case for a caller, verify a caller on their enrolled device, flag fraud,
 //! add a note. Nothing here approves, shortens cooling or issues a token.
 
+use crate::service::Recovery;
 use chrono::{DateTime, Utc};
 
 use super::notices::RECOVERY_IKEY;
@@ -54,6 +55,7 @@ impl Ward {
         let org = &session.org();
         if session.auth_method != "passkey"
             || !self
+                .admin()
                 .has_role(org, &session.user.user_id, Role::Helpdesk)
                 .await?
         {
@@ -64,14 +66,54 @@ impl Ward {
         Ok(AuditActor::User(session.user.user_id.clone()))
     }
 
+    /// Whether a push belongs to a recovery notice (its deny cancels the case).
+    pub(crate) fn is_recovery_push(ikey: &str) -> bool {
+        ikey == RECOVERY_IKEY
+    }
+
+    /// The user answered a recovery notice on a device: "deny" cancels the case, "deny and
+    /// report" freezes it for review. Best effort: the answer itself is already recorded.
+    pub(crate) async fn recovery_answered(
+        &self,
+        org: &OrgId,
+        user_id: &str,
+        state: crate::service::PushState,
+        now: DateTime<Utc>,
+    ) {
+        let result = match state {
+            crate::service::PushState::Denied => {
+                self.recovery()
+                    .cancel_by_user(org, user_id, "denied on a push device", now)
+                    .await
+            }
+            crate::service::PushState::Fraud => {
+                self.recovery()
+                    .freeze_for_user(
+                        org,
+                        user_id,
+                        Actor::User,
+                        "reported from a push device",
+                        now,
+                    )
+                    .await
+            }
+            _ => return,
+        };
+        if let Err(e) = result {
+            tracing::warn!(%user_id, error = %e, "recovery answer from a device not applied");
+        }
+    }
+}
+
+impl Recovery<'_> {
     /// Whether the session may use the console.
-    pub async fn is_agent(&self, session: &Session) -> CoreResult<bool> {
+    pub async fn is_agent(self, session: &Session) -> CoreResult<bool> {
         Ok(self.require_agent(session).await.is_ok())
     }
 
     /// Looks a user up. Audited.
     pub async fn helpdesk_lookup(
-        &self,
+        self,
         session: &Session,
         username: &str,
         now: DateTime<Utc>,
@@ -97,7 +139,7 @@ impl Ward {
         let Some(user) = user else {
             return Ok(None);
         };
-        let factors = self.factors(org, &user.user_id).await?;
+        let factors = self.portal().factors(org, &user.user_id).await?;
         let case = match self
             .store
             .open_recovery_case(org.as_str(), &user.user_id)
@@ -137,7 +179,7 @@ impl Ward {
     /// Opens a case for a caller. The user is told on every channel, with a link to continue
     /// that only reaches their own address; the agent gets no handle.
     pub async fn helpdesk_open_case(
-        &self,
+        self,
         session: &Session,
         username: &str,
         now: DateTime<Utc>,
@@ -148,7 +190,8 @@ impl Ward {
             agent_id: session.user.user_id.clone(),
         };
         let (_handle, case_id) = self
-            .recovery_start(org, username, opener, None, now)
+            .recovery()
+            .start(org, username, opener, None, now)
             .await?;
         Ok(case_id)
     }
@@ -156,7 +199,7 @@ impl Ward {
     /// Sends a verification request to the user's enrolled device: the agent reads the number
     /// to the caller, who must type it on the device. The agent sees only the result.
     pub async fn helpdesk_verify_caller(
-        &self,
+        self,
         session: &Session,
         username: &str,
         now: DateTime<Utc>,
@@ -183,6 +226,7 @@ impl Ward {
             want_txid: true,
         };
         match self
+            .auth()
             .start_push(&ctx, &UserRef::Id(user.user_id.clone()), &req, now)
             .await?
         {
@@ -201,7 +245,7 @@ impl Ward {
 
     /// The result of a caller verification: `pending`, `approved`, `denied`, `fraud`, `timeout`.
     pub async fn helpdesk_verify_status(
-        &self,
+        self,
         session: &Session,
         txid: &str,
         now: DateTime<Utc>,
@@ -214,7 +258,9 @@ impl Ward {
             .await?
             .filter(|p| p.ikey == HELPDESK_IKEY)
             .ok_or_else(|| CoreError::NotFound("verification".into()))?;
-        if crate::service::push::is_pending(&push)? && push.expires_ms <= now.timestamp_millis() {
+        if crate::service::auth::push::is_pending(&push)?
+            && push.expires_ms <= now.timestamp_millis()
+        {
             return Ok("timeout".into());
         }
         Ok(push.state)
@@ -222,7 +268,7 @@ impl Ward {
 
     /// Flags fraud: the user's open case is frozen for security review and admins are alerted.
     pub async fn helpdesk_flag_fraud(
-        &self,
+        self,
         session: &Session,
         username: &str,
         reason: &str,
@@ -238,21 +284,22 @@ impl Ward {
             reason
         };
         let reason: String = reason.chars().take(500).collect();
-        self.recovery_freeze_for_user(
-            org,
-            &user.user_id,
-            Actor::Agent {
-                agent_id: session.user.user_id.clone(),
-            },
-            &reason,
-            now,
-        )
-        .await
+        self.recovery()
+            .freeze_for_user(
+                org,
+                &user.user_id,
+                Actor::Agent {
+                    agent_id: session.user.user_id.clone(),
+                },
+                &reason,
+                now,
+            )
+            .await
     }
 
     /// Adds a note to the user's record (the audit log).
     pub async fn helpdesk_note(
-        &self,
+        self,
         session: &Session,
         username: &str,
         note: &str,
@@ -278,41 +325,5 @@ impl Ward {
             .commit(ward_store::ChangeSet::new().with(event.into_change()))
             .await?;
         Ok(())
-    }
-
-    /// Whether a push belongs to a recovery notice (its deny cancels the case).
-    pub(crate) fn is_recovery_push(ikey: &str) -> bool {
-        ikey == RECOVERY_IKEY
-    }
-
-    /// The user answered a recovery notice on a device: "deny" cancels the case, "deny and
-    /// report" freezes it for review. Best effort: the answer itself is already recorded.
-    pub(crate) async fn recovery_answered(
-        &self,
-        org: &OrgId,
-        user_id: &str,
-        state: crate::service::PushState,
-        now: DateTime<Utc>,
-    ) {
-        let result = match state {
-            crate::service::PushState::Denied => {
-                self.recovery_cancel_by_user(org, user_id, "denied on a push device", now)
-                    .await
-            }
-            crate::service::PushState::Fraud => {
-                self.recovery_freeze_for_user(
-                    org,
-                    user_id,
-                    Actor::User,
-                    "reported from a push device",
-                    now,
-                )
-                .await
-            }
-            _ => return,
-        };
-        if let Err(e) = result {
-            tracing::warn!(%user_id, error = %e, "recovery answer from a device not applied");
-        }
     }
 }

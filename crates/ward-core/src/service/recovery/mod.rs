@@ -19,6 +19,7 @@ mod notices;
 mod start;
 mod tick;
 
+use crate::service::Recovery;
 pub use approvals::PendingApproval;
 use chrono::{DateTime, TimeDelta, Utc};
 pub use evidence::Submitted;
@@ -165,7 +166,7 @@ impl Ward {
         breaker: bool,
     ) -> CoreResult<AccountFacts> {
         let org = &OrgId::new(user.org_id.clone());
-        let roles = self.roles(org, &user.user_id).await?;
+        let roles = self.admin().roles(org, &user.user_id).await?;
         let privileged = roles
             .iter()
             .any(|r| matches!(r, Role::Admin | Role::Helpdesk | Role::Security));
@@ -343,24 +344,6 @@ impl Ward {
         self.store.commit(set).await.map(|_| ())
     }
 
-    /// Where a case stands, as the person recovering sees it (time passes first).
-    pub async fn recovery_status(
-        &self,
-        handle: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<CaseStatus> {
-        let loaded = self.case_by_handle(handle).await?;
-        let view = match self
-            .run_case(loaded.clone(), Command::Tick, &AuditActor::Anonymous, now)
-            .await?
-        {
-            Ok(v) => v,
-            Err(_) => loaded.view.clone(),
-        };
-        self.midpoint_notice(&loaded, &view, now).await;
-        self.status_of(&loaded, &view, now).await
-    }
-
     async fn status_of(
         &self,
         loaded: &Loaded,
@@ -432,10 +415,26 @@ impl Ward {
             by_helpdesk: loaded.row.opened_by.starts_with("agent:"),
         })
     }
+}
+
+impl Recovery<'_> {
+    /// Where a case stands, as the person recovering sees it (time passes first).
+    pub async fn status(self, handle: &str, now: DateTime<Utc>) -> CoreResult<CaseStatus> {
+        let loaded = self.case_by_handle(handle).await?;
+        let view = match self
+            .run_case(loaded.clone(), Command::Tick, &AuditActor::Anonymous, now)
+            .await?
+        {
+            Ok(v) => v,
+            Err(_) => loaded.view.clone(),
+        };
+        self.midpoint_notice(&loaded, &view, now).await;
+        self.status_of(&loaded, &view, now).await
+    }
 
     /// The user's open case, for the portal banner.
     pub async fn open_case_for(
-        &self,
+        self,
         org: &OrgId,
         user_id: &str,
     ) -> CoreResult<Option<(String, &'static str, Option<i64>)>> {
@@ -452,8 +451,8 @@ impl Ward {
 
     /// The user cancels their open case from any enrolled factor (a portal session, a push
     /// device's deny). Returns whether a case was cancelled.
-    pub async fn recovery_cancel_by_user(
-        &self,
+    pub async fn cancel_by_user(
+        self,
         org: &OrgId,
         user_id: &str,
         via: &str,
@@ -478,8 +477,8 @@ impl Ward {
 
     /// Freezes the user's open case for review ("this wasn't me" on a recovery notice, or a
     /// fraud report on a recovery push). Returns whether a case was frozen.
-    pub async fn recovery_freeze_for_user(
-        &self,
+    pub async fn freeze_for_user(
+        self,
         org: &OrgId,
         user_id: &str,
         by: crate::recovery::Actor,

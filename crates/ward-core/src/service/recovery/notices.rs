@@ -261,6 +261,7 @@ impl Ward {
                 want_txid: true,
             };
             if let Err(e) = self
+                .auth()
                 .start_push(&ctx, &UserRef::Id(user.user_id.clone()), &req, now)
                 .await
             {

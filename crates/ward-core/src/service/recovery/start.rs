@@ -2,6 +2,7 @@
 //! disabled, blocked or rate-limited accounts, and for a second start while a case is open),
 //! the circuit breaker, and the notices a start sends (capped per account and hour).
 
+use crate::service::Recovery;
 use chrono::{DateTime, TimeDelta, Utc};
 use ward_store::{Change, ChangeSet, RecoveryCaseRow, RecoveryEventRow, StoreError, UserRow};
 use zeroize::Zeroizing;
@@ -67,52 +68,6 @@ impl Ward {
             .await?;
         let baseline = (week / (7 * 24)).max(1);
         Ok(hour >= (baseline * s.breaker_multiple).max(s.breaker_floor))
-    }
-
-    /// Starts a recovery (self-service, or a helpdesk agent for a caller). Always answers the
-    /// same way: a handle for the browser. Unknown, disabled, blocked or rate-limited accounts
-    /// and a second start while a case is open get a phantom case. A case an agent opens has
-    /// no browser yet: the handle returned is empty, and the user adopts the case with the
-    /// continue link in their notice.
-    pub async fn recovery_start(
-        &self,
-        org: &OrgId,
-        username: &str,
-        opener: Opener,
-        ip: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<(Zeroizing<String>, String)> {
-        let username = username.trim();
-        let user = if username.is_empty() || username.len() > 100 {
-            None
-        } else {
-            self.store.user_by_name(org.as_str(), username).await?
-        };
-        let reason = self.phantom_reason(org, user.as_ref(), now).await?;
-        let breaker = self.check_breaker(org, now).await?;
-        let start = Start {
-            org,
-            user: user.as_ref(),
-            opener: &opener,
-            ip,
-            breaker,
-            now,
-        };
-        let case = match self.open_case(&start, reason).await? {
-            Ok(case) => case,
-            // Another start for the account opened its case first: this one is a phantom,
-            // answered the same way.
-            Err(()) => self
-                .open_case(&start, Some("case already open"))
-                .await?
-                .map_err(|()| CoreError::Conflict("the recovery case is busy; try again".into()))?,
-        };
-        self.start_notices(&start, &case).await;
-        let handle = match opener {
-            Opener::User => case.handle,
-            Opener::Agent { .. } => Zeroizing::new(String::new()),
-        };
-        Ok((handle, case.loaded.row.case_id))
     }
 
     /// Opens a case (a phantom when `reason` is set) with its audit event; `Err(())` when the
@@ -285,6 +240,54 @@ impl Ward {
             return Ok(Some("too many starts"));
         }
         Ok(None)
+    }
+}
+
+impl Recovery<'_> {
+    /// Starts a recovery (self-service, or a helpdesk agent for a caller). Always answers the
+    /// same way: a handle for the browser. Unknown, disabled, blocked or rate-limited accounts
+    /// and a second start while a case is open get a phantom case. A case an agent opens has
+    /// no browser yet: the handle returned is empty, and the user adopts the case with the
+    /// continue link in their notice.
+    pub async fn start(
+        self,
+        org: &OrgId,
+        username: &str,
+        opener: Opener,
+        ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(Zeroizing<String>, String)> {
+        let username = username.trim();
+        let user = if username.is_empty() || username.len() > 100 {
+            None
+        } else {
+            self.store.user_by_name(org.as_str(), username).await?
+        };
+        let reason = self.phantom_reason(org, user.as_ref(), now).await?;
+        let breaker = self.check_breaker(org, now).await?;
+        let start = Start {
+            org,
+            user: user.as_ref(),
+            opener: &opener,
+            ip,
+            breaker,
+            now,
+        };
+        let case = match self.open_case(&start, reason).await? {
+            Ok(case) => case,
+            // Another start for the account opened its case first: this one is a phantom,
+            // answered the same way.
+            Err(()) => self
+                .open_case(&start, Some("case already open"))
+                .await?
+                .map_err(|()| CoreError::Conflict("the recovery case is busy; try again".into()))?,
+        };
+        self.start_notices(&start, &case).await;
+        let handle = match opener {
+            Opener::User => case.handle,
+            Opener::Agent { .. } => Zeroizing::new(String::new()),
+        };
+        Ok((handle, case.loaded.row.case_id))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Time passes for every open case, whether or not anyone looks at it: cooling starts and
 //! ends, the halfway reminder goes out, unused tokens and stale cases expire.
 
+use crate::service::Recovery;
 use chrono::{DateTime, Utc};
 
 use super::Ward;
@@ -12,16 +13,6 @@ use crate::recovery::Command;
 const PER_RUN: u32 = 500;
 
 impl Ward {
-    /// Lets time pass for the open cases of every organisation; returns how many were
-    /// visited. The server runs this every minute.
-    pub async fn recovery_tick_all(&self, now: DateTime<Utc>) -> CoreResult<usize> {
-        let mut visited = 0;
-        for org in self.store.list_orgs().await? {
-            visited += self.recovery_tick(&OrgId::new(org.org_id), now).await?;
-        }
-        Ok(visited)
-    }
-
     /// Lets time pass for one organisation's open cases.
     async fn recovery_tick(&self, org: &OrgId, now: DateTime<Utc>) -> CoreResult<usize> {
         let rows = self
@@ -46,6 +37,18 @@ impl Ward {
                 Ok(Err(_)) => {}
                 Err(e) => tracing::warn!(%case_id, error = %e, "recovery tick failed"),
             }
+        }
+        Ok(visited)
+    }
+}
+
+impl Recovery<'_> {
+    /// Lets time pass for the open cases of every organisation; returns how many were
+    /// visited. The server runs this every minute.
+    pub async fn tick_all(self, now: DateTime<Utc>) -> CoreResult<usize> {
+        let mut visited = 0;
+        for org in self.store.list_orgs().await? {
+            visited += self.recovery_tick(&OrgId::new(org.org_id), now).await?;
         }
         Ok(visited)
     }

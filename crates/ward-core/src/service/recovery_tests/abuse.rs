@@ -27,7 +27,8 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
         assert!(!r.is_phantom(&case_id).await);
         let cancelled = r
             .ward()
-            .recovery_cancel_by_user(default_org(), &alice, "portal", r.now())
+            .recovery()
+            .cancel_by_user(default_org(), &alice, "portal", r.now())
             .await
             .unwrap();
         assert!(cancelled);
@@ -40,7 +41,11 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
     assert_eq!(r.status(&handle).await.stage, "collecting");
     r.notice(&alice, "recovery.start_again").await;
     assert_eq!(
-        r.ward().open_case_for(default_org(), &alice).await.unwrap(),
+        r.ward()
+            .recovery()
+            .open_case_for(default_org(), &alice)
+            .await
+            .unwrap(),
         None
     );
 
@@ -140,7 +145,8 @@ async fn this_wasnt_me_on_a_recovery_notice_freezes_the_case() {
     let (mut handle, case_id) = r.start("alice").await;
     r.submit_code(&mut handle, &codes[0]).await;
     r.ward()
-        .recovery_send_email(&handle, r.now())
+        .recovery()
+        .send_email(&handle, r.now())
         .await
         .unwrap();
     let mail = r.mail.at_least(1).await.pop().unwrap();
@@ -151,10 +157,16 @@ async fn this_wasnt_me_on_a_recovery_notice_freezes_the_case() {
     r.f.alerts.taken();
 
     r.advance(TimeDelta::minutes(5));
-    let disowned = r.ward().report_not_me(&token, r.now()).await.unwrap();
+    let disowned = r
+        .ward()
+        .portal()
+        .report_not_me(&token, r.now())
+        .await
+        .unwrap();
     assert_eq!(disowned, "recovery.cooling");
     let (open, state, _) = r
         .ward()
+        .recovery()
         .open_case_for(default_org(), &alice)
         .await
         .unwrap()
@@ -176,6 +188,6 @@ async fn this_wasnt_me_on_a_recovery_notice_freezes_the_case() {
     // Cooling ends, but the frozen case goes nowhere.
     r.advance(TimeDelta::hours(4));
     assert_eq!(r.status(&handle).await.stage, "closed");
-    let token = r.ward().recovery_issue_token(&handle, r.now()).await;
+    let token = r.ward().recovery().issue_token(&handle, r.now()).await;
     assert!(matches!(token, Err(CoreError::Conflict(_))), "{token:?}");
 }

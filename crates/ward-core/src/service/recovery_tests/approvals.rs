@@ -15,13 +15,20 @@ fn refusal_reasons(audit: &[Value]) -> Vec<String> {
         .collect()
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 #[tokio::test]
 async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     let mut r = rig(short_cooling()).await;
     let alice = r.user_with("alice", &[]).await;
     let mut alices_key = r.passkey_for(&alice).await;
     let (cookie, codes) = r.recovery_codes(&mut alices_key).await;
-    let alices_session = r.ward().session(&cookie, r.now()).await.unwrap().unwrap();
+    let alices_session = r
+        .ward()
+        .portal()
+        .session(&cookie, r.now())
+        .await
+        .unwrap()
+        .unwrap();
     r.user_with("dave", &[]).await;
     let mut bob = r.approver("bob").await;
     let mut carol = r.approver("carol").await;
@@ -34,7 +41,12 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     r.advance(TimeDelta::minutes(1));
     let (daves_handle, case_b) = r.start("dave").await;
     assert_approvers_asked(&mut r, &bob.id, &erin.id).await;
-    let pending = r.ward().pending_approvals(&bob.session).await.unwrap();
+    let pending = r
+        .ward()
+        .recovery()
+        .pending_approvals(&bob.session)
+        .await
+        .unwrap();
     let listed: Vec<(&str, &str, bool)> = pending
         .iter()
         .map(|p| (p.case_id.as_str(), p.username.as_str(), p.approved))
@@ -48,6 +60,7 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     );
     assert!(
         r.ward()
+            .recovery()
             .pending_approvals(&erin.session)
             .await
             .unwrap()
@@ -71,18 +84,21 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     // Alice's afterwards.
     let start = r
         .ward()
+        .recovery()
         .approval_start(&bob.session, &case_a, r.now())
         .await
         .unwrap();
     let answer = bob.key.authenticate(&start.options).unwrap();
     let crossed = r
         .ward()
+        .recovery()
         .approval_finish(&bob.session, &case_b, &start.ceremony, &answer, r.now())
         .await;
     assert!(matches!(crossed, Err(CoreError::Expired(_))), "{crossed:?}");
     assert_eq!(r.status(&daves_handle).await.approvals, 0);
     assert_eq!(r.case_events(&case_b).await, ["opened"]);
     r.ward()
+        .recovery()
         .approval_finish(&bob.session, &case_a, &start.ceremony, &answer, r.now())
         .await
         .unwrap();
@@ -100,7 +116,12 @@ async fn two_approvers_and_a_recovery_code_start_the_shorter_cooling() {
     let status = r.status(&alices_handle).await;
     assert_eq!((status.stage, status.approvals), ("collecting", 2));
     assert_eq!(status.missing, ["a recovery code"]);
-    let pending = r.ward().pending_approvals(&bob.session).await.unwrap();
+    let pending = r
+        .ward()
+        .recovery()
+        .pending_approvals(&bob.session)
+        .await
+        .unwrap();
     assert!(pending[0].approved && !pending[1].approved, "{pending:?}");
     let submitted = r.submit_code(&mut alices_handle, &codes[0]).await;
     assert_eq!(submitted, Submitted::Accepted);
@@ -153,7 +174,8 @@ async fn with_the_circuit_breaker_tripped_a_case_needs_two_approvals_and_both_co
         .await
         .unwrap();
     r.ward()
-        .recovery_send_email(&handle, r.now())
+        .recovery()
+        .send_email(&handle, r.now())
         .await
         .unwrap();
     let mail = r.mail.at_least(1).await.pop().unwrap();

@@ -40,7 +40,8 @@ async fn lost_everything(r: &mut Rig) {
     r.advance(TimeDelta::minutes(1));
     let (mut handle, case_id) = r
         .ward()
-        .recovery_start(
+        .recovery()
+        .start(
             default_org(),
             "alice",
             Opener::User,
@@ -70,6 +71,7 @@ async fn lost_everything(r: &mut Rig) {
     let new_codes = confirm_new_passkey(r, &handle, &mut alice.old, &mut new).await;
     assert_eq!(
         r.ward()
+            .recovery()
             .open_case_for(default_org(), &alice.id)
             .await
             .unwrap(),
@@ -94,6 +96,7 @@ async fn equipped_alice(r: &Rig) -> Alice {
     r.user_with("bob", &[Role::Approver]).await;
     let mut old = r.passkey_for(&id).await;
     r.ward()
+        .admin()
         .add_totp(
             default_org(),
             &Actor::Cli,
@@ -107,7 +110,7 @@ async fn equipped_alice(r: &Rig) -> Alice {
         .unwrap();
     let phone = r.phone("alice", 1).await;
     let (_, codes) = r.recovery_codes(&mut old).await;
-    let before = r.ward().factors(default_org(), &id).await.unwrap();
+    let before = r.ward().portal().factors(default_org(), &id).await.unwrap();
     let counts = (
         before.passkeys.len(),
         before.totps.len(),
@@ -133,7 +136,11 @@ async fn present_both_codes(
 ) -> String {
     let code = r.submit_code(handle, &alice.codes[0]).await;
     assert_eq!(code, Submitted::Accepted);
-    r.ward().recovery_send_email(handle, r.now()).await.unwrap();
+    r.ward()
+        .recovery()
+        .send_email(handle, r.now())
+        .await
+        .unwrap();
     let mails = r.mail.at_least(1).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(mails[0].to, "alice@example.com");
@@ -151,7 +158,7 @@ async fn present_both_codes(
     r.notice(&alice.id, "recovery.cooling").await;
     r.recovery_push(&alice.phone, case_id, "Account recovery waiting")
         .await;
-    let early = r.ward().recovery_issue_token(handle, r.now()).await;
+    let early = r.ward().recovery().issue_token(handle, r.now()).await;
     assert!(matches!(early, Err(CoreError::Conflict(_))), "{early:?}");
     email_code
 }
@@ -174,26 +181,34 @@ async fn bind_new_passkey(
 ) -> (Zeroizing<String>, Authr<SoftPasskey>, PasskeyView) {
     let token = r
         .ward()
-        .recovery_issue_token(handle, r.now())
+        .recovery()
+        .issue_token(handle, r.now())
         .await
         .unwrap();
     let start = r
         .ward()
-        .recovery_enrol_start(handle, &token, r.now())
+        .recovery()
+        .enrol_start(handle, &token, r.now())
         .await
         .unwrap();
     let mut new = super::super::passkey_tests::passkey();
     let answer = new.register(&start.options).unwrap();
     r.ward()
-        .recovery_enrol_finish(handle, &token, &start.ceremony, &answer, r.now())
+        .recovery()
+        .enrol_finish(handle, &token, &start.ceremony, &answer, r.now())
         .await
         .unwrap();
     r.notice(alice, "recovery.bound").await;
     assert_eq!(r.status(handle).await.stage, "confirming");
-    let again = r.ward().recovery_enrol_start(handle, &token, r.now()).await;
+    let again = r
+        .ward()
+        .recovery()
+        .enrol_start(handle, &token, r.now())
+        .await;
     assert!(matches!(again, Err(CoreError::Conflict(_))), "{again:?}");
     let view = r
         .ward()
+        .portal()
         .factors(default_org(), alice)
         .await
         .unwrap()
@@ -214,46 +229,66 @@ async fn confirm_new_passkey(
     new: &mut Authr<SoftPasskey>,
 ) -> Vec<Zeroizing<String>> {
     let cookie = r.sign_in(old).await.token;
-    assert!(r.ward().session(&cookie, r.now()).await.unwrap().is_some());
+    assert!(
+        r.ward()
+            .portal()
+            .session(&cookie, r.now())
+            .await
+            .unwrap()
+            .is_some()
+    );
     let start = r
         .ward()
-        .recovery_confirm_start(handle, r.now())
+        .recovery()
+        .confirm_start(handle, r.now())
         .await
         .unwrap();
     let answer = old.authenticate(&start.options).unwrap();
     let wrong = r
         .ward()
-        .recovery_confirm_finish(handle, &start.ceremony, &answer, r.now())
+        .recovery()
+        .confirm_finish(handle, &start.ceremony, &answer, r.now())
         .await;
     assert!(matches!(wrong, Err(CoreError::Forbidden(_))), "{wrong:?}");
     assert_eq!(r.status(handle).await.stage, "confirming");
     let start = r
         .ward()
-        .recovery_confirm_start(handle, r.now())
+        .recovery()
+        .confirm_start(handle, r.now())
         .await
         .unwrap();
     let answer = new.authenticate(&start.options).unwrap();
     let codes = r
         .ward()
-        .recovery_confirm_finish(handle, &start.ceremony, &answer, r.now())
+        .recovery()
+        .confirm_finish(handle, &start.ceremony, &answer, r.now())
         .await
         .unwrap();
     assert_eq!(codes.len(), RECOVERY_CODES);
     assert_eq!(r.status(handle).await.stage, "completed");
-    assert!(r.ward().session(&cookie, r.now()).await.unwrap().is_none());
+    assert!(
+        r.ward()
+            .portal()
+            .session(&cookie, r.now())
+            .await
+            .unwrap()
+            .is_none()
+    );
     codes
 }
 
 /// Only the new codes work, and the account is on probation.
 async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<String>]) {
     let done_at = r.now().timestamp_millis();
-    let old_code = r
-        .ward()
-        .use_recovery_code(default_org(), &alice.id, &alice.codes[1], r.now());
+    let old_code =
+        r.ward()
+            .portal()
+            .use_recovery_code(default_org(), &alice.id, &alice.codes[1], r.now());
     assert!(!old_code.await.unwrap());
-    let new_code = r
-        .ward()
-        .use_recovery_code(default_org(), &alice.id, &new_codes[0], r.now());
+    let new_code =
+        r.ward()
+            .portal()
+            .use_recovery_code(default_org(), &alice.id, &new_codes[0], r.now());
     assert!(new_code.await.unwrap());
     let row = r.f.row(&alice.id).await;
     assert_eq!(row.last_recovered_ms, Some(done_at));
@@ -263,6 +298,7 @@ async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<Str
     );
     let refused = r
         .ward()
+        .admin()
         .add_recovery_approver(default_org(), &Actor::Cli, "alice", "bob", r.now())
         .await;
     assert!(
@@ -273,12 +309,17 @@ async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<Str
     let user = r.f.row(&alice.id).await;
     let mut session = r
         .ward()
+        .portal()
         .open_session(&user, "passkey", None, r.now())
         .await
         .unwrap()
         .session;
     session.step_up_until_ms = Some(done_at + 60_000);
-    let codes = r.ward().regenerate_recovery_codes(&session, r.now()).await;
+    let codes = r
+        .ward()
+        .portal()
+        .regenerate_recovery_codes(&session, r.now())
+        .await;
     assert!(matches!(codes, Err(CoreError::Forbidden(_))), "{codes:?}");
 }
 
@@ -289,7 +330,12 @@ async fn assert_old_factors_gone(
     new_view: &PasskeyView,
     new: &mut Authr<SoftPasskey>,
 ) {
-    let after = r.ward().factors(default_org(), &alice.id).await.unwrap();
+    let after = r
+        .ward()
+        .portal()
+        .factors(default_org(), &alice.id)
+        .await
+        .unwrap();
     let ids: Vec<&str> = after.passkeys.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, [new_view.id.as_str()]);
     assert!(after.totps.is_empty(), "{:?}", after.totps);
@@ -300,12 +346,14 @@ async fn assert_old_factors_gone(
     );
     let start = r
         .ward()
+        .portal()
         .passkey_auth_start(default_org(), ceremony_purpose::SIGN_IN, None, r.now())
         .await
         .unwrap();
     let answer = alice.old.authenticate(&start.options).unwrap();
     let refused = r
         .ward()
+        .portal()
         .passkey_auth_finish(
             default_org(),
             ceremony_purpose::SIGN_IN,

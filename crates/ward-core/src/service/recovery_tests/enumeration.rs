@@ -33,7 +33,11 @@ async fn real_and_phantom_cases_answer_alike() {
     );
     // E-mail: both answer the same; only the real account gets mail.
     for handle in [&real, &ghost] {
-        r.ward().recovery_send_email(handle, r.now()).await.unwrap();
+        r.ward()
+            .recovery()
+            .send_email(handle, r.now())
+            .await
+            .unwrap();
     }
     assert_eq!(r.mail.at_least(1).await.len(), 1);
     for handle in [&mut real, &mut ghost] {
@@ -91,10 +95,11 @@ async fn a_phantom_past_the_failure_limit_looks_like_the_denied_real_case() {
     for handle in [&real, &ghost] {
         let code = r
             .ward()
-            .recovery_submit_code(handle, WRONG_CODE, r.now())
+            .recovery()
+            .submit_code(handle, WRONG_CODE, r.now())
             .await;
         assert!(matches!(code, Err(CoreError::Conflict(_))), "{code:?}");
-        let mail = r.ward().recovery_send_email(handle, r.now()).await;
+        let mail = r.ward().recovery().send_email(handle, r.now()).await;
         assert!(matches!(mail, Err(CoreError::Conflict(_))), "{mail:?}");
     }
 }
@@ -117,7 +122,8 @@ async fn a_full_argon2_pool_refuses_real_and_phantom_submissions_alike() {
     for handle in [&real, &ghost] {
         let refused = r
             .ward()
-            .recovery_submit_code(handle, &codes[0], r.now())
+            .recovery()
+            .submit_code(handle, &codes[0], r.now())
             .await;
         assert!(
             matches!(refused, Err(CoreError::RateLimited)),
@@ -129,7 +135,8 @@ async fn a_full_argon2_pool_refuses_real_and_phantom_submissions_alike() {
 
     let accepted = r
         .ward()
-        .recovery_submit_code(&real, &codes[0], r.now())
+        .recovery()
+        .submit_code(&real, &codes[0], r.now())
         .await
         .unwrap();
     assert_eq!(accepted.outcome, Submitted::Accepted);

@@ -19,14 +19,14 @@ async fn case_handle_fixation_a_self_service_handle_is_no_continue_link() {
     r.user_with("alice", &[]).await;
     // The attacker starts a case for Alice and tries to hand its handle to her as a link.
     let (attackers, _) = r.start("alice").await;
-    let adopted = r.ward().recovery_adopt(&attackers, None, r.now()).await;
+    let adopted = r.ward().recovery().adopt(&attackers, None, r.now()).await;
     assert!(
         matches!(adopted, Err(CoreError::NotFound(_))),
         "{adopted:?}"
     );
     // A phantom's handle is no link either, and the attacker's own case is unchanged.
     let (ghost, _) = r.start("nobody").await;
-    let adopted = r.ward().recovery_adopt(&ghost, None, r.now()).await;
+    let adopted = r.ward().recovery().adopt(&ghost, None, r.now()).await;
     assert!(
         matches!(adopted, Err(CoreError::NotFound(_))),
         "{adopted:?}"
@@ -48,13 +48,14 @@ async fn case_handle_fixation_evidence_rotates_the_handle() {
     assert_ne!(victims, attackers);
     // The browser that submitted keeps the case; the old handle opens nothing any more.
     assert_eq!(r.status(&victims).await.accepted, ["recovery code"]);
-    let lost = r.ward().recovery_status(&attackers, r.now()).await;
+    let lost = r.ward().recovery().status(&attackers, r.now()).await;
     assert!(matches!(lost, Err(CoreError::NotFound(_))), "{lost:?}");
-    let lost = r.ward().recovery_issue_token(&attackers, r.now()).await;
+    let lost = r.ward().recovery().issue_token(&attackers, r.now()).await;
     assert!(matches!(lost, Err(CoreError::NotFound(_))), "{lost:?}");
     let lost = r
         .ward()
-        .recovery_submit_code(&attackers, &codes[1], r.now())
+        .recovery()
+        .submit_code(&attackers, &codes[1], r.now())
         .await;
     assert!(matches!(lost, Err(CoreError::NotFound(_))), "{lost:?}");
     // Phantom cases rotate too, so that nothing tells them apart.
@@ -65,7 +66,7 @@ async fn case_handle_fixation_evidence_rotates_the_handle() {
         Submitted::Refused
     );
     assert_ne!(kept, ghost);
-    let lost = r.ward().recovery_status(&ghost, r.now()).await;
+    let lost = r.ward().recovery().status(&ghost, r.now()).await;
     assert!(matches!(lost, Err(CoreError::NotFound(_))), "{lost:?}");
     let audit = r.audit().await;
     let rotated = events(&audit, "recovery.handle_rotated", "ok");
@@ -95,13 +96,14 @@ async fn adopted_once(r: &mut Rig) {
     let agent = r.sign_in(&mut key).await.session;
     let case_id = r
         .ward()
+        .recovery()
         .helpdesk_open_case(&agent, "alice", r.now())
         .await
         .unwrap();
     let link = continue_link(&r.notice(&alice, "recovery.opened").await.body);
     let now = r.now();
     let ward = r.ward();
-    let results = join_all((0..RACERS).map(|_| ward.recovery_adopt(&link, None, now))).await;
+    let results = join_all((0..RACERS).map(|_| ward.recovery().adopt(&link, None, now))).await;
     let won: Vec<&Zeroizing<String>> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(won.len(), 1, "{results:?}");
     assert!(
@@ -116,7 +118,7 @@ async fn adopted_once(r: &mut Rig) {
         status.by_helpdesk && status.stage == "collecting",
         "{status:?}"
     );
-    let again = r.ward().recovery_adopt(&link, None, r.now()).await;
+    let again = r.ward().recovery().adopt(&link, None, r.now()).await;
     assert!(matches!(again, Err(CoreError::NotFound(_))), "{again:?}");
     let audit = r.audit().await;
     let adopted = events(&audit, "recovery.adopted", "ok");
@@ -132,7 +134,8 @@ async fn case_handle_fixation_agent_opened_cases_hand_out_no_handle() {
     let opener = Opener::Agent { agent_id: helen };
     let (handle, case_id) = r
         .ward()
-        .recovery_start(default_org(), "alice", opener, None, r.now())
+        .recovery()
+        .start(default_org(), "alice", opener, None, r.now())
         .await
         .unwrap();
     assert!(handle.is_empty());

@@ -58,11 +58,18 @@ async fn concurrent_starts(r: &mut Rig) {
     let alice = r.user_with("alice", &[]).await;
     let now = r.now();
     let ward = r.ward();
-    let starts =
-        (0..100).map(|_| ward.recovery_start(default_org(), "alice", Opener::User, None, now));
+    let starts = (0..100).map(|_| {
+        ward.recovery()
+            .start(default_org(), "alice", Opener::User, None, now)
+    });
     let results = join_all(starts).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let open = r.ward().open_case_for(default_org(), &alice).await.unwrap();
+    let open = r
+        .ward()
+        .recovery()
+        .open_case_for(default_org(), &alice)
+        .await
+        .unwrap();
     assert!(open.is_some());
     let notices = start_notices(r, &alice).await;
     assert!((1..=3).contains(&notices), "{notices} notices");
@@ -75,6 +82,7 @@ async fn anonymous_floods_an_anonymous_report_keeps_only_the_start_of_its_text()
     let r = rig(short_cooling()).await;
     let long = "x".repeat(2000);
     r.ward()
+        .recovery()
         .report_contact(
             default_org(),
             None,
@@ -88,6 +96,7 @@ async fn anonymous_floods_an_anonymous_report_keeps_only_the_start_of_its_text()
         .unwrap();
     let alice = r.user_with("alice", &[]).await;
     r.ward()
+        .recovery()
         .report_contact(
             default_org(),
             Some(&alice),

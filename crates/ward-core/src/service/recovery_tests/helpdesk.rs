@@ -34,6 +34,7 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
         .user_with("helen", &[Role::Helpdesk, Role::Approver])
         .await;
     r.ward()
+        .admin()
         .add_recovery_approver(default_org(), &Actor::Cli, "alice", "helen", r.now())
         .await
         .unwrap();
@@ -44,28 +45,30 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
 
     let case_id = r
         .ward()
+        .recovery()
         .helpdesk_open_case(&agent, "alice", r.now())
         .await
         .unwrap();
     // The agent holds a case id, which is no handle: nothing of the case opens with it.
     assert!(case_id.starts_with("RC"), "{case_id}");
-    let by_id = r.ward().recovery_status(&case_id, r.now()).await;
+    let by_id = r.ward().recovery().status(&case_id, r.now()).await;
     assert!(matches!(by_id, Err(CoreError::NotFound(_))), "{by_id:?}");
-    let by_id = r.ward().recovery_issue_token(&case_id, r.now()).await;
+    let by_id = r.ward().recovery().issue_token(&case_id, r.now()).await;
     assert!(matches!(by_id, Err(CoreError::NotFound(_))), "{by_id:?}");
 
     // Alice's notice names the agent and carries the only way in: a link she adopts once.
     let opened = r.notice(&alice, "recovery.opened").await;
     assert!(opened.body.contains(&helen), "{}", opened.body);
     let link = continue_link(&opened.body);
-    let refused = r.ward().recovery_status(&link, r.now()).await;
+    let refused = r.ward().recovery().status(&link, r.now()).await;
     assert!(
         matches!(refused, Err(CoreError::NotFound(_))),
         "{refused:?}"
     );
     let handle = r
         .ward()
-        .recovery_adopt(&link, Some("198.51.100.4"), r.now())
+        .recovery()
+        .adopt(&link, Some("198.51.100.4"), r.now())
         .await
         .unwrap();
     let status = r.status(&handle).await;
@@ -80,6 +83,7 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
     }
     let view = r
         .ward()
+        .recovery()
         .helpdesk_lookup(&agent, "alice", r.now())
         .await
         .unwrap()
@@ -101,7 +105,11 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
     let state = r.answer(&phones[0], &event, Decision::Deny).await.unwrap();
     assert_eq!(state, PushState::Denied);
     assert_eq!(
-        r.ward().open_case_for(default_org(), &alice).await.unwrap(),
+        r.ward()
+            .recovery()
+            .open_case_for(default_org(), &alice)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(r.status(&handle).await.stage, "closed");
@@ -127,19 +135,28 @@ async fn refuses_non_agents(r: &Rig, alice: &str) {
     let row = r.f.row(&victor).await;
     let no_passkey = r
         .ward()
+        .portal()
         .open_session(&row, "enrol-link", None, r.now())
         .await
         .unwrap()
         .session;
     for session in [&not_agent, &no_passkey] {
-        let refused = r.ward().helpdesk_open_case(session, "alice", r.now()).await;
+        let refused = r
+            .ward()
+            .recovery()
+            .helpdesk_open_case(session, "alice", r.now())
+            .await;
         assert!(
             matches!(refused, Err(CoreError::Forbidden(_))),
             "{refused:?}"
         );
     }
     assert_eq!(
-        r.ward().open_case_for(default_org(), alice).await.unwrap(),
+        r.ward()
+            .recovery()
+            .open_case_for(default_org(), alice)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -180,6 +197,7 @@ async fn deny_and_report_freezes(
 ) {
     let second = r
         .ward()
+        .recovery()
         .helpdesk_open_case(agent, "alice", r.now())
         .await
         .unwrap();
@@ -187,7 +205,11 @@ async fn deny_and_report_freezes(
     let state = r.answer(phone, &event, Decision::Fraud).await.unwrap();
     assert_eq!(state, PushState::Fraud);
     assert_eq!(
-        r.ward().open_case_for(default_org(), alice).await.unwrap(),
+        r.ward()
+            .recovery()
+            .open_case_for(default_org(), alice)
+            .await
+            .unwrap(),
         Some((second.clone(), "frozen", None))
     );
     let alerts = r.f.alerts.taken();
@@ -208,7 +230,8 @@ async fn deny_and_report_freezes(
     let opened = r.notices(alice, "recovery.opened").await;
     let second_handle = r
         .ward()
-        .recovery_adopt(&continue_link(&opened[1].body), None, r.now())
+        .recovery()
+        .adopt(&continue_link(&opened[1].body), None, r.now())
         .await
         .unwrap();
     assert_ne!(second_handle.as_str(), first_handle);

@@ -5,13 +5,15 @@
 //! A device never holds a bearer secret: it opens its event stream by signing a single-use
 //! server nonce, and signs every answer.
 
+mod answer;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngExt;
 use ward_proto::device::{ActivateRequest, PushEvent, stream_signing_bytes};
 use ward_store::{ActivationRow, Change, ChangeSet, DeviceRow, Outcome, StoreError};
 use zeroize::Zeroizing;
 
-use super::{Ward, check_text};
+use super::{Devices, check_text};
 use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::device_key::DeviceKey;
@@ -70,16 +72,16 @@ fn device_id() -> String {
     format!("DP{tail}")
 }
 
-impl Ward {
+impl Devices<'_> {
     /// Issues a one-time activation code binding a new push device to `username`. Audited.
-    pub async fn device_activation_code(
-        &self,
+    pub async fn activation_code(
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<ActivationCode> {
-        let user = self.user(org, username).await?;
+        let user = self.admin().user(org, username).await?;
         let code = random_token(20);
         let expires_ms = (now + self.policy.push.activation_ttl).timestamp_millis();
         let row = ActivationRow {
@@ -111,8 +113,8 @@ impl Ward {
 
     /// Activates a device: consumes the code and binds the device's public key to its user.
     /// Returns the device and the username. Audited (refusals too).
-    pub async fn activate_device(
-        &self,
+    pub async fn activate(
+        self,
         req: &ActivateRequest,
         now: DateTime<Utc>,
     ) -> CoreResult<(PushDevice, String)> {
@@ -191,18 +193,14 @@ impl Ward {
     }
 
     /// A user's push devices.
-    pub async fn list_devices(&self, org: &OrgId, username: &str) -> CoreResult<Vec<PushDevice>> {
-        let user = self.user(org, username).await?;
+    pub async fn list(self, org: &OrgId, username: &str) -> CoreResult<Vec<PushDevice>> {
+        let user = self.admin().user(org, username).await?;
         let rows = self.store.devices_for_user(org.as_str(), &user.id).await?;
         Ok(rows.iter().map(PushDevice::from).collect())
     }
 
     /// A single-use nonce the device signs to open its event stream.
-    pub async fn device_challenge(
-        &self,
-        device_id: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<(String, i64)> {
+    pub async fn challenge(self, device_id: &str, now: DateTime<Utc>) -> CoreResult<(String, i64)> {
         // Unknown devices get a nonce too (that can never be used), so the answer does not
         // reveal which device ids exist.
         let nonce = random_token(20);
@@ -221,8 +219,8 @@ impl Ward {
 
     /// Checks a device's signature over its nonce and consumes the nonce. `Unauthenticated`
     /// whatever is wrong.
-    pub async fn open_device_stream(
-        &self,
+    pub async fn open_stream(
+        self,
         device_id: &str,
         nonce: &str,
         signature: &str,
@@ -254,7 +252,7 @@ impl Ward {
 
     /// The requests a device must show now (pending and not expired).
     pub async fn pending_push_events(
-        &self,
+        self,
         device_id: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<PushEvent>> {

@@ -4,22 +4,28 @@
 use chrono::{DateTime, Utc};
 use ward_store::{ApproverRow, Change, ChangeSet, RoleRow, StoreError, UserRow};
 
-use super::Ward;
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor, OrgId, Role};
+use crate::service::{Admin, Ward};
 
 impl Ward {
-    pub(super) async fn user_named(&self, org: &OrgId, username: &str) -> CoreResult<UserRow> {
+    pub(in crate::service) async fn user_named(
+        &self,
+        org: &OrgId,
+        username: &str,
+    ) -> CoreResult<UserRow> {
         self.store
             .user_by_name(org.as_str(), username)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {username}")))
     }
+}
 
+impl Admin<'_> {
     /// Grants a role.
     pub async fn grant_role(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,
@@ -62,7 +68,7 @@ impl Ward {
 
     /// Revokes a role.
     pub async fn revoke_role(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,
@@ -100,7 +106,7 @@ impl Ward {
     }
 
     /// The roles a user holds.
-    pub async fn roles(&self, org: &OrgId, user_id: &str) -> CoreResult<Vec<Role>> {
+    pub async fn roles(self, org: &OrgId, user_id: &str) -> CoreResult<Vec<Role>> {
         self.store
             .roles_for_user(org.as_str(), user_id)
             .await?
@@ -110,15 +116,15 @@ impl Ward {
     }
 
     /// Whether a user holds a role.
-    pub async fn has_role(&self, org: &OrgId, user_id: &str, role: Role) -> CoreResult<bool> {
-        Ok(self.roles(org, user_id).await?.contains(&role))
+    pub async fn has_role(self, org: &OrgId, user_id: &str, role: Role) -> CoreResult<bool> {
+        Ok(self.admin().roles(org, user_id).await?.contains(&role))
     }
 
     /// Names someone who may approve a user's recovery. The approver must hold the `approver`
     /// or `security` role and be someone else; refused while the user is on probation after a
     /// recovery (a takeover must not add its own approvers).
     pub async fn add_recovery_approver(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,
@@ -138,7 +144,7 @@ impl Ward {
             crate::gate::Alteration::RecoveryMethods,
             now.timestamp_millis(),
         )?;
-        let roles = self.roles(org, &approver.user_id).await?;
+        let roles = self.admin().roles(org, &approver.user_id).await?;
         if !roles.contains(&Role::Approver) && !roles.contains(&Role::Security) {
             return Err(CoreError::invalid(
                 "approver",

@@ -15,7 +15,9 @@
 
 mod factors;
 mod token;
+mod types;
 
+use crate::service::Prompt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -23,12 +25,16 @@ use ward_proto::jws;
 use ward_store::{CeremonyRow, Change, ChangeSet, UserRow};
 
 pub use token::{OAuthError, OAuthErrorCode, TokenParams, TokenResponse};
+pub use types::{
+    AuthorizeParams, Completion, PromptMethod, PromptNext, PromptPasscode, PromptPush,
+    PromptRequest, PromptView,
+};
 
 use super::{AuthContext, Ward};
 use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::gate::{self, Enrolled, Method, Refusal, Subject};
+use crate::gate::{self, Enrolled, Refusal, Subject};
 use crate::model::{Actor, IntegrationKind, OrgId};
 
 /// How long a user may take in the prompt.
@@ -40,86 +46,6 @@ const LEEWAY_SECS: f64 = 60.0;
 const CODE_PURPOSE: &str = "oidc-code";
 const PASSKEY_PURPOSE: &str = "prompt-passkey";
 const PUSH_DONE_PURPOSE: &str = "prompt-push-done";
-
-/// The query of `GET /oauth/v1/authorize`.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct AuthorizeParams {
-    pub response_type: Option<String>,
-    pub client_id: Option<String>,
-    pub request: Option<String>,
-    pub nonce: Option<String>,
-}
-
-/// A checked authorization request, carried sealed through the prompt.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PromptRequest {
-    pub client_id: String,
-    pub app_name: String,
-    pub redirect_uri: String,
-    pub state: String,
-    pub nonce: Option<String>,
-    pub username: String,
-    /// `duo_code=` (true, the default) or `code=` in the redirect.
-    pub duo_code_attribute: bool,
-    pub user_ip: Option<String>,
-    pub expires_ms: i64,
-}
-
-/// A factor the prompt offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PromptMethod {
-    Passkey,
-    Push,
-    Passcode,
-}
-
-impl From<Method> for PromptMethod {
-    fn from(method: Method) -> Self {
-        match method {
-            Method::Passkey => Self::Passkey,
-            Method::Push => Self::Push,
-            Method::Passcode => Self::Passcode,
-        }
-    }
-}
-
-impl PromptMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Passkey => "passkey",
-            Self::Push => "push",
-            Self::Passcode => "passcode",
-        }
-    }
-
-    /// The factor's name in `auth_context`, as Duo's authentication log names it.
-    fn duo_factor(self) -> &'static str {
-        match self {
-            Self::Passkey => "WebAuthn Credential",
-            Self::Push => "Verified Duo Push",
-            Self::Passcode => "Passcode",
-        }
-    }
-}
-
-/// Where the browser goes when the prompt is done.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completion {
-    pub redirect: String,
-    pub allowed: bool,
-}
-
-/// What the prompt shows next.
-#[derive(Clone, Debug)]
-pub enum PromptNext {
-    /// Offer these methods, in this order (the user's last method first).
-    Choose(Vec<PromptMethod>),
-    /// The user has no factor: set up a passkey here.
-    Enrol,
-    /// Nothing to ask: the user is denied (the application learns why from the result).
-    Done(Completion),
-}
 
 /// What policy lets the prompt's user do, before anything is recorded.
 enum Offer {
@@ -140,29 +66,6 @@ impl Offer {
             reason,
         }
     }
-}
-
-/// A prompt ready to show.
-#[derive(Clone, Debug)]
-pub struct PromptView {
-    pub request: PromptRequest,
-    /// The sealed request, for the page's forms and calls.
-    pub context: String,
-    pub next: PromptNext,
-}
-
-/// A push started from the prompt.
-#[derive(Clone, Debug)]
-pub enum PromptPush {
-    Started { txid: String, number: String },
-    Done(Completion),
-}
-
-/// The result of a code typed into the prompt.
-#[derive(Clone, Debug)]
-pub enum PromptPasscode {
-    Done(Completion),
-    Wrong,
 }
 
 /// The result of a decision, as the application receives it.
@@ -234,61 +137,10 @@ impl Ward {
             return Ok(None);
         }
         Ok(self
+            .auth()
             .integration_credentials(client_id, now)
             .await?
             .filter(|c| c.integration.kind == IntegrationKind::WebSdk))
-    }
-
-    /// Checks an authorization request and prepares the prompt. An error here must be shown
-    /// to the user as a page, never redirected.
-    pub async fn prompt_authorize(
-        &self,
-        params: &AuthorizeParams,
-        user_ip: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> CoreResult<PromptView> {
-        let request = match self.check_authorize(params, user_ip, now).await {
-            Ok(r) => r,
-            Err(e) => {
-                // A refused request object is worth knowing about (forgery, a misconfigured
-                // application); it is recorded without its content.
-                let client = params.client_id.as_deref().unwrap_or("-");
-                let client: String = client.chars().take(40).collect();
-                // Recorded in the client's organisation, when the client is known.
-                let log_org = match self.web_sdk_client(&client, now).await {
-                    Ok(Some(creds)) => creds.integration.org_id.clone(),
-                    _ => self.unattributed_org().await?,
-                };
-                let event = Event::new(
-                    log_org.as_str(),
-                    now,
-                    &Actor::Anonymous,
-                    Action::PromptRefused,
-                    &client,
-                    "deny",
-                )
-                .detail("reason", e.to_string())
-                .detail_opt("ip", user_ip.map(str::to_owned));
-                self.store
-                    .commit(ChangeSet::new().with(event.into_change()))
-                    .await?;
-                return Err(e);
-            }
-        };
-        let org = self.prompt_org(&request, now).await?;
-        let event = Event::new(
-            org.as_str(),
-            now,
-            &Actor::Integration(request.client_id.clone()),
-            Action::PromptStart,
-            &request.username,
-            "ok",
-        )
-        .detail_opt("ip", request.user_ip.clone());
-        self.store
-            .commit(ChangeSet::new().with(event.into_change()))
-            .await?;
-        self.prompt_view(request, now).await
     }
 
     async fn check_authorize(
@@ -368,27 +220,6 @@ impl Ward {
         self.keys.seal(Purpose::Prompt, "prompt", &json)
     }
 
-    /// Opens a prompt the browser carried.
-    pub fn open_prompt(&self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptRequest> {
-        if context.len() > 8192 {
-            return Err(invalid("prompt state is too long"));
-        }
-        let json = self
-            .keys
-            .open(Purpose::Prompt, "prompt", context)
-            .map_err(|_| {
-                invalid("this sign-in page is not valid; start again from the application")
-            })?;
-        let request: PromptRequest = serde_json::from_slice(&json)
-            .map_err(|e| CoreError::Internal(format!("prompt state: {e}")))?;
-        if request.expires_ms <= now.timestamp_millis() {
-            return Err(CoreError::Expired(
-                "this sign-in page (start again from the application)".into(),
-            ));
-        }
-        Ok(request)
-    }
-
     /// What the prompt offers this user, or the decision when there is nothing to ask.
     async fn prompt_view(
         &self,
@@ -431,7 +262,7 @@ impl Ward {
         let subject = user.as_ref().map(Subject::of).transpose()?;
         let enrolled = match &user {
             Some(user) => {
-                let factors = self.factors(org, &user.user_id).await?;
+                let factors = self.portal().factors(org, &user.user_id).await?;
                 Enrolled {
                     passkey: !factors.passkeys.is_empty(),
                     push: !factors.devices.is_empty(),
@@ -481,12 +312,6 @@ impl Ward {
             }
             (gate::Offer::Methods { .. }, None) => Offer::deny(None, "deny", "unknown_user"),
         })
-    }
-
-    /// Shows the prompt again for a carried request (after an error, or a reload).
-    pub async fn prompt_resume(&self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptView> {
-        let request = self.open_prompt(context, now)?;
-        self.prompt_view(request, now).await
     }
 
     /// The prompt's organisation: its Web SDK client's.
@@ -632,6 +457,87 @@ impl Ward {
             device,
             txid,
         }
+    }
+}
+
+impl Prompt<'_> {
+    /// Checks an authorization request and prepares the prompt. An error here must be shown
+    /// to the user as a page, never redirected.
+    pub async fn authorize(
+        self,
+        params: &AuthorizeParams,
+        user_ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PromptView> {
+        let request = match self.check_authorize(params, user_ip, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A refused request object is worth knowing about (forgery, a misconfigured
+                // application); it is recorded without its content.
+                let client = params.client_id.as_deref().unwrap_or("-");
+                let client: String = client.chars().take(40).collect();
+                // Recorded in the client's organisation, when the client is known.
+                let log_org = match self.web_sdk_client(&client, now).await {
+                    Ok(Some(creds)) => creds.integration.org_id.clone(),
+                    _ => self.unattributed_org().await?,
+                };
+                let event = Event::new(
+                    log_org.as_str(),
+                    now,
+                    &Actor::Anonymous,
+                    Action::PromptRefused,
+                    &client,
+                    "deny",
+                )
+                .detail("reason", e.to_string())
+                .detail_opt("ip", user_ip.map(str::to_owned));
+                self.store
+                    .commit(ChangeSet::new().with(event.into_change()))
+                    .await?;
+                return Err(e);
+            }
+        };
+        let org = self.prompt_org(&request, now).await?;
+        let event = Event::new(
+            org.as_str(),
+            now,
+            &Actor::Integration(request.client_id.clone()),
+            Action::PromptStart,
+            &request.username,
+            "ok",
+        )
+        .detail_opt("ip", request.user_ip.clone());
+        self.store
+            .commit(ChangeSet::new().with(event.into_change()))
+            .await?;
+        self.prompt_view(request, now).await
+    }
+
+    /// Opens a prompt the browser carried.
+    pub fn open(self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptRequest> {
+        if context.len() > 8192 {
+            return Err(invalid("prompt state is too long"));
+        }
+        let json = self
+            .keys
+            .open(Purpose::Prompt, "prompt", context)
+            .map_err(|_| {
+                invalid("this sign-in page is not valid; start again from the application")
+            })?;
+        let request: PromptRequest = serde_json::from_slice(&json)
+            .map_err(|e| CoreError::Internal(format!("prompt state: {e}")))?;
+        if request.expires_ms <= now.timestamp_millis() {
+            return Err(CoreError::Expired(
+                "this sign-in page (start again from the application)".into(),
+            ));
+        }
+        Ok(request)
+    }
+
+    /// Shows the prompt again for a carried request (after an error, or a reload).
+    pub async fn resume(self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptView> {
+        let request = self.prompt().open(context, now)?;
+        self.prompt_view(request, now).await
     }
 }
 

@@ -11,23 +11,20 @@
 
 use chrono::{DateTime, Utc};
 use rand::RngExt;
-use subtle::ConstantTimeEq;
-use ward_proto::device::{AnswerRequest, Decision, PushEvent, answer_signing_bytes};
+
+use ward_proto::device::PushEvent;
 use ward_store::{Change, ChangeSet, PushRow, Signal, StoreError};
 
-use super::Ward;
-use super::auth::{AuthContext, AuthDecision, AuthStatus, decision, user_key, user_ref_label};
+use super::{AuthContext, AuthDecision, AuthStatus, decision, user_key, user_ref_label};
 use crate::audit::{Action, Event};
-use crate::device_key::DeviceKey;
+use crate::service::{Auth, Ward};
+
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Allowed, Method, Refusal, Subject};
 use crate::ids;
 use crate::model::{Actor, OrgId, User, UserRef};
 use crate::notify::Alert;
 use crate::policy::ApiPushMode;
-
-/// How far an answer's own timestamp may be from the server's clock.
-const ANSWER_SKEW_SECS: i64 = 300;
 
 /// What the application asked to show with a push (Duo's `type`, `display_username`,
 /// `pushinfo`, `device`).
@@ -115,7 +112,7 @@ impl std::str::FromStr for PushState {
 }
 
 /// Whether a stored push is still waiting for its answer.
-pub(super) fn is_pending(push: &PushRow) -> CoreResult<bool> {
+pub(in crate::service) fn is_pending(push: &PushRow) -> CoreResult<bool> {
     Ok(push.state.parse::<PushState>()? == PushState::Pending)
 }
 
@@ -135,135 +132,6 @@ fn pushinfo_detail(details: &[(String, String)]) -> Option<serde_json::Value> {
 }
 
 impl Ward {
-    /// A push asked for through the Duo Auth API, under the integration's push mode (else the
-    /// server's `push.auth_api_mode`): Verified Push
-    /// (a number the application shows; asynchronous calls only), plain push with context, or
-    /// no push at all. Refusals are audited and explain what to do instead.
-    pub async fn start_api_push(
-        &self,
-        ctx: &AuthContext,
-        user_ref: &UserRef,
-        mut req: PushRequest,
-        is_async: bool,
-        now: DateTime<Utc>,
-    ) -> CoreResult<PushOutcome> {
-        let mode = ctx
-            .integration
-            .push_mode
-            .unwrap_or(self.policy.push.auth_api_mode);
-        let refusal = match mode {
-            ApiPushMode::Refuse => Some(
-                "Push through the Auth API is turned off for this server: this integration must \
-                 use the hosted prompt (Web SDK v4).",
-            ),
-            ApiPushMode::Verified if !is_async => Some(
-                "Verified Push needs async=1: show the returned verified_push_code to the user, \
-                 who types it on the device; or use the hosted prompt.",
-            ),
-            ApiPushMode::Verified => {
-                req.number_required = true;
-                None
-            }
-            ApiPushMode::Plain => {
-                req.number_required = false;
-                None
-            }
-        };
-        if let Some(reason) = refusal {
-            let event = ctx
-                .event(now, Action::AuthPush, &user_ref_label(user_ref), "deny")
-                .detail("reason", "policy_refuses_api_push");
-            return Err(self.audited_refusal(event, "factor", reason).await);
-        }
-        self.start_push(ctx, user_ref, &req, now).await
-    }
-
-    /// Sends a push to one of the user's devices. Audited.
-    pub async fn start_push(
-        &self,
-        ctx: &AuthContext,
-        user_ref: &UserRef,
-        req: &PushRequest,
-        now: DateTime<Utc>,
-    ) -> CoreResult<PushOutcome> {
-        let org = ctx.integration.org_id.as_str();
-        let row = self.store.user_with_totps(org, user_key(user_ref)).await?;
-        let row = row.map(|(row, _totps)| row);
-        let subject = row.as_ref().map(Subject::of).transpose()?;
-        // The application's push mode was applied by the caller (with its own explanation);
-        // the gate decides on the account.
-        let admitted = gate::admit(
-            self.org_state(org, now).await?,
-            subject.as_ref(),
-            Method::Push,
-            Allowed::ALL,
-            now.timestamp_millis(),
-        );
-        let user = match (row, admitted) {
-            (Some(row), Ok(())) => User::try_from(row)?,
-            (row, admitted) => {
-                let refusal = admitted.err().unwrap_or(Refusal::UnknownUser);
-                let user_id = row.map(|r| r.user_id);
-                let target = user_id.clone().unwrap_or_else(|| user_ref_label(user_ref));
-                return self
-                    .push_refused(ctx, user_id.as_deref(), &target, req, refusal, now)
-                    .await;
-            }
-        };
-        let devices = self.store.devices_for_user(org, &user.id).await?;
-        let device = match (&req.device, req.device_index) {
-            (Some(id), _) => devices.iter().find(|d| &d.device_id == id),
-            (None, Some(n)) => n.checked_sub(1).and_then(|i| devices.get(i)),
-            (None, None) => devices.first(),
-        }
-        .ok_or_else(|| CoreError::invalid("device", "no push device of this user matches"))?;
-        let started = PushStarted {
-            txid: ids::txid(),
-            number: req.number_required.then(|| self.push_number()),
-            device_id: device.device_id.clone(),
-        };
-        let row = self.push_row(ctx, &user, req, &started, now)?;
-        let context = row.context.clone();
-        let event = ctx
-            .event(now, Action::AuthPushSent, &user.id, "pending")
-            .detail("txid", started.txid.as_str())
-            .detail("device_id", started.device_id.as_str())
-            .detail("number_required", started.number.is_some())
-            .detail_opt("hostname", req.hostname.as_deref().map(|h| clean(h, 255)))
-            .detail_opt("pushinfo", pushinfo_detail(&req.details));
-        let mut set = ChangeSet::new();
-        if let Some(limit) = self.push_limit(&user, now) {
-            set.push(limit);
-        }
-        let set = set
-            .with(Change::InsertPush(row))
-            .with(self.tx_change(
-                ctx,
-                "push",
-                Some(&user.id),
-                &started.txid,
-                AuthStatus::Pushed,
-                now,
-            ))
-            .with(event.into_change());
-        match self.store.commit(set).await {
-            Ok(_) => {}
-            // Over the storm limit, as the store counted it (on every node).
-            Err(StoreError::ConditionFailed(_)) => {
-                return self
-                    .push_refused(ctx, Some(&user.id), &user.id, req, Refusal::PushStorm, now)
-                    .await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        if let Ok(event) = serde_json::from_str::<PushEvent>(&context) {
-            for delivery in &self.deliveries {
-                delivery.deliver(&started.device_id, &event).await;
-            }
-        }
-        Ok(PushOutcome::Started(started))
-    }
-
     /// The storm limit as a conditional change (checked by the store with the insert).
     fn push_limit(&self, user: &User, now: DateTime<Utc>) -> Option<Change> {
         let limit = self.policy.push.storm_limit;
@@ -356,125 +224,9 @@ impl Ward {
         Ok(PushOutcome::Decided(decision(txid, status)))
     }
 
-    /// Records a device's answer. Audited, refused answers too.
-    pub async fn answer_push(
-        &self,
-        answer: &AnswerRequest,
-        now: DateTime<Utc>,
-    ) -> CoreResult<PushState> {
-        let actor = Actor::Device(answer.device_id.clone());
-        let refuse =
-            |reason: &'static str, error: CoreError| self.refuse_answer(answer, reason, error, now);
-        let Some(device) = self.store.device(&answer.device_id).await? else {
-            return refuse("unknown_device", CoreError::Unauthenticated).await;
-        };
-        let key = DeviceKey::from_stored(&device.key_alg, &device.public_key)?;
-        let signed = answer_signing_bytes(
-            &answer.device_id,
-            &answer.txid,
-            answer.decision,
-            answer.number.as_deref(),
-            &answer.context_hash,
-            answer.time,
-        );
-        if !key.verifies(&signed, &answer.signature) {
-            return refuse("bad_signature", CoreError::Unauthenticated).await;
-        }
-        if (answer.time - now.timestamp()).abs() > ANSWER_SKEW_SECS {
-            return refuse("stale_answer", CoreError::Expired("answer".into())).await;
-        }
-        let push = match self.store.push(&device.org_id, &answer.txid).await? {
-            Some(push) if push.device_id == device.device_id => push,
-            _ => {
-                return refuse(
-                    "not_this_devices_request",
-                    CoreError::NotFound("request".into()),
-                )
-                .await;
-            }
-        };
-        if push
-            .context_hash
-            .as_bytes()
-            .ct_eq(answer.context_hash.as_bytes())
-            .unwrap_u8()
-            != 1
-        {
-            return refuse(
-                "context_mismatch",
-                CoreError::invalid("context_hash", "does not match the request"),
-            )
-            .await;
-        }
-        if !is_pending(&push)? {
-            return refuse(
-                "already_decided",
-                CoreError::Conflict("request already answered".into()),
-            )
-            .await;
-        }
-        if push.expires_ms <= now.timestamp_millis() {
-            self.expire_push(&push, now).await?;
-            return refuse("expired", CoreError::Expired("request".into())).await;
-        }
-        let (state, reason) = judge(&push, answer);
-        match self.decide_push(&push, state, reason, &actor, now).await {
-            Ok(()) => {
-                if Self::is_recovery_push(&push.ikey) {
-                    self.recovery_answered(
-                        &OrgId::new(push.org_id.clone()),
-                        &push.user_id,
-                        state,
-                        now,
-                    )
-                    .await;
-                }
-                Ok(state)
-            }
-            Err(CoreError::Conflict(_)) => {
-                refuse(
-                    "already_decided",
-                    CoreError::Conflict("request already answered".into()),
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn refuse_answer(
-        &self,
-        answer: &AnswerRequest,
-        reason: &'static str,
-        error: CoreError,
-        now: DateTime<Utc>,
-    ) -> CoreResult<PushState> {
-        let actor = Actor::Device(answer.device_id.clone());
-        // A known device's refusals go to its organisation's log.
-        let log_org = match self.store.device(&answer.device_id).await? {
-            Some(device) => device.org_id,
-            None => self.unattributed_org().await?.to_string(),
-        };
-        let event = Event::new(
-            &log_org,
-            now,
-            &actor,
-            Action::AuthPushAnswer,
-            &answer.txid,
-            "refused",
-        )
-        .detail("reason", reason)
-        .detail("device_id", answer.device_id.as_str());
-        self.store
-            .commit(ChangeSet::new().with(event.into_change()))
-            .await?;
-        tracing::warn!(device_id = %answer.device_id, txid = %answer.txid, reason, "push answer refused");
-        Err(error)
-    }
-
     /// Moves a pending push to its final state, with the transaction result, the fraud mute
     /// and the audit event, in one change set; then wakes whoever waits for it.
-    async fn decide_push(
+    pub(in crate::service) async fn decide_push(
         &self,
         push: &PushRow,
         state: PushState,
@@ -554,7 +306,11 @@ impl Ward {
     }
 
     /// Times out a pending push whose time is up (any node may do it; one wins).
-    pub(super) async fn expire_push(&self, push: &PushRow, now: DateTime<Utc>) -> CoreResult<()> {
+    pub(in crate::service) async fn expire_push(
+        &self,
+        push: &PushRow,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
         if !is_pending(push)? || push.expires_ms > now.timestamp_millis() {
             return Ok(());
         }
@@ -572,13 +328,140 @@ impl Ward {
             Err(e) => Err(e),
         }
     }
+}
+
+impl Auth<'_> {
+    /// A push asked for through the Duo Auth API, under the integration's push mode (else the
+    /// server's `push.auth_api_mode`): Verified Push
+    /// (a number the application shows; asynchronous calls only), plain push with context, or
+    /// no push at all. Refusals are audited and explain what to do instead.
+    pub async fn start_api_push(
+        self,
+        ctx: &AuthContext,
+        user_ref: &UserRef,
+        mut req: PushRequest,
+        is_async: bool,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushOutcome> {
+        let mode = ctx
+            .integration
+            .push_mode
+            .unwrap_or(self.policy.push.auth_api_mode);
+        let refusal = match mode {
+            ApiPushMode::Refuse => Some(
+                "Push through the Auth API is turned off for this server: this integration must \
+                 use the hosted prompt (Web SDK v4).",
+            ),
+            ApiPushMode::Verified if !is_async => Some(
+                "Verified Push needs async=1: show the returned verified_push_code to the user, \
+                 who types it on the device; or use the hosted prompt.",
+            ),
+            ApiPushMode::Verified => {
+                req.number_required = true;
+                None
+            }
+            ApiPushMode::Plain => {
+                req.number_required = false;
+                None
+            }
+        };
+        if let Some(reason) = refusal {
+            let event = ctx
+                .event(now, Action::AuthPush, &user_ref_label(user_ref), "deny")
+                .detail("reason", "policy_refuses_api_push");
+            return Err(self.audited_refusal(event, "factor", reason).await);
+        }
+        self.auth().start_push(ctx, user_ref, &req, now).await
+    }
+
+    /// Sends a push to one of the user's devices. Audited.
+    pub async fn start_push(
+        self,
+        ctx: &AuthContext,
+        user_ref: &UserRef,
+        req: &PushRequest,
+        now: DateTime<Utc>,
+    ) -> CoreResult<PushOutcome> {
+        let org = ctx.integration.org_id.as_str();
+        let row = self.store.user_with_totps(org, user_key(user_ref)).await?;
+        let row = row.map(|(row, _totps)| row);
+        let subject = row.as_ref().map(Subject::of).transpose()?;
+        // The application's push mode was applied by the caller (with its own explanation);
+        // the gate decides on the account.
+        let admitted = gate::admit(
+            self.org_state(org, now).await?,
+            subject.as_ref(),
+            Method::Push,
+            Allowed::ALL,
+            now.timestamp_millis(),
+        );
+        let user = match (row, admitted) {
+            (Some(row), Ok(())) => User::try_from(row)?,
+            (row, admitted) => {
+                let refusal = admitted.err().unwrap_or(Refusal::UnknownUser);
+                let user_id = row.map(|r| r.user_id);
+                let target = user_id.clone().unwrap_or_else(|| user_ref_label(user_ref));
+                return self
+                    .push_refused(ctx, user_id.as_deref(), &target, req, refusal, now)
+                    .await;
+            }
+        };
+        let devices = self.store.devices_for_user(org, &user.id).await?;
+        let device = match (&req.device, req.device_index) {
+            (Some(id), _) => devices.iter().find(|d| &d.device_id == id),
+            (None, Some(n)) => n.checked_sub(1).and_then(|i| devices.get(i)),
+            (None, None) => devices.first(),
+        }
+        .ok_or_else(|| CoreError::invalid("device", "no push device of this user matches"))?;
+        let started = PushStarted {
+            txid: ids::txid(),
+            number: req.number_required.then(|| self.push_number()),
+            device_id: device.device_id.clone(),
+        };
+        let row = self.push_row(ctx, &user, req, &started, now)?;
+        let context = row.context.clone();
+        let event = ctx
+            .event(now, Action::AuthPushSent, &user.id, "pending")
+            .detail("txid", started.txid.as_str())
+            .detail("device_id", started.device_id.as_str())
+            .detail("number_required", started.number.is_some())
+            .detail_opt("hostname", req.hostname.as_deref().map(|h| clean(h, 255)))
+            .detail_opt("pushinfo", pushinfo_detail(&req.details));
+        let mut set = ChangeSet::new();
+        if let Some(limit) = self.push_limit(&user, now) {
+            set.push(limit);
+        }
+        let set = set
+            .with(Change::InsertPush(row))
+            .with(self.tx_change(
+                ctx,
+                "push",
+                Some(&user.id),
+                &started.txid,
+                AuthStatus::Pushed,
+                now,
+            ))
+            .with(event.into_change());
+        match self.store.commit(set).await {
+            Ok(_) => {}
+            // Over the storm limit, as the store counted it (on every node).
+            Err(StoreError::ConditionFailed(_)) => {
+                return self
+                    .push_refused(ctx, Some(&user.id), &user.id, req, Refusal::PushStorm, now)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(event) = serde_json::from_str::<PushEvent>(&context) {
+            for delivery in &self.deliveries {
+                delivery.deliver(&started.device_id, &event).await;
+            }
+        }
+        Ok(PushOutcome::Started(started))
+    }
 
     /// When a waiting push transaction times out (for long-polls to bound their wait).
-    pub async fn push_deadline(
-        &self,
-        org: &OrgId,
-        txid: &str,
-    ) -> CoreResult<Option<DateTime<Utc>>> {
+    pub async fn push_deadline(self, org: &OrgId, txid: &str) -> CoreResult<Option<DateTime<Utc>>> {
         match self.store.push(org.as_str(), txid).await? {
             Some(push) if is_pending(&push)? => {
                 Ok(DateTime::from_timestamp_millis(push.expires_ms))
@@ -596,24 +479,5 @@ fn push_refused_status(refusal: Refusal) -> AuthStatus {
         }
         Refusal::LockedOut => AuthStatus::LockedOut,
         Refusal::PushMuted | Refusal::PushStorm => AuthStatus::PushRefused,
-    }
-}
-
-/// The decision an authentic, timely answer makes.
-fn judge(push: &PushRow, answer: &AnswerRequest) -> (PushState, &'static str) {
-    match answer.decision {
-        Decision::Fraud => (PushState::Fraud, "user_reported_fraud"),
-        Decision::Deny => (PushState::Denied, "user_denied"),
-        Decision::Approve => match &push.number {
-            None => (PushState::Approved, "user_approved"),
-            Some(expected) => {
-                let typed = answer.number.as_deref().unwrap_or("");
-                if expected.as_bytes().ct_eq(typed.as_bytes()).into() {
-                    (PushState::Approved, "user_approved_with_number")
-                } else {
-                    (PushState::Denied, "wrong_number")
-                }
-            }
-        },
     }
 }

@@ -1,14 +1,15 @@
 //! Administration: integrations, users and factor enrolment. Every change is audited in the
 //! same change set.
 
+pub(super) mod orgs;
+mod roles;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, IntegrationRow, TotpRow, UserRow};
 use zeroize::Zeroizing;
 
-use super::cache::IntegrationCredentials;
-use super::{Ward, check_text};
 use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
@@ -17,6 +18,8 @@ use crate::model::{
     Actor, Integration, IntegrationKind, OrgId, TotpAuthenticator, User, UserStatus,
 };
 use crate::policy::ApiPushMode;
+use crate::service::cache::IntegrationCredentials;
+use crate::service::{Admin, Auth, check_text};
 use crate::totp::{self, Algorithm, Totp};
 
 /// A new TOTP authenticator and the URI to load into an app (shown once).
@@ -26,10 +29,10 @@ pub struct TotpEnrolment {
     pub otpauth_uri: Zeroizing<String>,
 }
 
-impl Ward {
+impl Admin<'_> {
     /// Creates an integration; returns it with its secret key, which is shown once.
     pub async fn create_integration(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         name: &str,
@@ -77,7 +80,7 @@ impl Ward {
     /// Creates a `web-sdk` integration (the hosted prompt) with its prompt policy. Returns the
     /// integration and its client secret (shown once).
     pub async fn create_web_sdk_integration(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         name: &str,
@@ -129,60 +132,14 @@ impl Ward {
     }
 
     /// Lists integrations (without secrets).
-    pub async fn list_integrations(&self, org: &OrgId) -> CoreResult<Vec<Integration>> {
+    pub async fn list_integrations(self, org: &OrgId) -> CoreResult<Vec<Integration>> {
         let rows = self.store.list_integrations(org.as_str()).await?;
         rows.iter().map(Integration::try_from).collect()
     }
 
-    /// An integration and its opened secret key, for checking a request signature.
-    pub async fn integration_credentials(
-        &self,
-        ikey: &str,
-        now: DateTime<Utc>,
-    ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
-        self.integration_credentials_admitted(ikey, now, || true)
-            .await
-    }
-
-    /// As [`Self::integration_credentials`], asking `may_read` before each database read (not
-    /// for cache hits, nor for lookups that waited for another's read of the same key):
-    /// [`CoreError::RateLimited`] when it refuses.
-    pub async fn integration_credentials_admitted(
-        &self,
-        ikey: &str,
-        now: DateTime<Utc>,
-        may_read: impl FnOnce() -> bool,
-    ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
-        if let Some(hit) = self.integrations.get(ikey, now) {
-            return Ok(Some(hit));
-        }
-        let _loading = self.integrations.loading(ikey).await;
-        if let Some(hit) = self.integrations.get(ikey, now) {
-            return Ok(Some(hit));
-        }
-        if !may_read() {
-            return Err(CoreError::RateLimited);
-        }
-        let Some(row) = self.store.integration_by_ikey(ikey).await? else {
-            return Ok(None);
-        };
-        let opened = self
-            .keys
-            .open(Purpose::IntegrationSecret, &row.ikey, &row.skey_sealed)?;
-        let skey = String::from_utf8(opened.to_vec())
-            .map(Zeroizing::new)
-            .map_err(|_| CoreError::Internal(format!("secret of {ikey} is not text")))?;
-        let creds = Arc::new(IntegrationCredentials {
-            integration: Integration::try_from(&row)?,
-            skey,
-        });
-        self.integrations.put(Arc::clone(&creds), now);
-        Ok(Some(creds))
-    }
-
     /// Creates a user.
     pub async fn create_user(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,
@@ -231,7 +188,7 @@ impl Ward {
     }
 
     /// Finds a user by name.
-    pub async fn user(&self, org: &OrgId, username: &str) -> CoreResult<User> {
+    pub async fn user(self, org: &OrgId, username: &str) -> CoreResult<User> {
         self.store
             .user_by_name(org.as_str(), username)
             .await?
@@ -240,7 +197,7 @@ impl Ward {
     }
 
     /// Lists users, ordered by username.
-    pub async fn list_users(&self, org: &OrgId, limit: u32, offset: u32) -> CoreResult<Vec<User>> {
+    pub async fn list_users(self, org: &OrgId, limit: u32, offset: u32) -> CoreResult<Vec<User>> {
         let rows = self
             .store
             .list_users(org.as_str(), limit.min(1000), offset)
@@ -250,14 +207,14 @@ impl Ward {
 
     /// Enables or disables a user.
     pub async fn set_user_status(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,
         status: UserStatus,
         now: DateTime<Utc>,
     ) -> CoreResult<User> {
-        let mut user = self.user(org, username).await?;
+        let mut user = self.admin().user(org, username).await?;
         let action = match status {
             UserStatus::Active => Action::UserEnable,
             UserStatus::Disabled => Action::UserDisable,
@@ -279,7 +236,7 @@ impl Ward {
     /// Adds a TOTP authenticator to a user, with the given Base32 secret or a new random one.
     #[allow(clippy::too_many_arguments)] // the organisation, the actor and the CLI's options
     pub async fn add_totp(
-        &self,
+        self,
         org: &OrgId,
         actor: &Actor,
         username: &str,
@@ -288,7 +245,7 @@ impl Ward {
         digits: u32,
         now: DateTime<Utc>,
     ) -> CoreResult<TotpEnrolment> {
-        let user = self.user(org, username).await?;
+        let user = self.admin().user(org, username).await?;
         let secret = match secret_base32 {
             Some(text) => totp::base32_decode(text)?,
             None => totp::generate_secret(),
@@ -336,12 +293,61 @@ impl Ward {
     }
 }
 
-impl Ward {
+impl Auth<'_> {
+    /// An integration and its opened secret key, for checking a request signature.
+    pub async fn integration_credentials(
+        self,
+        ikey: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
+        self.auth()
+            .integration_credentials_admitted(ikey, now, || true)
+            .await
+    }
+
+    /// As [`Self::integration_credentials`], asking `may_read` before each database read (not
+    /// for cache hits, nor for lookups that waited for another's read of the same key):
+    /// [`CoreError::RateLimited`] when it refuses.
+    pub async fn integration_credentials_admitted(
+        self,
+        ikey: &str,
+        now: DateTime<Utc>,
+        may_read: impl FnOnce() -> bool,
+    ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
+        if let Some(hit) = self.integrations.get(ikey, now) {
+            return Ok(Some(hit));
+        }
+        let _loading = self.integrations.loading(ikey).await;
+        if let Some(hit) = self.integrations.get(ikey, now) {
+            return Ok(Some(hit));
+        }
+        if !may_read() {
+            return Err(CoreError::RateLimited);
+        }
+        let Some(row) = self.store.integration_by_ikey(ikey).await? else {
+            return Ok(None);
+        };
+        let opened = self
+            .keys
+            .open(Purpose::IntegrationSecret, &row.ikey, &row.skey_sealed)?;
+        let skey = String::from_utf8(opened.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| CoreError::Internal(format!("secret of {ikey} is not text")))?;
+        let creds = Arc::new(IntegrationCredentials {
+            integration: Integration::try_from(&row)?,
+            skey,
+        });
+        self.integrations.put(Arc::clone(&creds), now);
+        Ok(Some(creds))
+    }
+}
+
+impl Admin<'_> {
     /// Deletes authentication transactions, decided push requests, stream nonces and
     /// activation codes that expired more than an hour before `now` (the audit log keeps every
     /// decision). Returns how many rows went. Audited in every organisation's log when anything
     /// was deleted.
-    pub async fn purge_expired(&self, now: DateTime<Utc>) -> CoreResult<u64> {
+    pub async fn purge_expired(self, now: DateTime<Utc>) -> CoreResult<u64> {
         let before_ms = (now - chrono::TimeDelta::hours(1)).timestamp_millis();
         let receipt = self
             .store

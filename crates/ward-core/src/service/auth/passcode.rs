@@ -13,17 +13,17 @@
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, StoreError, TotpRow, UserKey, UserRow};
 
-use super::Ward;
-use super::auth::AuthStatus;
+use super::AuthStatus;
 use crate::audit::Event;
 use crate::crypto::Purpose;
 use crate::error::CoreResult;
 use crate::gate::{self, Allowed, Method, Refusal, Subject};
 use crate::model::TotpAuthenticator;
+use crate::service::Ward;
 use crate::totp::Totp;
 
 /// What a door asks of the passcode check.
-pub(super) struct PasscodeCheck<'a> {
+pub(in crate::service) struct PasscodeCheck<'a> {
     pub org_id: &'a str,
     pub user: UserKey<'a>,
     pub passcode: &'a str,
@@ -38,7 +38,7 @@ pub(super) struct PasscodeCheck<'a> {
 
 /// The decision on a passcode.
 #[derive(Clone, Debug)]
-pub(super) struct PasscodeOutcome {
+pub(in crate::service) struct PasscodeOutcome {
     /// `Allow`, `Deny` or `LockedOut`.
     pub status: AuthStatus,
     /// The account, when it exists.
@@ -48,7 +48,7 @@ pub(super) struct PasscodeOutcome {
 impl Ward {
     /// Checks a passcode through the gate and records the decision. Every refusal of a code
     /// (wrong, replayed, malformed) has the same status; the reason is only audited.
-    pub(super) async fn check_passcode(
+    pub(in crate::service) async fn check_passcode(
         &self,
         check: &PasscodeCheck<'_>,
         now: DateTime<Utc>,

@@ -10,12 +10,12 @@ use std::sync::RwLock;
 use chrono::{DateTime, Utc};
 use ward_store::{Change, ChangeSet, OrgRow, StoreError};
 
-use super::{Ward, check_text};
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::OrgState;
 use crate::ids;
 use crate::model::{Actor, Org, OrgId};
+use crate::service::{Admin, Ward, check_text};
 
 /// How long an organisation's state is trusted before it is read again: disabling takes
 /// effect on this node at once, on every other node within this time.
@@ -24,7 +24,7 @@ const STATE_TTL_MS: i64 = 5_000;
 /// The organisations' states as last read, so that the gate's check costs no database read on
 /// most logins.
 #[derive(Debug, Default)]
-pub(super) struct OrgStates {
+pub(in crate::service) struct OrgStates {
     entries: RwLock<HashMap<String, (i64, OrgState)>>,
 }
 
@@ -51,9 +51,35 @@ impl OrgStates {
 }
 
 impl Ward {
+    /// Where a refusal that names no organisation is recorded (an unknown activation code,
+    /// device or link): the oldest organisation's log, the deployment's first tenant.
+    pub(crate) async fn unattributed_org(&self) -> CoreResult<OrgId> {
+        self.store
+            .list_orgs()
+            .await?
+            .into_iter()
+            .next()
+            .map(|row| OrgId::new(row.org_id))
+            .ok_or_else(|| CoreError::Internal("no organisation exists".into()))
+    }
+
+    /// The state of `org` for the gate (an organisation that does not exist counts as
+    /// disabled: nobody logs in to it).
+    pub(crate) async fn org_state(&self, org: &str, now: DateTime<Utc>) -> CoreResult<OrgState> {
+        let now_ms = now.timestamp_millis();
+        if let Some(state) = self.org_states.get(org, now_ms) {
+            return Ok(state);
+        }
+        let state = OrgState::of(self.store.org(org).await?.as_ref());
+        self.org_states.put(org, state, now_ms);
+        Ok(state)
+    }
+}
+
+impl Admin<'_> {
     /// Creates an organisation named `name` (unique).
     pub async fn create_org(
-        &self,
+        self,
         actor: &Actor,
         name: &str,
         now: DateTime<Utc>,
@@ -87,7 +113,7 @@ impl Ward {
     }
 
     /// Every organisation, oldest first.
-    pub async fn list_orgs(&self) -> CoreResult<Vec<Org>> {
+    pub async fn list_orgs(self) -> CoreResult<Vec<Org>> {
         Ok(self
             .store
             .list_orgs()
@@ -99,7 +125,7 @@ impl Ward {
 
     /// The organisation `name` names: its name, or its id (so the first organisation, `default`,
     /// can be named either way).
-    pub async fn org_named(&self, name: &str) -> CoreResult<Org> {
+    pub async fn org_named(self, name: &str) -> CoreResult<Org> {
         if let Some(row) = self.store.org_by_name(name).await? {
             return Ok(Org::from(&row));
         }
@@ -113,9 +139,9 @@ impl Ward {
     /// The organisation a request acts on: the one `name` names or, when it names none, the
     /// only organisation there is. Several organisations and no name is an error that says
     /// to name one.
-    pub async fn resolve_org(&self, name: Option<&str>) -> CoreResult<OrgId> {
+    pub async fn resolve_org(self, name: Option<&str>) -> CoreResult<OrgId> {
         if let Some(name) = name {
-            return Ok(self.org_named(name).await?.id);
+            return Ok(self.admin().org_named(name).await?.id);
         }
         let mut orgs = self.store.list_orgs().await?.into_iter();
         match (orgs.next(), orgs.next()) {
@@ -128,28 +154,16 @@ impl Ward {
         }
     }
 
-    /// Where a refusal that names no organisation is recorded (an unknown activation code,
-    /// device or link): the oldest organisation's log, the deployment's first tenant.
-    pub(crate) async fn unattributed_org(&self) -> CoreResult<OrgId> {
-        self.store
-            .list_orgs()
-            .await?
-            .into_iter()
-            .next()
-            .map(|row| OrgId::new(row.org_id))
-            .ok_or_else(|| CoreError::Internal("no organisation exists".into()))
-    }
-
     /// Renames an organisation; the new name must be free.
     pub async fn rename_org(
-        &self,
+        self,
         actor: &Actor,
         name: &str,
         new_name: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<Org> {
         check_text("name", new_name, 100)?;
-        let mut org = self.org_named(name).await?;
+        let mut org = self.admin().org_named(name).await?;
         let event = Event::new(
             org.id.as_str(),
             now,
@@ -175,13 +189,13 @@ impl Ward {
     /// Disables (`disabled`) or enables an organisation. A disabled organisation keeps its
     /// data; every login in it is refused by the gate.
     pub async fn set_org_disabled(
-        &self,
+        self,
         actor: &Actor,
         name: &str,
         disabled: bool,
         now: DateTime<Utc>,
     ) -> CoreResult<Org> {
-        let mut org = self.org_named(name).await?;
+        let mut org = self.admin().org_named(name).await?;
         let (action, disabled_ms) = if disabled {
             (Action::OrgDisable, Some(now.timestamp_millis()))
         } else {
@@ -198,18 +212,6 @@ impl Ward {
         self.org_states.forget(org.id.as_str());
         org.disabled_ms = disabled_ms;
         Ok(org)
-    }
-
-    /// The state of `org` for the gate (an organisation that does not exist counts as
-    /// disabled: nobody logs in to it).
-    pub(crate) async fn org_state(&self, org: &str, now: DateTime<Utc>) -> CoreResult<OrgState> {
-        let now_ms = now.timestamp_millis();
-        if let Some(state) = self.org_states.get(org, now_ms) {
-            return Ok(state);
-        }
-        let state = OrgState::of(self.store.org(org).await?.as_ref());
-        self.org_states.put(org, state, now_ms);
-        Ok(state)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Duo's older Auth API (`/rest/v1/*`), as `duo_unix` 1.x (`login_duo`, `pam_duo`) speaks it.
 //!
-//! The decisions are the Auth API v2 ones ([`Ward::preauth`], [`Ward::auth_passcode`],
-//! [`Ward::start_push`], [`Ward::refuse_factor`]) with their audit events; this module only adds
+//! The decisions are the Auth API v2 ones ([`Auth::preauth`], [`Auth::passcode`],
+//! [`Auth::start_push`], [`Auth::refuse_factor`]) with their audit events; this module only adds
 //! what the older clients need: a text menu in place of a device list, and `factor=auto` with
 //! `auto=<typed text>` in place of a factor name.
 //!
@@ -14,12 +14,12 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use super::Ward;
-use super::auth::{AuthContext, AuthDecision, Capability, PreauthOutcome, user_ref_label};
 use super::push::{PushOutcome, PushRequest};
+use super::{AuthContext, AuthDecision, Capability, PreauthOutcome, user_ref_label};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::Door;
 use crate::model::UserRef;
+use crate::service::{Auth, Ward};
 
 /// What the user typed (or the client chose) in `auto=<X>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,9 +84,35 @@ impl Ward {
         ctx.allowed(Door::Legacy, &self.policy).push
     }
 
-    /// `preauth` ([`Ward::preauth`], same audit) with the text menu of the older clients.
-    pub async fn legacy_preauth(
+    async fn refuse_legacy_push(
         &self,
+        ctx: &AuthContext,
+        user_ref: &UserRef,
+        now: DateTime<Utc>,
+    ) -> CoreError {
+        let event = ctx
+            .event(
+                now,
+                crate::audit::Action::AuthPush,
+                &user_ref_label(user_ref),
+                "deny",
+            )
+            .detail("reason", "verified_push_needs_a_screen");
+        self.audited_refusal(
+            event,
+            "auto",
+            "Push is not available here: this integration uses Verified Push, which SSH and sudo \
+             logins cannot display. Type a passcode instead (administrators: use --push-mode \
+             plain for this integration).",
+        )
+        .await
+    }
+}
+
+impl Auth<'_> {
+    /// `preauth` ([`Auth::preauth`], same audit) with the text menu of the older clients.
+    pub async fn legacy_preauth(
+        self,
         ctx: &AuthContext,
         user_ref: &UserRef,
         username: &str,
@@ -112,7 +138,7 @@ impl Ward {
 
     /// `auth` with `factor=auto`: a push, a passcode, or an audited refusal.
     pub async fn legacy_auth(
-        &self,
+        self,
         ctx: &AuthContext,
         user_ref: &UserRef,
         factor: LegacyFactor,
@@ -125,7 +151,9 @@ impl Ward {
                 .auth_passcode_at(ctx, Door::Legacy, user_ref, &code, is_async, now)
                 .await
                 .map(LegacyAuth::Decided),
-            LegacyFactor::Refused(name) => Err(self.refuse_factor(ctx, user_ref, name, now).await),
+            LegacyFactor::Refused(name) => {
+                Err(self.auth().refuse_factor(ctx, user_ref, name, now).await)
+            }
             LegacyFactor::PasscodeMissing => Err(CoreError::invalid(
                 "auto",
                 "Type the passcode from your authenticator app at the prompt.",
@@ -138,35 +166,12 @@ impl Ward {
                 req.device = None;
                 req.device_index = index;
                 req.want_txid = is_async;
-                self.start_push(ctx, user_ref, &req, now)
+                self.auth()
+                    .start_push(ctx, user_ref, &req, now)
                     .await
                     .map(LegacyAuth::Push)
             }
         }
-    }
-
-    async fn refuse_legacy_push(
-        &self,
-        ctx: &AuthContext,
-        user_ref: &UserRef,
-        now: DateTime<Utc>,
-    ) -> CoreError {
-        let event = ctx
-            .event(
-                now,
-                crate::audit::Action::AuthPush,
-                &user_ref_label(user_ref),
-                "deny",
-            )
-            .detail("reason", "verified_push_needs_a_screen");
-        self.audited_refusal(
-            event,
-            "auto",
-            "Push is not available here: this integration uses Verified Push, which SSH and sudo \
-             logins cannot display. Type a passcode instead (administrators: use --push-mode \
-             plain for this integration).",
-        )
-        .await
     }
 }
 
