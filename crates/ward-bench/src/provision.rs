@@ -166,7 +166,7 @@ pub(crate) async fn provision_one(ward: &Ward, name: &str) -> anyhow::Result<Pro
                 .with_context(|| format!("reading {name}"))?;
             let totps = ward
                 .store()
-                .totps_for_user(user.org_id.as_str(), &user.id)
+                .totps_for_user(user.org_id.as_str(), user.id.as_str())
                 .await
                 .with_context(|| format!("reading the authenticators of {name}"))?;
             if !totps.is_empty() {

@@ -210,7 +210,7 @@ async fn provision_one(
             .await
             .context("reading devices")?;
         match (known, devices.first()) {
-            (Some(known), Some(first)) if first.id == known.device_id => {
+            (Some(known), Some(first)) if first.id.as_str() == known.device_id => {
                 return Ok((Provisioned::Kept, known));
             }
             (_, Some(first)) => bail!(

@@ -5,35 +5,67 @@ use ward_store::{IntegrationRow, OrgRow, TotpRow, UserRow};
 use crate::error::{CoreError, CoreResult};
 use crate::totp::Algorithm;
 
-/// An organisation's id: the tenant every user, factor, integration, case and audit chain
-/// belongs to.
-///
-/// There is deliberately no `Default`: every request takes its organisation from where it
-/// enters (the signing integration, the session, the device, the case, `--org`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OrgId(String);
+/// Declares an id newtype: a stored string that only converts explicitly, so ids of
+/// different kinds cannot be passed for one another.
+macro_rules! typed_id {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+            #[serde(transparent)]
+            pub struct $name(String);
 
-impl OrgId {
-    /// Wraps a stored organisation id.
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
+            impl $name {
+                /// Wraps a stored id.
+                pub fn new(id: impl Into<String>) -> Self {
+                    Self(id.into())
+                }
 
-    /// The id as stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+                /// The id as stored.
+                pub fn as_str(&self) -> &str {
+                    &self.0
+                }
+
+                /// The stored string.
+                pub fn into_string(self) -> String {
+                    self.0
+                }
+            }
+
+            impl std::fmt::Display for $name {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str(&self.0)
+                }
+            }
+
+            impl AsRef<str> for $name {
+                fn as_ref(&self) -> &str {
+                    &self.0
+                }
+            }
+        )*
+    };
 }
 
-impl std::fmt::Display for OrgId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+typed_id! {
+    /// An organisation's id: the tenant every user, factor, integration, case and audit chain
+    /// belongs to.
+    ///
+    /// There is deliberately no `Default`: every request takes its organisation from where it
+    /// enters (the signing integration, the session, the device, the case, `--org`).
+    OrgId;
+    /// A user's id (`DU…`), unique across organisations.
+    UserId;
+    /// A push device's id (`DP…`), as the device channel and its signatures name it.
+    DeviceId;
+    /// An integration's key (`DI…`): the id an application signs its requests with.
+    IntegrationId;
 }
 
-impl AsRef<str> for OrgId {
-    fn as_ref(&self) -> &str {
-        &self.0
+impl UserId {
+    /// The id of a stored user.
+    pub fn of(user: &UserRow) -> Self {
+        Self::new(user.user_id.clone())
     }
 }
 
@@ -90,7 +122,7 @@ impl std::str::FromStr for UserStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub org_id: OrgId,
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub email: Option<String>,
     pub status: UserStatus,
@@ -114,7 +146,7 @@ impl TryFrom<UserRow> for User {
         Ok(Self {
             status: r.status.parse()?,
             org_id: OrgId::new(r.org_id),
-            id: r.user_id,
+            id: UserId::new(r.user_id),
             username: r.username,
             email: r.email,
             created_ms: r.created_ms,
@@ -159,7 +191,7 @@ impl std::str::FromStr for IntegrationKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Integration {
     pub org_id: OrgId,
-    pub ikey: String,
+    pub ikey: IntegrationId,
     pub name: String,
     pub kind: IntegrationKind,
     pub created_ms: i64,
@@ -175,7 +207,7 @@ impl TryFrom<&IntegrationRow> for Integration {
     fn try_from(r: &IntegrationRow) -> CoreResult<Self> {
         Ok(Self {
             org_id: OrgId::new(r.org_id.clone()),
-            ikey: r.ikey.clone(),
+            ikey: IntegrationId::new(r.ikey.clone()),
             name: r.name.clone(),
             kind: r.kind.parse()?,
             created_ms: r.created_ms,
@@ -194,7 +226,7 @@ impl TryFrom<&IntegrationRow> for Integration {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TotpAuthenticator {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub name: String,
     pub algorithm: Algorithm,
     pub digits: u32,
@@ -208,7 +240,7 @@ impl TryFrom<&TotpRow> for TotpAuthenticator {
     fn try_from(r: &TotpRow) -> CoreResult<Self> {
         Ok(Self {
             id: r.totp_id.clone(),
-            user_id: r.user_id.clone(),
+            user_id: UserId::new(r.user_id.clone()),
             name: r.name.clone(),
             algorithm: r.algorithm.parse()?,
             digits: u32::try_from(r.digits)

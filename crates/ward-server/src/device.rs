@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use ward_core::model::DeviceId;
 
 use axum::Json;
 use axum::Router;
@@ -123,7 +124,7 @@ async fn activate(
         .activate(&req, state.clock.now())
         .await?;
     Ok(Json(ActivateResponse {
-        device_id: device.id,
+        device_id: device.id.into_string(),
         username,
     }))
 }
@@ -136,7 +137,7 @@ async fn challenge(
     let (nonce, expires) = state
         .ward
         .devices()
-        .challenge(&req.device_id, state.clock.now())
+        .challenge(&DeviceId::new(req.device_id.clone()), state.clock.now())
         .await?;
     Ok(Json(ChallengeResponse { nonce, expires }))
 }
@@ -165,14 +166,19 @@ async fn stream(
     let device = state
         .ward
         .devices()
-        .open_stream(&q.device_id, &q.nonce, &q.signature, now)
+        .open_stream(
+            &DeviceId::new(q.device_id.clone()),
+            &q.nonce,
+            &q.signature,
+            now,
+        )
         .await?;
     // Register before the first read, so nothing created in between is missed.
-    let wake = state.wakers.register(&device.id);
+    let wake = state.wakers.register(device.id.as_str());
     tracing::info!(device_id = %device.id, "device connected");
     let feed = Feed {
         state,
-        device_id: device.id,
+        device_id: device.id.into_string(),
         wake,
         sent: HashSet::new(),
         queue: Vec::new(),
@@ -215,7 +221,7 @@ impl Feed {
                 .state
                 .ward
                 .devices()
-                .pending_push_events(&self.device_id, now)
+                .pending_push_events(&DeviceId::new(self.device_id.clone()), now)
                 .await
             {
                 Ok(pending) => pending,

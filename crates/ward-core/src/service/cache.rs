@@ -89,7 +89,7 @@ impl IntegrationCache {
                 entries.retain(|_, (stored_at, _)| now_ms - *stored_at < TTL_MS);
             }
             entries.insert(
-                creds.integration.ikey.clone(),
+                creds.integration.ikey.to_string(),
                 (now.timestamp_millis(), creds),
             );
         }

@@ -218,7 +218,7 @@ impl Matrix {
             )
             .await
             .unwrap();
-        self.put_in(state, &user.id, &name).await;
+        self.put_in(state, user.id.as_str(), &name).await;
         Account { name, key }
     }
 
@@ -298,7 +298,7 @@ impl Matrix {
 
     fn prompt(&self, name: &str) -> String {
         let request = PromptRequest {
-            client_id: self.web.ikey.clone(),
+            client_id: self.web.ikey.to_string(),
             app_name: "Web".into(),
             redirect_uri: "https://app.example/callback".into(),
             state: "s".repeat(22),

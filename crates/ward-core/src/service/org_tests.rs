@@ -21,7 +21,7 @@ use ward_store_sqlite::SqliteStore;
 use super::passkey_tests::{Fixture, audit_of, fixture_on, settings};
 use super::push_tests::Phone;
 use super::*;
-use crate::model::{Actor, IntegrationKind, OrgId, Role, UserRef};
+use crate::model::{Actor, IntegrationKind, OrgId, Role, UserId, UserRef};
 use crate::totp::{Algorithm, Totp};
 
 /// Alice of organisation A and Alice of organisation B have different seeds.
@@ -170,7 +170,10 @@ impl Pair {
             platform: "linux".into(),
         };
         let (device, _) = self.ward().devices().activate(&req, now).await.unwrap();
-        Phone { key, id: device.id }
+        Phone {
+            key,
+            id: device.id.to_string(),
+        }
     }
 
     /// A portal session of `username` in `org`.
@@ -191,7 +194,7 @@ impl Pair {
     }
 
     /// The user id of `username` in `org`.
-    async fn id(&self, org: &OrgId, username: &str) -> String {
+    async fn id(&self, org: &OrgId, username: &str) -> UserId {
         self.ward().admin().user(org, username).await.unwrap().id
     }
 }

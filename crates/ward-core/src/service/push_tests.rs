@@ -13,7 +13,7 @@ use ward_store_sqlite::SqliteStore;
 
 use super::*;
 use crate::crypto::MasterKey;
-use crate::model::{Actor, IntegrationKind, UserRef};
+use crate::model::{Actor, DeviceId, IntegrationKind, UserRef};
 use crate::policy::{ApiPushMode, PushPolicy};
 
 struct Fixture {
@@ -126,7 +126,10 @@ async fn activate(f: &Fixture, seed: u8) -> Phone {
         f.ward.devices().activate(&req, f.now).await,
         Err(CoreError::Expired(_))
     ));
-    Phone { key, id: device.id }
+    Phone {
+        key,
+        id: device.id.to_string(),
+    }
 }
 
 fn alice() -> UserRef {
@@ -154,7 +157,7 @@ async fn shown(f: &Fixture, phone: &Phone) -> ward_proto::device::PushEvent {
     let mut events = f
         .ward
         .devices()
-        .pending_push_events(&phone.id, f.now)
+        .pending_push_events(&DeviceId::new(phone.id.clone()), f.now)
         .await
         .unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -210,7 +213,7 @@ async fn verified_push_approved_with_the_right_number() {
     assert!(
         f.ward
             .devices()
-            .pending_push_events(&phone.id, f.now)
+            .pending_push_events(&DeviceId::new(phone.id.clone()), f.now)
             .await
             .unwrap()
             .is_empty()
@@ -501,7 +504,12 @@ async fn push_storms_are_stopped() {
 async fn the_stream_opens_once_per_signed_nonce() {
     let f = fixture(PushPolicy::default()).await;
     let phone = activate(&f, 1).await;
-    let (nonce, _) = f.ward.devices().challenge(&phone.id, f.now).await.unwrap();
+    let (nonce, _) = f
+        .ward
+        .devices()
+        .challenge(&DeviceId::new(phone.id.clone()), f.now)
+        .await
+        .unwrap();
     let sig = URL_SAFE_NO_PAD.encode(
         phone
             .key
@@ -516,27 +524,32 @@ async fn the_stream_opens_once_per_signed_nonce() {
     assert!(matches!(
         f.ward
             .devices()
-            .open_stream(&phone.id, &nonce, &bad, f.now)
+            .open_stream(&DeviceId::new(phone.id.clone()), &nonce, &bad, f.now)
             .await,
         Err(CoreError::Unauthenticated)
     ));
     assert_eq!(
         f.ward
             .devices()
-            .open_stream(&phone.id, &nonce, &sig, f.now)
+            .open_stream(&DeviceId::new(phone.id.clone()), &nonce, &sig, f.now)
             .await
             .unwrap()
             .id,
-        phone.id
+        DeviceId::new(phone.id.clone())
     );
     assert!(matches!(
         f.ward
             .devices()
-            .open_stream(&phone.id, &nonce, &sig, f.now)
+            .open_stream(&DeviceId::new(phone.id.clone()), &nonce, &sig, f.now)
             .await,
         Err(CoreError::Unauthenticated)
     ));
-    let (late_nonce, _) = f.ward.devices().challenge(&phone.id, f.now).await.unwrap();
+    let (late_nonce, _) = f
+        .ward
+        .devices()
+        .challenge(&DeviceId::new(phone.id.clone()), f.now)
+        .await
+        .unwrap();
     let late_sig = URL_SAFE_NO_PAD.encode(
         phone
             .key
@@ -547,7 +560,12 @@ async fn the_stream_opens_once_per_signed_nonce() {
     assert!(matches!(
         f.ward
             .devices()
-            .open_stream(&phone.id, &late_nonce, &late_sig, later)
+            .open_stream(
+                &DeviceId::new(phone.id.clone()),
+                &late_nonce,
+                &late_sig,
+                later
+            )
             .await,
         Err(CoreError::Unauthenticated)
     ));

@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 
 use super::passkey_tests::{Authr, Fixture, audit_of, fixture, fixture_on, settings};
 use super::*;
-use crate::model::{Actor, Role};
+use crate::model::{Actor, DeviceId, Role, UserId};
 use crate::notify::UserNotice;
 use crate::recovery::RecoveryPolicy;
 
@@ -286,13 +286,15 @@ impl Rig {
                 .await
                 .unwrap();
         }
-        id
+        id.into_string()
     }
 
     /// Registers a new passkey for the user.
     async fn passkey_for(&self, user_id: &str) -> Authr<SoftPasskey> {
         let mut key = super::passkey_tests::passkey();
-        self.f.register(user_id, &mut key, "Laptop").await;
+        self.f
+            .register(&UserId::new(user_id), &mut key, "Laptop")
+            .await;
         key
     }
 
@@ -405,14 +407,17 @@ impl Rig {
             .activate(&req, self.now())
             .await
             .unwrap();
-        Phone { key, id: device.id }
+        Phone {
+            key,
+            id: device.id.to_string(),
+        }
     }
 
     /// The requests the phone shows now.
     async fn shown(&self, phone: &Phone) -> Vec<PushEvent> {
         self.ward()
             .devices()
-            .pending_push_events(&phone.id, self.now())
+            .pending_push_events(&DeviceId::new(phone.id.clone()), self.now())
             .await
             .unwrap()
     }

@@ -6,7 +6,7 @@ use ward_store_sqlite::SqliteStore;
 
 use super::*;
 use crate::crypto::MasterKey;
-use crate::model::{Actor, IntegrationKind, UserRef, UserStatus};
+use crate::model::{Actor, IntegrationId, IntegrationKind, UserRef, UserStatus};
 use crate::policy::UnknownUserPolicy;
 use crate::totp::{Algorithm, Totp};
 
@@ -362,7 +362,7 @@ async fn integration_secret_round_trips_sealed() {
         .unwrap();
     let row = f
         .store
-        .integration_by_ikey(&integration.ikey)
+        .integration_by_ikey(integration.ikey.as_str())
         .await
         .unwrap()
         .unwrap();
@@ -378,7 +378,7 @@ async fn integration_secret_round_trips_sealed() {
     assert!(
         f.ward
             .auth()
-            .integration_credentials("DINOPE", f.now)
+            .integration_credentials(&IntegrationId::new("DINOPE"), f.now)
             .await
             .unwrap()
             .is_none()
@@ -417,10 +417,11 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
     assert!(found.iter().all(|r| matches!(r, Ok(Some(_)))));
     assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
 
+    let nope = IntegrationId::new("DINOPE");
     let misses = (0..10).map(|_| {
         f.ward
             .auth()
-            .integration_credentials_admitted("DINOPE", f.now, || {
+            .integration_credentials_admitted(&nope, f.now, || {
                 reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 true
             })
@@ -432,7 +433,7 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
     let refused = f
         .ward
         .auth()
-        .integration_credentials_admitted("DINOPE", f.now, || false)
+        .integration_credentials_admitted(&IntegrationId::new("DINOPE"), f.now, || false)
         .await;
     assert!(
         matches!(refused, Err(CoreError::RateLimited)),

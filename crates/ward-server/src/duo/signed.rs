@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use ward_core::model::IntegrationId;
 
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::request::Parts;
@@ -90,7 +91,7 @@ impl FromRequest<AppState> for DuoCall {
         if let Some(verified) = parts.extensions.get::<Verified>() {
             verified.mark();
         }
-        if !state.limits.admit_integration(&integration.ikey) {
+        if !state.limits.admit_integration(integration.ikey.as_str()) {
             return Err(ApiError::code(DuoErrorCode::TooManyRequests));
         }
         check_date_and_kind(&parts, &integration, version, state, now)?;
@@ -129,7 +130,9 @@ async fn verify_signature(
     let found = state
         .ward
         .auth()
-        .integration_credentials_admitted(&creds.ikey, now, || state.limits.admit_lookup(ip))
+        .integration_credentials_admitted(&IntegrationId::new(creds.ikey.clone()), now, || {
+            state.limits.admit_lookup(ip)
+        })
         .await?
         .ok_or_else(|| ApiError::code(DuoErrorCode::InvalidIntegrationKey))?;
     let x_duo = x_duo_headers(&parts.headers);

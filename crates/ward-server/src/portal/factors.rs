@@ -102,7 +102,7 @@ fn factor_rows(factors: &Factors) -> (Vec<FactorRow>, Vec<FactorRow>, Vec<Factor
         .iter()
         .map(|d| FactorRow {
             kind: "device",
-            id: d.id.clone(),
+            id: d.id.to_string(),
             name: d.name.clone(),
             detail: format!("Push approvals ({})", d.platform),
             created: when(d.created_ms),
@@ -120,13 +120,13 @@ pub(super) async fn home(
     let factors = state
         .ward
         .portal()
-        .factors(&session.org(), &session.user.user_id)
+        .factors(&session.org(), &session.user_id())
         .await?;
     let (passkeys, totps, devices) = factor_rows(&factors);
     let recovery_case = state
         .ward
         .recovery()
-        .open_case_for(&session.org(), &session.user.user_id)
+        .open_case_for(&session.org(), &session.user_id())
         .await?
         .map(|(_, case_state, until)| super::recovery::state_label(case_state, until));
     let approvals_waiting = state
@@ -214,7 +214,7 @@ async fn find_factor(
     let factors = state
         .ward
         .portal()
-        .factors(&session.org(), &session.user.user_id)
+        .factors(&session.org(), &session.user_id())
         .await?;
     let has_passkey = !factors.passkeys.is_empty();
     let (passkeys, totps, devices) = factor_rows(&factors);

@@ -102,7 +102,7 @@ pub(super) async fn passkey_finish(
         .portal()
         .passkey_register_finish(
             &session.org(),
-            &session.user.user_id,
+            &session.user_id(),
             &answer.ceremony,
             &answer.credential,
             name,

@@ -40,7 +40,7 @@ pub(super) async fn cancel(
         .recovery()
         .cancel_by_user(
             &session.org(),
-            &session.user.user_id,
+            &session.user_id(),
             "portal session",
             state.clock.now(),
         )

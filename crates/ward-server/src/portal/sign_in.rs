@@ -153,7 +153,7 @@ pub(super) async fn sign_out_everywhere(
         .sign_out_everywhere(
             &session.org(),
             &actor,
-            &session.user.user_id,
+            &session.user_id(),
             state.clock.now(),
         )
         .await?;

@@ -94,7 +94,7 @@ pub(super) async fn api_with(limits: Limits) -> Api {
         _dir: dir,
         app: router(state),
         clock,
-        ikey: integration.ikey,
+        ikey: integration.ikey.into_string(),
         skey: skey.to_string(),
         ward,
     }

@@ -72,7 +72,7 @@ async fn edge(store: Arc<dyn Store>) -> Edge {
         app: router(state),
         store,
         clock,
-        ikey: integration.ikey,
+        ikey: integration.ikey.into_string(),
         skey: skey.to_string(),
     }
 }

@@ -40,12 +40,13 @@ async fn an_application_does_not_see_another_organisations_users() {
         )
         .await
         .unwrap();
-    let (theirs, their_skey) = api
+    let (theirs, vpn_secret) = api
         .ward
         .admin()
         .create_integration(org, &Actor::Cli, "VPN", IntegrationKind::AuthApi, None, now)
         .await
         .unwrap();
+    let vpn_key = theirs.ikey.to_string();
 
     // To the first organisation's application, bob is as unknown as a name nobody has.
     let preauth = |name: &str| api.post("/auth/v2/preauth", &[("username", name)], &api.skey, now);
@@ -73,8 +74,8 @@ async fn an_application_does_not_see_another_organisations_users() {
     // His own organisation's application sees him and lets him in.
     let (_, seen) = api
         .call(post_as(
-            &theirs.ikey,
-            &their_skey,
+            &vpn_key,
+            &vpn_secret,
             "/auth/v2/preauth",
             &[("username", "bob")],
             now,
@@ -82,13 +83,7 @@ async fn an_application_does_not_see_another_organisations_users() {
         .await;
     assert_eq!(seen["response"]["result"], "auth", "{seen}");
     let (_, allowed) = api
-        .call(post_as(
-            &theirs.ikey,
-            &their_skey,
-            "/auth/v2/auth",
-            &auth,
-            now,
-        ))
+        .call(post_as(&vpn_key, &vpn_secret, "/auth/v2/auth", &auth, now))
         .await;
     assert_eq!(allowed["response"]["result"], "allow", "{allowed}");
 
@@ -102,8 +97,8 @@ async fn an_application_does_not_see_another_organisations_users() {
     ];
     let (_, started) = api
         .call(post_as(
-            &theirs.ikey,
-            &their_skey,
+            &vpn_key,
+            &vpn_secret,
             "/auth/v2/auth",
             &async_auth,
             now,
@@ -113,7 +108,7 @@ async fn an_application_does_not_see_another_organisations_users() {
     let status_of = |ikey: &str, skey: &str, txid: &str| {
         get_as(ikey, skey, "/auth/v2/auth_status", &[("txid", txid)], now)
     };
-    let (status, own) = api.call(status_of(&theirs.ikey, &their_skey, &txid)).await;
+    let (status, own) = api.call(status_of(&vpn_key, &vpn_secret, &txid)).await;
     assert_eq!(status, StatusCode::OK, "{own}");
     assert_eq!(own["response"]["result"], "deny", "{own}");
     let (status, foreign) = api.call(status_of(&api.ikey, &api.skey, &txid)).await;

@@ -554,6 +554,9 @@ async fn with_several_organisations_a_start_names_its_organisation() {
     assert!(!res.headers().contains_key(header::SET_COOKIE));
     let named = request("POST", "/recovery/start?org=Acme", None, form);
     assert_eq!(site.send(named).await.status(), StatusCode::OK);
-    let case = site.store.open_recovery_case(acme.as_str(), &dave.id).await;
+    let case = site
+        .store
+        .open_recovery_case(acme.as_str(), dave.id.as_str())
+        .await;
     assert!(case.unwrap().is_some(), "dave's case is in Acme");
 }

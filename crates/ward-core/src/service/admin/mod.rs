@@ -15,7 +15,7 @@ use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
 use crate::ids;
 use crate::model::{
-    Actor, Integration, IntegrationKind, OrgId, TotpAuthenticator, User, UserStatus,
+    Actor, Integration, IntegrationId, IntegrationKind, OrgId, TotpAuthenticator, User, UserStatus,
 };
 use crate::policy::ApiPushMode;
 use crate::service::cache::IntegrationCredentials;
@@ -169,8 +169,15 @@ impl Admin<'_> {
             last_recovered_ms: None,
         };
         let user = User::try_from(row.clone())?;
-        let event = Event::new(org.as_str(), now, actor, Action::UserCreate, &user.id, "ok")
-            .detail("username", username);
+        let event = Event::new(
+            org.as_str(),
+            now,
+            actor,
+            Action::UserCreate,
+            user.id.as_str(),
+            "ok",
+        )
+        .detail("username", username);
         self.store
             .commit(
                 ChangeSet::new()
@@ -219,11 +226,11 @@ impl Admin<'_> {
             UserStatus::Active => Action::UserEnable,
             UserStatus::Disabled => Action::UserDisable,
         };
-        let event = Event::new(org.as_str(), now, actor, action, &user.id, "ok")
+        let event = Event::new(org.as_str(), now, actor, action, user.id.as_str(), "ok")
             .detail("previous", user.status.as_str());
         let change = Change::SetUserStatus {
             org_id: org.to_string(),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             status: status.as_str().into(),
         };
         self.store
@@ -255,7 +262,7 @@ impl Admin<'_> {
         let row = TotpRow {
             org_id: org.to_string(),
             totp_id: totp_id.clone(),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             name: "Authenticator app".into(),
             seed_sealed: self
                 .keys
@@ -272,7 +279,7 @@ impl Admin<'_> {
             now,
             actor,
             Action::FactorTotpAdd,
-            &user.id,
+            user.id.as_str(),
             "ok",
         )
         .detail("totp_id", totp_id.as_str())
@@ -297,7 +304,7 @@ impl Auth<'_> {
     /// An integration and its opened secret key, for checking a request signature.
     pub async fn integration_credentials(
         self,
-        ikey: &str,
+        ikey: &IntegrationId,
         now: DateTime<Utc>,
     ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
         self.auth()
@@ -310,21 +317,21 @@ impl Auth<'_> {
     /// [`CoreError::RateLimited`] when it refuses.
     pub async fn integration_credentials_admitted(
         self,
-        ikey: &str,
+        ikey: &IntegrationId,
         now: DateTime<Utc>,
         may_read: impl FnOnce() -> bool,
     ) -> CoreResult<Option<Arc<IntegrationCredentials>>> {
-        if let Some(hit) = self.integrations.get(ikey, now) {
+        if let Some(hit) = self.integrations.get(ikey.as_str(), now) {
             return Ok(Some(hit));
         }
-        let _loading = self.integrations.loading(ikey).await;
-        if let Some(hit) = self.integrations.get(ikey, now) {
+        let _loading = self.integrations.loading(ikey.as_str()).await;
+        if let Some(hit) = self.integrations.get(ikey.as_str(), now) {
             return Ok(Some(hit));
         }
         if !may_read() {
             return Err(CoreError::RateLimited);
         }
-        let Some(row) = self.store.integration_by_ikey(ikey).await? else {
+        let Some(row) = self.store.integration_by_ikey(ikey.as_str()).await? else {
             return Ok(None);
         };
         let opened = self

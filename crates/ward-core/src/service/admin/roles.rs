@@ -6,7 +6,7 @@ use ward_store::{ApproverRow, Change, ChangeSet, RoleRow, StoreError, UserRow};
 
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, OrgId, Role};
+use crate::model::{Actor, OrgId, Role, UserId};
 use crate::service::{Admin, Ward};
 
 impl Ward {
@@ -106,9 +106,9 @@ impl Admin<'_> {
     }
 
     /// The roles a user holds.
-    pub async fn roles(self, org: &OrgId, user_id: &str) -> CoreResult<Vec<Role>> {
+    pub async fn roles(self, org: &OrgId, user_id: &UserId) -> CoreResult<Vec<Role>> {
         self.store
-            .roles_for_user(org.as_str(), user_id)
+            .roles_for_user(org.as_str(), user_id.as_str())
             .await?
             .iter()
             .map(|r| r.parse())
@@ -116,7 +116,7 @@ impl Admin<'_> {
     }
 
     /// Whether a user holds a role.
-    pub async fn has_role(self, org: &OrgId, user_id: &str, role: Role) -> CoreResult<bool> {
+    pub async fn has_role(self, org: &OrgId, user_id: &UserId, role: Role) -> CoreResult<bool> {
         Ok(self.admin().roles(org, user_id).await?.contains(&role))
     }
 
@@ -144,7 +144,7 @@ impl Admin<'_> {
             crate::gate::Alteration::RecoveryMethods,
             now.timestamp_millis(),
         )?;
-        let roles = self.admin().roles(org, &approver.user_id).await?;
+        let roles = self.admin().roles(org, &UserId::of(&approver)).await?;
         if !roles.contains(&Role::Approver) && !roles.contains(&Role::Security) {
             return Err(CoreError::invalid(
                 "approver",

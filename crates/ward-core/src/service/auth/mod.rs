@@ -189,7 +189,7 @@ impl Ward {
         Change::InsertAuthTx(AuthTxRow {
             org_id: ctx.integration.org_id.to_string(),
             txid: txid.to_owned(),
-            ikey: ctx.integration.ikey.clone(),
+            ikey: ctx.integration.ikey.to_string(),
             user_id: user_id.map(str::to_owned),
             factor: factor.into(),
             result: status.result().as_str().into(),
@@ -204,7 +204,7 @@ impl Ward {
         self.store
             .auth_tx(ctx.integration.org_id.as_str(), txid)
             .await?
-            .filter(|tx| tx.ikey == ctx.integration.ikey)
+            .filter(|tx| tx.ikey == ctx.integration.ikey.as_str())
             .ok_or_else(|| CoreError::NotFound("transaction".into()))
     }
 }
@@ -258,7 +258,7 @@ impl Auth<'_> {
             .event(
                 now,
                 Action::AuthRequestRefused,
-                &ctx.integration.ikey,
+                ctx.integration.ikey.as_str(),
                 "deny",
             )
             .detail("reason", "repeated_parameter")

@@ -22,7 +22,7 @@ use crate::service::{Auth, Ward};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Allowed, Method, Refusal, Subject};
 use crate::ids;
-use crate::model::{Actor, OrgId, User, UserRef};
+use crate::model::{Actor, DeviceId, OrgId, User, UserRef};
 use crate::notify::Alert;
 use crate::policy::ApiPushMode;
 
@@ -50,7 +50,7 @@ pub struct PushRequest {
 pub struct PushStarted {
     pub txid: String,
     pub number: Option<String>,
-    pub device_id: String,
+    pub device_id: DeviceId,
 }
 
 /// The result of asking for a push.
@@ -137,7 +137,7 @@ impl Ward {
         let limit = self.policy.push.storm_limit;
         (limit > 0).then(|| Change::CheckPushLimit {
             org_id: user.org_id.to_string(),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             since_ms: (now - self.policy.push.storm_window).timestamp_millis(),
             limit: i64::from(limit),
         })
@@ -187,9 +187,9 @@ impl Ward {
         Ok(PushRow {
             org_id: user.org_id.to_string(),
             txid: started.txid.clone(),
-            ikey: ctx.integration.ikey.clone(),
-            user_id: user.id.clone(),
-            device_id: started.device_id.clone(),
+            ikey: ctx.integration.ikey.to_string(),
+            user_id: user.id.to_string(),
+            device_id: started.device_id.to_string(),
             state: PushState::Pending.as_str().into(),
             number: started.number.clone(),
             context_hash: event.context_hash.clone(),
@@ -406,7 +406,7 @@ impl Auth<'_> {
                     .await;
             }
         };
-        let devices = self.store.devices_for_user(org, &user.id).await?;
+        let devices = self.store.devices_for_user(org, user.id.as_str()).await?;
         let device = match (&req.device, req.device_index) {
             (Some(id), _) => devices.iter().find(|d| &d.device_id == id),
             (None, Some(n)) => n.checked_sub(1).and_then(|i| devices.get(i)),
@@ -416,12 +416,12 @@ impl Auth<'_> {
         let started = PushStarted {
             txid: ids::txid(),
             number: req.number_required.then(|| self.push_number()),
-            device_id: device.device_id.clone(),
+            device_id: DeviceId::new(device.device_id.clone()),
         };
         let row = self.push_row(ctx, &user, req, &started, now)?;
         let context = row.context.clone();
         let event = ctx
-            .event(now, Action::AuthPushSent, &user.id, "pending")
+            .event(now, Action::AuthPushSent, user.id.as_str(), "pending")
             .detail("txid", started.txid.as_str())
             .detail("device_id", started.device_id.as_str())
             .detail("number_required", started.number.is_some())
@@ -436,7 +436,7 @@ impl Auth<'_> {
             .with(self.tx_change(
                 ctx,
                 "push",
-                Some(&user.id),
+                Some(user.id.as_str()),
                 &started.txid,
                 AuthStatus::Pushed,
                 now,
@@ -447,14 +447,21 @@ impl Auth<'_> {
             // Over the storm limit, as the store counted it (on every node).
             Err(StoreError::ConditionFailed(_)) => {
                 return self
-                    .push_refused(ctx, Some(&user.id), &user.id, req, Refusal::PushStorm, now)
+                    .push_refused(
+                        ctx,
+                        Some(user.id.as_str()),
+                        user.id.as_str(),
+                        req,
+                        Refusal::PushStorm,
+                        now,
+                    )
                     .await;
             }
             Err(e) => return Err(e.into()),
         }
         if let Ok(event) = serde_json::from_str::<PushEvent>(&context) {
             for delivery in &self.deliveries {
-                delivery.deliver(&started.device_id, &event).await;
+                delivery.deliver(started.device_id.as_str(), &event).await;
             }
         }
         Ok(PushOutcome::Started(started))

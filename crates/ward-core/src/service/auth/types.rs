@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Allowed, Door};
-use crate::model::{Actor, Integration, OrgId};
+use crate::model::{Actor, Integration, IntegrationId, OrgId};
 use crate::policy::{ApiPushMode, AuthPolicy};
 
 /// Facts about the request an application makes on a user's behalf.
@@ -26,7 +26,7 @@ impl AuthContext {
         Self {
             integration: crate::model::Integration {
                 org_id: org.clone(),
-                ikey: ikey.into(),
+                ikey: IntegrationId::new(ikey),
                 name: name.into(),
                 kind: crate::model::IntegrationKind::AuthApi,
                 created_ms: 0,
@@ -39,7 +39,7 @@ impl AuthContext {
     }
 
     fn actor(&self) -> Actor {
-        Actor::Integration(self.integration.ikey.clone())
+        Actor::Integration(self.integration.ikey.to_string())
     }
 
     pub(super) fn event(

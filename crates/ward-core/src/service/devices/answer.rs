@@ -10,7 +10,7 @@ use ward_store::{ChangeSet, PushRow};
 use crate::audit::{Action, Event};
 use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, OrgId};
+use crate::model::{Actor, OrgId, UserId};
 use crate::service::auth::push::{PushState, is_pending};
 use crate::service::{Devices, Ward};
 
@@ -117,7 +117,7 @@ impl Devices<'_> {
                 if Ward::is_recovery_push(&push.ikey) {
                     self.recovery_answered(
                         &OrgId::new(push.org_id.clone()),
-                        &push.user_id,
+                        &UserId::new(push.user_id.clone()),
                         state,
                         now,
                     )

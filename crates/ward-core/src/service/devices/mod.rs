@@ -18,7 +18,7 @@ use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::device_key::DeviceKey;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, OrgId};
+use crate::model::{Actor, DeviceId, OrgId, UserId};
 
 /// How long a stream nonce is valid.
 const NONCE_TTL_SECS: i64 = 60;
@@ -33,8 +33,8 @@ pub struct ActivationCode {
 /// A push device as administrators and users see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushDevice {
-    pub id: String,
-    pub user_id: String,
+    pub id: DeviceId,
+    pub user_id: UserId,
     pub name: String,
     pub platform: String,
     pub created_ms: i64,
@@ -43,8 +43,8 @@ pub struct PushDevice {
 impl From<&DeviceRow> for PushDevice {
     fn from(r: &DeviceRow) -> Self {
         Self {
-            id: r.device_id.clone(),
-            user_id: r.user_id.clone(),
+            id: DeviceId::new(r.device_id.clone()),
+            user_id: UserId::new(r.user_id.clone()),
             name: r.name.clone(),
             platform: r.platform.clone(),
             created_ms: r.created_ms,
@@ -87,7 +87,7 @@ impl Devices<'_> {
         let row = ActivationRow {
             org_id: org.to_string(),
             code_hash: token_hash(&code),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             created_ms: now.timestamp_millis(),
             expires_ms,
             used_ms: None,
@@ -97,7 +97,7 @@ impl Devices<'_> {
             now,
             actor,
             Action::DeviceActivationIssued,
-            &user.id,
+            user.id.as_str(),
             "ok",
         )
         .detail("expires_ms", expires_ms);
@@ -195,21 +195,28 @@ impl Devices<'_> {
     /// A user's push devices.
     pub async fn list(self, org: &OrgId, username: &str) -> CoreResult<Vec<PushDevice>> {
         let user = self.admin().user(org, username).await?;
-        let rows = self.store.devices_for_user(org.as_str(), &user.id).await?;
+        let rows = self
+            .store
+            .devices_for_user(org.as_str(), user.id.as_str())
+            .await?;
         Ok(rows.iter().map(PushDevice::from).collect())
     }
 
     /// A single-use nonce the device signs to open its event stream.
-    pub async fn challenge(self, device_id: &str, now: DateTime<Utc>) -> CoreResult<(String, i64)> {
+    pub async fn challenge(
+        self,
+        device_id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(String, i64)> {
         // Unknown devices get a nonce too (that can never be used), so the answer does not
         // reveal which device ids exist.
         let nonce = random_token(20);
         let expires = now + TimeDelta::seconds(NONCE_TTL_SECS);
-        if self.store.device(device_id).await?.is_some() {
+        if self.store.device(device_id.as_str()).await?.is_some() {
             self.store
                 .commit(ChangeSet::new().with(Change::InsertNonce {
                     nonce_hash: token_hash(&nonce),
-                    device_id: device_id.to_owned(),
+                    device_id: device_id.to_string(),
                     expires_ms: expires.timestamp_millis(),
                 }))
                 .await?;
@@ -221,25 +228,25 @@ impl Devices<'_> {
     /// whatever is wrong.
     pub async fn open_stream(
         self,
-        device_id: &str,
+        device_id: &DeviceId,
         nonce: &str,
         signature: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<PushDevice> {
         let row = self
             .store
-            .device(device_id)
+            .device(device_id.as_str())
             .await?
             .ok_or(CoreError::Unauthenticated)?;
         let key = DeviceKey::from_stored(&row.key_alg, &row.public_key)?;
-        if !key.verifies(&stream_signing_bytes(device_id, nonce), signature) {
+        if !key.verifies(&stream_signing_bytes(device_id.as_str(), nonce), signature) {
             return Err(CoreError::Unauthenticated);
         }
         let consumed = self
             .store
             .commit(ChangeSet::new().with(Change::ConsumeNonce {
                 nonce_hash: token_hash(nonce),
-                device_id: device_id.to_owned(),
+                device_id: device_id.to_string(),
                 now_ms: now.timestamp_millis(),
             }))
             .await;
@@ -253,12 +260,12 @@ impl Devices<'_> {
     /// The requests a device must show now (pending and not expired).
     pub async fn pending_push_events(
         self,
-        device_id: &str,
+        device_id: &DeviceId,
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<PushEvent>> {
         let rows = self
             .store
-            .pending_pushes(device_id, now.timestamp_millis())
+            .pending_pushes(device_id.as_str(), now.timestamp_millis())
             .await?;
         rows.iter()
             .map(|row| {

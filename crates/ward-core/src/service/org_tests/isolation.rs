@@ -1,6 +1,7 @@
 //! Nothing of organisation B is visible, usable or reachable from organisation A.
 
 use super::*;
+use crate::model::DeviceId;
 
 /// Every isolation check, on one pair.
 async fn isolated(p: Pair) {
@@ -55,11 +56,17 @@ async fn preauth_sees_only_its_own_users(p: &Pair) {
         };
         let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
         let own = p.id(&tenant.org, "alice").await;
-        let own_totps = p.f.store.totps_for_user(tenant.org.as_str(), &own).await;
+        let own_totps =
+            p.f.store
+                .totps_for_user(tenant.org.as_str(), own.as_str())
+                .await;
         let own_ids: Vec<String> = own_totps.unwrap().into_iter().map(|t| t.totp_id).collect();
         assert_eq!(ids, own_ids);
         let theirs = p.id(&other.org, "alice").await;
-        let their_totps = p.f.store.totps_for_user(other.org.as_str(), &theirs).await;
+        let their_totps =
+            p.f.store
+                .totps_for_user(other.org.as_str(), theirs.as_str())
+                .await;
         assert!(
             their_totps
                 .unwrap()
@@ -68,7 +75,7 @@ async fn preauth_sees_only_its_own_users(p: &Pair) {
         );
     }
     // A user id of B, given to A, is unknown too.
-    let bob_id = UserRef::Id(p.id(&p.b.org, "bob").await);
+    let bob_id = UserRef::Id(p.id(&p.b.org, "bob").await.into_string());
     assert_eq!(
         p.ward()
             .auth()
@@ -129,7 +136,7 @@ async fn pushes_reach_only_its_own_users(p: &Pair) {
     let pending = p
         .ward()
         .devices()
-        .pending_push_events(&phone_b.id, now)
+        .pending_push_events(&DeviceId::new(phone_b.id.clone()), now)
         .await;
     assert!(pending.unwrap().is_empty());
     // B's application can; A's phone cannot answer that push, B's phone can.
@@ -145,7 +152,7 @@ async fn pushes_reach_only_its_own_users(p: &Pair) {
     let events = p
         .ward()
         .devices()
-        .pending_push_events(&phone_b.id, now)
+        .pending_push_events(&DeviceId::new(phone_b.id.clone()), now)
         .await;
     let events = events.unwrap();
     let event = events.first().unwrap();
@@ -197,12 +204,12 @@ async fn portal_sign_in_stays_in_its_organisation(p: &Pair) {
         .unwrap()
         .session;
     assert_eq!(session.org(), p.b.org);
-    assert_eq!(session.user.user_id, p.id(&p.b.org, "alice").await);
+    assert_eq!(session.user_id(), p.id(&p.b.org, "alice").await);
     // The session's factors are its own Alice's; A's Alice's are not reachable through it.
     let own = p
         .ward()
         .portal()
-        .factors(&session.org(), &session.user.user_id)
+        .factors(&session.org(), &session.user_id())
         .await;
     assert_eq!(own.unwrap().totps.len(), 1);
     let a_alice = p.id(&p.a.org, "alice").await;

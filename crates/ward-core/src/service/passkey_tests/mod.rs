@@ -23,7 +23,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, 
 use super::*;
 use crate::clock::{Clock, TestClock};
 use crate::crypto::MasterKey;
-use crate::model::Actor;
+use crate::model::{Actor, UserId};
 use crate::notify::{Alert, UserNotice};
 use crate::policy::{FactorPolicy, PortalSettings};
 
@@ -116,7 +116,7 @@ impl Fixture {
     }
 
     /// Creates a user; returns its id.
-    pub(super) async fn user(&self, name: &str) -> String {
+    pub(super) async fn user(&self, name: &str) -> UserId {
         let email = format!("{name}@example.com");
         self.ward
             .admin()
@@ -145,7 +145,7 @@ impl Fixture {
     /// Registers `authr` for the user, start to finish.
     pub(super) async fn register<A: AuthenticatorBackend>(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         authr: &mut Authr<A>,
         name: &str,
     ) -> PasskeyView {
@@ -191,7 +191,7 @@ impl Fixture {
     }
 
     /// Everything the user has enrolled.
-    pub(super) async fn factors(&self, user_id: &str) -> Factors {
+    pub(super) async fn factors(&self, user_id: &UserId) -> Factors {
         self.ward
             .portal()
             .factors(default_org(), user_id)
@@ -367,7 +367,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
     let factors = f.factors(&alice).await;
     assert_eq!(factors.passkeys, vec![view.clone()]);
     assert!(factors.phishing_resistant());
-    assert!(f.factors("nobody").await.passkeys.is_empty());
+    assert!(f.factors(&UserId::new("nobody")).await.passkeys.is_empty());
     let audit = f.audit().await;
     let added = events(&audit, "passkey.add", "ok");
     assert_eq!(added.len(), 1);
@@ -399,21 +399,24 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
-    assert_eq!(check.user.user_id, alice);
+    assert_eq!(check.user.user_id, alice.as_str());
     assert_eq!(check.cred_id, view.id);
     assert_eq!(check.credential_name, "Laptop");
     let signed_in_at = f.now().timestamp_millis();
     assert_eq!(f.sign_count(&view.id).await, 1);
     let listed = f.factors(&alice).await.passkeys;
     assert_eq!(listed[0].last_used_ms, Some(signed_in_at));
-    assert_eq!(f.row(&alice).await.last_login_ms, Some(signed_in_at));
+    assert_eq!(
+        f.row(alice.as_str()).await.last_login_ms,
+        Some(signed_in_at)
+    );
 
     // A check scoped to the user (step-up) names the user's credentials.
     f.clock.advance(TimeDelta::minutes(1));
     let start = f
         .ward
         .portal()
-        .passkey_auth_start(default_org(), STEP_UP, Some(&alice), f.now())
+        .passkey_auth_start(default_org(), STEP_UP, Some(alice.as_str()), f.now())
         .await
         .unwrap();
     let allowed = start.options["publicKey"]["allowCredentials"]
@@ -428,7 +431,7 @@ async fn passkey_registers_then_signs_in_without_a_username_and_steps_up() {
         .passkey_auth_finish(default_org(), STEP_UP, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
-    assert_eq!(check.user.user_id, alice);
+    assert_eq!(check.user.user_id, alice.as_str());
     assert_eq!(f.sign_count(&view.id).await, 2);
     let listed = f.factors(&alice).await.passkeys;
     assert_eq!(listed[0].last_used_ms, Some(f.now().timestamp_millis()));
@@ -452,7 +455,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     assert!(matches!(
         f.ward
             .portal()
-            .passkey_auth_start(default_org(), STEP_UP, Some(&bob), f.now())
+            .passkey_auth_start(default_org(), STEP_UP, Some(bob.as_str()), f.now())
             .await,
         Err(CoreError::NotFound(_))
     ));
@@ -463,7 +466,7 @@ async fn a_check_for_one_user_refuses_another_users_passkey() {
     let start = f
         .ward
         .portal()
-        .passkey_auth_start(default_org(), STEP_UP, Some(&bob), f.now())
+        .passkey_auth_start(default_org(), STEP_UP, Some(bob.as_str()), f.now())
         .await
         .unwrap();
     let mut options = start.options.clone();
@@ -640,7 +643,7 @@ async fn a_sign_in_is_finished_once_in_time_and_for_its_purpose() {
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, f.now())
         .await
         .unwrap();
-    assert_eq!(check.user.user_id, alice);
+    assert_eq!(check.user.user_id, alice.as_str());
     assert_eq!(f.sign_count(&view.id).await, 3);
 
     // Nonsense ceremony ids are refused without a lookup.
@@ -686,7 +689,7 @@ async fn a_signature_counter_that_goes_backwards_is_refused_and_alerted() {
         f.alerts.taken(),
         vec![Alert::CredentialCloneSuspected {
             org_id: DEFAULT_ORG.into(),
-            user_id: alice.clone(),
+            user_id: alice.to_string(),
             cred_id: view.id.clone(),
             stored_count: 2,
             presented_count: 2,
@@ -695,9 +698,14 @@ async fn a_signature_counter_that_goes_backwards_is_refused_and_alerted() {
     );
 
     // The genuine key goes on (3); the copy, now at 3, is refused in a step-up too.
-    f.check(STEP_UP, Some(&alice), &mut key).await.unwrap();
+    f.check(STEP_UP, Some(alice.as_str()), &mut key)
+        .await
+        .unwrap();
     assert_eq!(f.sign_count(&view.id).await, 3);
-    let err = f.check(STEP_UP, Some(&alice), &mut copy).await.unwrap_err();
+    let err = f
+        .check(STEP_UP, Some(alice.as_str()), &mut copy)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("copied"), "{err}");
     assert_eq!(f.sign_count(&view.id).await, 3);
     assert!(matches!(

@@ -1,6 +1,7 @@
 //! Security-key policy, user verification, and ceremonies across two PostgreSQL nodes.
 
 use super::*;
+use crate::model::UserId;
 
 fn hardware_policy(ca_pem: &str, aaguid: Uuid) -> FactorPolicy {
     FactorPolicy {
@@ -48,7 +49,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     let start = f
         .ward
         .portal()
-        .passkey_register_start(default_org(), &alice, now)
+        .passkey_register_start(default_org(), &UserId::new(alice.clone()), now)
         .await
         .unwrap();
     assert_eq!(start.options["publicKey"]["attestation"], "direct");
@@ -58,7 +59,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
         .portal()
         .passkey_register_finish(
             default_org(),
-            &alice,
+            &UserId::new(alice.clone()),
             &start.ceremony,
             &answer,
             "YubiKey",
@@ -69,7 +70,10 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     assert_eq!(view.kind, "security-key");
     assert_eq!(view.aaguid, Some(softtoken::AAGUID.to_string()));
     assert!(!view.backup_eligible);
-    assert_eq!(f.factors(&alice).await.passkeys, vec![view.clone()]);
+    assert_eq!(
+        f.factors(&UserId::new(alice.clone())).await.passkeys,
+        vec![view.clone()]
+    );
     let audit = f.audit().await;
     let added = events(&audit, "passkey.add", "ok");
     assert_eq!(added[0]["details"]["kind"], "security-key");
@@ -83,7 +87,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
 
     // The same key is not a model Bob's group allows.
     let bob = f.row_by_name("bob").await.user_id;
-    let refused = attempt(&f, &bob, &mut key).await;
+    let refused = attempt(&f, &UserId::new(bob.clone()), &mut key).await;
     assert!(
         matches!(&refused, Err(CoreError::InvalidInput { reason, .. }) if reason.contains("not allowed")),
         "{refused:?}"
@@ -91,7 +95,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
 
     // A passkey without attestation is refused in the hardware group.
     let carol = f.row_by_name("carol").await.user_id;
-    let refused = attempt(&f, &carol, &mut passkey()).await;
+    let refused = attempt(&f, &UserId::new(carol.clone()), &mut passkey()).await;
     assert!(
         matches!(&refused, Err(CoreError::InvalidInput { reason, .. }) if reason.contains("not allowed")),
         "{refused:?}"
@@ -100,11 +104,16 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
     // So is a key of the allowed model whose attestation chains to another vendor's root.
     let dave = f.row_by_name("dave").await.user_id;
     let (mut foreign, _other_ca) = Authr::security_key();
-    let refused = attempt(&f, &dave, &mut foreign).await;
+    let refused = attempt(&f, &UserId::new(dave.clone()), &mut foreign).await;
     assert!(refused.is_err(), "{refused:?}");
 
     for user in [&bob, &carol, &dave] {
-        assert!(f.factors(user).await.passkeys.is_empty());
+        assert!(
+            f.factors(&UserId::new(user.clone()))
+                .await
+                .passkeys
+                .is_empty()
+        );
     }
     let audit = f.audit().await;
     assert_eq!(events(&audit, "passkey.add", "ok").len(), 1);
@@ -118,7 +127,7 @@ async fn hardware_groups_accept_only_attested_keys_of_allowed_models() {
 /// Registers `authr` for the user; returns what the finish said.
 async fn attempt<A: AuthenticatorBackend>(
     f: &Fixture,
-    user_id: &str,
+    user_id: &UserId,
     authr: &mut Authr<A>,
 ) -> CoreResult<PasskeyView> {
     let start = f
@@ -314,7 +323,7 @@ async fn two_nodes(url: String) {
         .passkey_auth_finish(default_org(), SIGN_IN, &start.ceremony, &answer, now)
         .await
         .unwrap();
-    assert_eq!(check.user.user_id, alice);
+    assert_eq!(check.user.user_id, alice.as_str());
     let again = b
         .ward
         .portal()
@@ -327,7 +336,7 @@ async fn two_nodes(url: String) {
     let start = a
         .ward
         .portal()
-        .passkey_auth_start(default_org(), STEP_UP, Some(&alice), now)
+        .passkey_auth_start(default_org(), STEP_UP, Some(alice.as_str()), now)
         .await
         .unwrap();
     let answer = key.authenticate(&start.options).unwrap();

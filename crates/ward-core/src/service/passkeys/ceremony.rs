@@ -6,7 +6,7 @@ use ward_store::{CeremonyRow, Change, ChangeSet, Outcome, StoreError};
 use super::CeremonyState;
 use crate::crypto::{Purpose, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::OrgId;
+use crate::model::{OrgId, UserId};
 use crate::service::Ward;
 
 impl Ward {
@@ -87,7 +87,7 @@ impl Ward {
         &self,
         org: &OrgId,
         purpose: &str,
-        user_id: &str,
+        user_id: &UserId,
         state: &[u8],
         now: DateTime<Utc>,
     ) -> CoreResult<String> {
@@ -98,7 +98,7 @@ impl Ward {
             state_sealed: self.keys.seal(Purpose::Ceremony, &hash, state)?,
             ceremony_hash: hash,
             org_id: org.to_string(),
-            user_id: Some(user_id.into()),
+            user_id: Some(user_id.to_string()),
             purpose: purpose.into(),
             created_ms: now.timestamp_millis(),
             expires_ms: (now + ttl).timestamp_millis(),

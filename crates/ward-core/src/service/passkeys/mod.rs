@@ -26,7 +26,7 @@ use webauthn_rs::prelude::{
 
 use super::Ward;
 use crate::error::{CoreError, CoreResult};
-use crate::model::OrgId;
+use crate::model::{OrgId, UserId};
 use crate::notify::Alert;
 use crate::policy::{FactorPolicy, PortalSettings};
 
@@ -259,10 +259,10 @@ impl Ward {
     }
 
     /// The account of `user_id`, refused when it is disabled (for factor changes).
-    pub(super) async fn active_user(&self, org: &OrgId, user_id: &str) -> CoreResult<UserRow> {
+    pub(super) async fn active_user(&self, org: &OrgId, user_id: &UserId) -> CoreResult<UserRow> {
         let user = self
             .store
-            .user_by_id(org.as_str(), user_id)
+            .user_by_id(org.as_str(), user_id.as_str())
             .await?
             .ok_or_else(|| CoreError::NotFound("user".into()))?;
         if user.status.parse::<crate::model::UserStatus>()? == crate::model::UserStatus::Disabled {

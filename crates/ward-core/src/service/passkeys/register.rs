@@ -17,7 +17,7 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, OrgId};
+use crate::model::{Actor, OrgId, UserId};
 use crate::service::portal::refuse_if_frozen;
 use crate::service::{Ward, check_text};
 
@@ -114,7 +114,7 @@ impl Portal<'_> {
     pub async fn passkey_register_start(
         self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         now: DateTime<Utc>,
     ) -> CoreResult<CeremonyStart> {
         let passkeys = self.passkeys()?;
@@ -168,7 +168,7 @@ impl Portal<'_> {
     pub async fn passkey_register_finish(
         self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         ceremony: &str,
         response: &Value,
         name: &str,
@@ -180,7 +180,7 @@ impl Portal<'_> {
         let (row, state) = self
             .take_ceremony(org, purpose::REGISTER, ceremony, now)
             .await?;
-        if row.user_id.as_deref() != Some(user_id) {
+        if row.user_id.as_deref() != Some(user_id.as_str()) {
             return Err(CoreError::Forbidden(
                 "this request belongs to another session".into(),
             ));

@@ -13,23 +13,29 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::Purpose;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, OrgId};
+use crate::model::{Actor, OrgId, UserId};
 use crate::service::passkeys::PasskeyView;
 use crate::service::{PushDevice, check_text};
 use crate::totp::{self, Algorithm, Totp};
 
 impl Portal<'_> {
     /// Everything a user has enrolled.
-    pub async fn factors(self, org: &OrgId, user_id: &str) -> CoreResult<Factors> {
+    pub async fn factors(self, org: &OrgId, user_id: &UserId) -> CoreResult<Factors> {
         let passkeys = self
             .store
-            .webauthn_credentials_for_user(org.as_str(), user_id)
+            .webauthn_credentials_for_user(org.as_str(), user_id.as_str())
             .await?;
-        let totps = self.store.totps_for_user(org.as_str(), user_id).await?;
-        let devices = self.store.devices_for_user(org.as_str(), user_id).await?;
+        let totps = self
+            .store
+            .totps_for_user(org.as_str(), user_id.as_str())
+            .await?;
+        let devices = self
+            .store
+            .devices_for_user(org.as_str(), user_id.as_str())
+            .await?;
         let codes = self
             .store
-            .recovery_codes_for_user(org.as_str(), user_id)
+            .recovery_codes_for_user(org.as_str(), user_id.as_str())
             .await?;
         Ok(Factors {
             passkeys: passkeys.iter().map(PasskeyView::from).collect(),
@@ -58,14 +64,14 @@ impl Portal<'_> {
         now: DateTime<Utc>,
     ) -> CoreResult<TotpSetup> {
         let org = &session.org();
-        let user = self.active_user(org, &session.user.user_id).await?;
+        let user = self.active_user(org, &session.user_id()).await?;
         refuse_if_frozen(&user)?;
         self.require_fresh_check(session, now).await?;
         let secret = totp::generate_secret();
         let generator = Totp::new(secret, Algorithm::Sha1, 6, 30)?;
         let secret_base32 = Zeroizing::new(totp::base32_encode(generator.secret()));
         let ceremony = self
-            .begin_sealed_ceremony(org, TOTP_ENROL, &user.user_id, generator.secret(), now)
+            .begin_sealed_ceremony(org, TOTP_ENROL, &UserId::of(&user), generator.secret(), now)
             .await?;
         let issuer = self.passkeys()?.settings.organisation.clone();
         Ok(TotpSetup {
@@ -94,14 +100,14 @@ impl Portal<'_> {
                 "this set-up belongs to another session".into(),
             ));
         }
-        let user = self.active_user(org, &session.user.user_id).await?;
+        let user = self.active_user(org, &session.user_id()).await?;
         refuse_if_frozen(&user)?;
         let generator = Totp::new(seed, Algorithm::Sha1, 6, 30)?;
         let Some(step) = generator.verify(&code, now.timestamp(), None, self.policy.totp_window)
         else {
             // Keep the seed usable for another try.
             let retry = self
-                .begin_sealed_ceremony(org, TOTP_ENROL, &user.user_id, generator.secret(), now)
+                .begin_sealed_ceremony(org, TOTP_ENROL, &UserId::of(&user), generator.secret(), now)
                 .await?;
             return Ok(TotpConfirm::WrongCode { ceremony: retry });
         };
@@ -164,7 +170,7 @@ impl Portal<'_> {
     ) -> CoreResult<()> {
         let org = &session.org();
         check_text("name", name, 60)?;
-        let user = self.active_user(org, &session.user.user_id).await?;
+        let user = self.active_user(org, &session.user_id()).await?;
         refuse_if_frozen(&user)?;
         let event = Event::new(
             org.as_str(),
@@ -202,13 +208,13 @@ impl Portal<'_> {
         now: DateTime<Utc>,
     ) -> CoreResult<()> {
         let org = &session.org();
-        let user = self.active_user(org, &session.user.user_id).await?;
+        let user = self.active_user(org, &session.user_id()).await?;
         refuse_if_frozen(&user)?;
         let actor = Actor::User(user.user_id.clone());
         if !session.stepped_up(now) {
             return Err(CoreError::Forbidden(STEP_UP_NEEDED.into()));
         }
-        let factors = self.portal().factors(org, &user.user_id).await?;
+        let factors = self.portal().factors(org, &UserId::of(&user)).await?;
         let policy = self.factor_policy(&user)?;
         if kind == FactorKind::Passkey
             && policy.require_phishing_resistant

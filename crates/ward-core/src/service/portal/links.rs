@@ -10,7 +10,7 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, OrgId};
+use crate::model::{Actor, OrgId, UserId};
 use crate::notify::{Alert, UserNotice};
 use crate::service::Ward;
 
@@ -230,7 +230,7 @@ impl Portal<'_> {
             ));
         };
         let user = self
-            .active_user(&OrgId::new(org_id.clone()), user_id)
+            .active_user(&OrgId::new(org_id.clone()), &UserId::new(user_id.clone()))
             .await?;
         self.portal()
             .open_session(&user, "enrol-link", Some(ENROL_SESSION_TTL), now)
@@ -297,7 +297,7 @@ impl Portal<'_> {
                 .recovery()
                 .freeze_for_user(
                     &OrgId::new(row.org_id.clone()),
-                    &row.user_id,
+                    &UserId::new(row.user_id.clone()),
                     crate::recovery::Actor::User,
                     "the user answered \"this wasn't me\" to a recovery notice",
                     now,

@@ -22,7 +22,7 @@ use super::PushDevice;
 use super::passkeys::PasskeyView;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Alteration, AlterationRefusal, Subject};
-use crate::model::OrgId;
+use crate::model::{OrgId, UserId};
 
 /// User-token purposes.
 const ENROL: &str = "enrol";
@@ -78,6 +78,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The signed-in user's id.
+    pub fn user_id(&self) -> UserId {
+        UserId::new(self.user.user_id.clone())
+    }
+
     /// The organisation this session belongs to (its user's).
     pub fn org(&self) -> OrgId {
         OrgId::new(self.user.org_id.clone())

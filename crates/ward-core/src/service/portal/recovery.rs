@@ -10,7 +10,7 @@ use crate::argon::Ticket;
 use crate::audit::{Action, Event};
 use crate::error::CoreResult;
 use crate::gate::Alteration;
-use crate::model::{Actor, OrgId};
+use crate::model::{Actor, OrgId, UserId};
 use crate::service::Ward;
 use crate::totp;
 
@@ -20,7 +20,7 @@ impl Ward {
     pub(in crate::service) async fn new_recovery_code_set(
         &self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         now: DateTime<Utc>,
     ) -> CoreResult<(Vec<Zeroizing<String>>, Change)> {
         let codes: Vec<Zeroizing<String>> =
@@ -35,7 +35,7 @@ impl Ward {
             .map(|code_hash| RecoveryCodeRow {
                 code_id: format!("DR{}", &crate::ids::totp_id()[2..]),
                 org_id: org.to_string(),
-                user_id: user_id.to_owned(),
+                user_id: user_id.to_string(),
                 code_hash,
                 created_ms: now.timestamp_millis(),
                 used_ms: None,
@@ -45,7 +45,7 @@ impl Ward {
             codes,
             Change::ReplaceRecoveryCodes {
                 org_id: org.to_string(),
-                user_id: user_id.to_owned(),
+                user_id: user_id.to_string(),
                 codes: rows,
             },
         ))
@@ -56,7 +56,7 @@ impl Ward {
         &self,
         org: &OrgId,
         ticket: Ticket,
-        user_id: &str,
+        user_id: &UserId,
         code: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {
@@ -66,7 +66,7 @@ impl Ward {
         }
         let rows = self
             .store
-            .recovery_codes_for_user(org.as_str(), user_id)
+            .recovery_codes_for_user(org.as_str(), user_id.as_str())
             .await?
             .into_iter()
             .filter(|r| r.used_ms.is_none())
@@ -83,7 +83,7 @@ impl Ward {
             .store
             .commit(ChangeSet::new().with(Change::UseRecoveryCode {
                 org_id: org.to_string(),
-                user_id: user_id.into(),
+                user_id: user_id.to_string(),
                 code_id: row.code_id,
                 used_ms: now.timestamp_millis(),
             }))
@@ -105,11 +105,13 @@ impl Portal<'_> {
         now: DateTime<Utc>,
     ) -> CoreResult<Vec<Zeroizing<String>>> {
         let org = &session.org();
-        let user = self.active_user(org, &session.user.user_id).await?;
+        let user = self.active_user(org, &session.user_id()).await?;
         // Right after a recovery, a takeover must not leave itself a way back in.
         refuse_alteration(&user, Alteration::RecoveryMethods, now.timestamp_millis())?;
         self.require_fresh_check(session, now).await?;
-        let (codes, change) = self.new_recovery_code_set(org, &user.user_id, now).await?;
+        let (codes, change) = self
+            .new_recovery_code_set(org, &UserId::of(&user), now)
+            .await?;
         let event = Event::new(
             org.as_str(),
             now,
@@ -139,7 +141,7 @@ impl Portal<'_> {
     pub async fn use_recovery_code(
         self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         code: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {

@@ -11,7 +11,7 @@ use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Allowed, Door, OrgState};
-use crate::model::{Actor, OrgId};
+use crate::model::{Actor, OrgId, UserId};
 use crate::service::auth::passcode::PasscodeCheck;
 use crate::service::passkeys::purpose;
 use crate::service::{AuthStatus, CeremonyStart, Ward};
@@ -164,7 +164,7 @@ impl Portal<'_> {
         self,
         org: &OrgId,
         actor: &Actor,
-        user_id: &str,
+        user_id: &UserId,
         now: DateTime<Utc>,
     ) -> CoreResult<u64> {
         let receipt = self
@@ -173,7 +173,7 @@ impl Portal<'_> {
                 ChangeSet::new()
                     .with(Change::DeleteUserSessions {
                         org_id: org.to_string(),
-                        user_id: user_id.into(),
+                        user_id: user_id.to_string(),
                     })
                     .with(
                         Event::new(
@@ -181,7 +181,7 @@ impl Portal<'_> {
                             now,
                             actor,
                             Action::SessionCloseAll,
-                            user_id,
+                            user_id.as_str(),
                             "ok",
                         )
                         .into_change(),
@@ -216,7 +216,7 @@ impl Portal<'_> {
     ) -> CoreResult<CeremonyStart> {
         self.require_fresh_check(session, now).await?;
         self.portal()
-            .passkey_register_start(&session.org(), &session.user.user_id, now)
+            .passkey_register_start(&session.org(), &session.user_id(), now)
             .await
     }
 

@@ -18,7 +18,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     let f = fixture(settings()).await;
     let alice = f.user("alice").await;
     let bob = f.user("bob").await;
-    let session = f.session_for(&alice).await.session;
+    let session = f.session_for(alice.as_str()).await.session;
     let codes = f
         .ward
         .portal()
@@ -43,7 +43,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
     // Only Argon2id hashes are stored.
     let stored = f
         .store
-        .recovery_codes_for_user(DEFAULT_ORG, &alice)
+        .recovery_codes_for_user(DEFAULT_ORG, alice.as_str())
         .await
         .unwrap();
     assert_eq!(stored.len(), 10);
@@ -105,7 +105,7 @@ async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
 async fn a_new_set_of_recovery_codes_replaces_the_old_one() {
     let f = fixture(settings()).await;
     let alice = f.user("alice").await;
-    let session = f.session_for(&alice).await.session;
+    let session = f.session_for(alice.as_str()).await.session;
     let codes = f
         .ward
         .portal()
@@ -168,14 +168,14 @@ async fn a_new_set_of_recovery_codes_replaces_the_old_one() {
 async fn every_factor_change_is_notified_with_a_report_link() {
     let mut f = fixture(settings()).await;
     let alice = f.user("alice").await;
-    let cookie = f.session_for(&alice).await.token;
+    let cookie = f.session_for(alice.as_str()).await.token;
     let session = f.live(&cookie).await;
 
     let mut laptop = passkey();
     f.register(&alice, &mut laptop, "Laptop").await;
     let added = f.notice().await;
     assert_eq!(added.action, "passkey.add");
-    assert_eq!(added.user_id, alice);
+    assert_eq!(added.user_id, alice.as_str());
     assert_eq!(added.username, "alice");
     assert_eq!(added.email.as_deref(), Some("alice@example.com"));
     assert_eq!(added.organisation, "Example Org");
@@ -221,7 +221,7 @@ async fn every_factor_change_is_notified_with_a_report_link() {
 async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes() {
     let mut f = fixture(settings()).await;
     let alice = f.user("alice").await;
-    let cookie = f.session_for(&alice).await.token;
+    let cookie = f.session_for(alice.as_str()).await.token;
     let mut laptop = passkey();
     let first = f.register(&alice, &mut laptop, "Laptop").await;
     let report_url = f.notice().await.report_url.unwrap();
@@ -265,14 +265,14 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
     assert_eq!(disowned, "passkey.add");
     assert!(!f.is_live(&cookie).await);
     assert_eq!(
-        f.row(&alice).await.factors_frozen_ms,
+        f.row(alice.as_str()).await.factors_frozen_ms,
         Some(f.now().timestamp_millis())
     );
     assert_eq!(
         f.alerts.taken(),
         vec![Alert::AccountFrozen {
             org_id: DEFAULT_ORG.into(),
-            user_id: alice.clone(),
+            user_id: alice.to_string(),
             disowned: "passkey.add".into(),
             at_ms: f.now().timestamp_millis(),
         }]
@@ -297,7 +297,7 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
     assert!(f.alerts.taken().is_empty());
 
     // Every factor change is refused while frozen, even from a session opened afterwards.
-    let fresh = f.session_for(&alice).await;
+    let fresh = f.session_for(alice.as_str()).await;
     let mut fresh_session = fresh.session.clone();
     fresh_session.step_up_until_ms = Some((f.now() + TimeDelta::minutes(5)).timestamp_millis());
     for s in [&stepped, &fresh_session] {
@@ -345,7 +345,7 @@ async fn this_wasnt_me_freezes_factor_changes_until_an_administrator_unfreezes()
         .unfreeze_user(default_org(), &Actor::Cli, "alice", f.now())
         .await
         .unwrap();
-    assert_eq!(f.row(&alice).await.factors_frozen_ms, None);
+    assert_eq!(f.row(alice.as_str()).await.factors_frozen_ms, None);
     let mut phone = passkey();
     f.register(&alice, &mut phone, "Phone").await;
     assert_eq!(f.notice().await.action, "passkey.add");

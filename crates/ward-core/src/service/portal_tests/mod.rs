@@ -110,7 +110,7 @@ async fn an_enrolment_link_opens_one_short_session_once() {
         .redeem_enrol_link(&token, now)
         .await
         .unwrap();
-    assert_eq!(new.session.user.user_id, alice);
+    assert_eq!(new.session.user.user_id, alice.as_str());
     assert_eq!(new.session.auth_method, "enrol-link");
     assert_eq!(
         new.session.expires_ms,
@@ -119,7 +119,7 @@ async fn an_enrolment_link_opens_one_short_session_once() {
     assert!(!new.session.stepped_up(now));
     let session = f.live(&new.token).await;
     assert_eq!(session.session_hash, new.session.session_hash);
-    assert_eq!(session.user.user_id, alice);
+    assert_eq!(session.user.user_id, alice.as_str());
 
     // Used once.
     assert_eq!(
@@ -247,8 +247,8 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     let carol = f.user("carol").await;
 
     // CSRF tokens belong to one session.
-    let c1 = f.session_for(&carol).await;
-    let c2 = f.session_for(&carol).await;
+    let c1 = f.session_for(carol.as_str()).await;
+    let c2 = f.session_for(carol.as_str()).await;
     let s1 = f.live(&c1.token).await;
     assert!(f.ward.portal().csrf_ok(&s1, &s1.csrf));
     assert!(f.ward.portal().csrf_ok(&s1, &c1.session.csrf));
@@ -256,7 +256,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     assert!(!f.ward.portal().csrf_ok(&s1, ""));
 
     // Idle: use keeps a session alive; 30 minutes without use end it.
-    let idle = f.session_for(&carol).await;
+    let idle = f.session_for(carol.as_str()).await;
     f.clock.advance(TimeDelta::minutes(29));
     assert!(f.is_live(&idle.token).await);
     f.clock.advance(TimeDelta::minutes(29));
@@ -265,7 +265,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     assert!(!f.is_live(&idle.token).await);
 
     // Absolute: twelve hours however busy.
-    let busy = f.session_for(&carol).await;
+    let busy = f.session_for(carol.as_str()).await;
     let ends = busy.session.expires_ms;
     assert_eq!(ends, (f.now() + TimeDelta::hours(12)).timestamp_millis());
     let mut checks = 0;
@@ -277,7 +277,7 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     assert_eq!(checks, 36);
     assert!(!f.is_live(&busy.token).await);
     // A longer lifetime than the settings' is cut to it.
-    let user = f.row(&carol).await;
+    let user = f.row(carol.as_str()).await;
     let long = f
         .ward
         .portal()
@@ -290,9 +290,9 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     );
 
     // Signing out ends one session; everywhere ends all of one user's.
-    let a1 = f.session_for(&alice).await;
-    let a2 = f.session_for(&alice).await;
-    let b1 = f.session_for(&bob).await;
+    let a1 = f.session_for(alice.as_str()).await;
+    let a2 = f.session_for(alice.as_str()).await;
+    let b1 = f.session_for(bob.as_str()).await;
     f.ward
         .portal()
         .sign_out(&f.live(&a1.token).await, f.now())
@@ -303,7 +303,12 @@ async fn sessions_expire_idle_and_absolutely_and_sign_out() {
     let ended = f
         .ward
         .portal()
-        .sign_out_everywhere(default_org(), &Actor::User(alice.clone()), &alice, f.now())
+        .sign_out_everywhere(
+            default_org(),
+            &Actor::User(alice.to_string()),
+            &alice,
+            f.now(),
+        )
         .await
         .unwrap();
     assert_eq!(ended, 1);
@@ -380,7 +385,7 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
     let f = fixture(settings()).await;
     let alice = f.user("alice").await;
     let bob = f.user("bob").await;
-    let session = f.session_for(&alice).await.session;
+    let session = f.session_for(alice.as_str()).await.session;
 
     let setup = f
         .ward
@@ -418,7 +423,7 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
         .await;
     assert!(matches!(old, Err(CoreError::Expired(_))), "{old:?}");
     // Another user's session cannot finish it.
-    let bobs = f.session_for(&bob).await.session;
+    let bobs = f.session_for(bob.as_str()).await.session;
     let stolen = f
         .ward
         .portal()
@@ -445,7 +450,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     );
     let f = fixture(s).await;
     let alice = f.user("alice").await;
-    let session = f.session_for(&alice).await.session;
+    let session = f.session_for(alice.as_str()).await.session;
     let (_, totp, right) = add_app(&f, &session, "Phone").await;
 
     // The default policy does not allow TOTP sign-in, even with a fresh code.
@@ -498,7 +503,7 @@ async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
         .totp_sign_in(default_org(), "alice", &fresh, f.now())
         .await
         .unwrap();
-    assert_eq!(new.session.user.user_id, alice);
+    assert_eq!(new.session.user.user_id, alice.as_str());
     assert_eq!(new.session.auth_method, "totp");
     assert!(!new.session.stepped_up(f.now()));
     assert!(f.is_live(&new.token).await);
@@ -538,7 +543,7 @@ async fn removing_a_factor_needs_a_step_up_and_keeps_a_passkey() {
     );
     let f = fixture(s).await;
     let alice = f.user("alice").await;
-    let cookie = f.session_for(&alice).await.token;
+    let cookie = f.session_for(alice.as_str()).await.token;
     let mut laptop = passkey();
     let first = f.register(&alice, &mut laptop, "Laptop").await;
 
@@ -631,7 +636,7 @@ async fn only_ones_own_factors_can_be_renamed_or_removed() {
     let f = fixture(settings()).await;
     let alice = f.user("alice").await;
     let bob = f.user("bob").await;
-    let cookie = f.session_for(&alice).await.token;
+    let cookie = f.session_for(alice.as_str()).await.token;
     let mut phone = passkey();
     let second = f.register(&alice, &mut phone, "Phone").await;
     let session = f.step_up(&cookie, &mut phone).await;

@@ -14,7 +14,7 @@ use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Door, Refusal};
-use crate::model::{Actor, OrgId, UserRef};
+use crate::model::{Actor, OrgId, UserId, UserRef};
 use crate::service::{AuthStatus, CeremonyStart, PushOutcome, PushRequest, TxResult, Ward};
 
 impl Ward {
@@ -280,7 +280,7 @@ impl Prompt<'_> {
         let request = self.prompt().open(context, now)?;
         let user = self.prompt_enrollable_user(&request, now).await?;
         self.portal()
-            .passkey_register_start(&OrgId::new(user.org_id.clone()), &user.user_id, now)
+            .passkey_register_start(&OrgId::new(user.org_id.clone()), &UserId::of(&user), now)
             .await
     }
 
@@ -298,7 +298,7 @@ impl Prompt<'_> {
             .portal()
             .passkey_register_finish(
                 &OrgId::new(user.org_id.clone()),
-                &user.user_id,
+                &UserId::of(&user),
                 ceremony,
                 response,
                 "Passkey",

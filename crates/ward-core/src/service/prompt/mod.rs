@@ -35,7 +35,7 @@ use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Enrolled, Refusal, Subject};
-use crate::model::{Actor, IntegrationKind, OrgId};
+use crate::model::{Actor, IntegrationId, IntegrationKind, OrgId, UserId};
 
 /// How long a user may take in the prompt.
 const PROMPT_TTL: TimeDelta = TimeDelta::minutes(15);
@@ -138,7 +138,7 @@ impl Ward {
         }
         Ok(self
             .auth()
-            .integration_credentials(client_id, now)
+            .integration_credentials(&IntegrationId::new(client_id), now)
             .await?
             .filter(|c| c.integration.kind == IntegrationKind::WebSdk))
     }
@@ -262,7 +262,7 @@ impl Ward {
         let subject = user.as_ref().map(Subject::of).transpose()?;
         let enrolled = match &user {
             Some(user) => {
-                let factors = self.portal().factors(org, &user.user_id).await?;
+                let factors = self.portal().factors(org, &UserId::of(user)).await?;
                 Enrolled {
                     passkey: !factors.passkeys.is_empty(),
                     push: !factors.devices.is_empty(),

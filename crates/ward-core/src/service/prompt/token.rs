@@ -266,7 +266,7 @@ impl Prompt<'_> {
         let grant = self
             .take_code(params.code.as_deref().unwrap_or_default(), now)
             .await?;
-        if grant.request.client_id != creds.integration.ikey {
+        if grant.request.client_id != creds.integration.ikey.as_str() {
             return Err(OAuthError::grant("The code was issued to another client."));
         }
         if params.redirect_uri.as_deref() != Some(grant.request.redirect_uri.as_str()) {

@@ -152,7 +152,7 @@ impl Recovery<'_> {
             approver_id: session.user.user_id.clone(),
             from_security_pool: self
                 .admin()
-                .has_role(org, &session.user.user_id, Role::Security)
+                .has_role(org, &session.user_id(), Role::Security)
                 .await?,
             cred_id: check.cred_id,
             at_ms: now.timestamp_millis(),

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::{Loaded, Submission, Ward};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, OrgId};
+use crate::model::{Actor as AuditActor, OrgId, UserId};
 use crate::recovery::{CaseState, Category, Command};
 
 const EMAIL_PURPOSE: &str = "recovery-email";
@@ -96,7 +96,7 @@ impl Recovery<'_> {
         let org = &OrgId::new(loaded.row.org_id.clone());
         let matched = match (&loaded.row.user_id, loaded.view.phantom) {
             (Some(user_id), false) => {
-                self.use_recovery_code_with(org, ticket, user_id, code, now)
+                self.use_recovery_code_with(org, ticket, &UserId::new(user_id.clone()), code, now)
                     .await?
             }
             _ => false,

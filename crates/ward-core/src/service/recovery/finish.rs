@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use super::{Loaded, Ward, not_now, refusal_error};
 use crate::crypto::{constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, OrgId};
+use crate::model::{Actor as AuditActor, OrgId, UserId};
 use crate::recovery::{Actor, CaseState, Command};
 use crate::service::CeremonyStart;
 
@@ -99,7 +99,7 @@ impl Recovery<'_> {
         let (loaded, user_id) = self.with_token(handle, token, now).await?;
         let org = &OrgId::new(loaded.row.org_id.clone());
         self.portal()
-            .passkey_register_start(org, &user_id, now)
+            .passkey_register_start(org, &UserId::new(user_id.clone()), now)
             .await
     }
 
@@ -118,7 +118,7 @@ impl Recovery<'_> {
             .portal()
             .passkey_register_finish(
                 org,
-                &user_id,
+                &UserId::new(user_id.clone()),
                 ceremony,
                 response,
                 "Passkey (account recovery)",
@@ -183,7 +183,9 @@ impl Recovery<'_> {
                 "sign in with the passkey you just set up".into(),
             ));
         }
-        let (codes, new_codes) = self.new_recovery_code_set(org, &user_id, now).await?;
+        let (codes, new_codes) = self
+            .new_recovery_code_set(org, &UserId::new(user_id.clone()), now)
+            .await?;
         let event = crate::audit::Event::new(
             org.as_str(),
             now,

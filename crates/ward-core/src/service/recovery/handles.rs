@@ -17,7 +17,7 @@ use super::{Loaded, Submitted, Ward};
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, OrgId};
+use crate::model::{Actor as AuditActor, OrgId, UserId};
 
 /// What a submission of evidence answers: the outcome, and the case's new handle (the old
 /// one no longer opens the case).
@@ -70,13 +70,13 @@ impl Ward {
     pub(super) async fn take_notice_slot(
         &self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         kind: &str,
         now: DateTime<Utc>,
     ) -> bool {
         let slot = Change::TakeNoticeSlot {
             org_id: org.to_string(),
-            user_id: user_id.into(),
+            user_id: user_id.to_string(),
             kind: kind.into(),
             now_ms: now.timestamp_millis(),
             window_ms: chrono::TimeDelta::hours(1).num_milliseconds(),

@@ -9,7 +9,7 @@ use super::notices::RECOVERY_IKEY;
 use super::{Ward, category_label, state_name};
 use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, OrgId, Role, UserRef};
+use crate::model::{Actor as AuditActor, OrgId, Role, UserId, UserRef};
 use crate::recovery::{Actor, Opener};
 use crate::service::{AuthContext, PushOutcome, PushRequest, Session};
 
@@ -19,7 +19,7 @@ const HELPDESK_IKEY: &str = "ward-helpdesk";
 #[derive(Clone, Debug)]
 pub struct HelpdeskView {
     pub username: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub status: String,
     pub passkeys: usize,
     pub authenticator_apps: usize,
@@ -56,7 +56,7 @@ impl Ward {
         if session.auth_method != "passkey"
             || !self
                 .admin()
-                .has_role(org, &session.user.user_id, Role::Helpdesk)
+                .has_role(org, &session.user_id(), Role::Helpdesk)
                 .await?
         {
             return Err(CoreError::Forbidden(
@@ -76,7 +76,7 @@ impl Ward {
     pub(crate) async fn recovery_answered(
         &self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         state: crate::service::PushState,
         now: DateTime<Utc>,
     ) {
@@ -139,7 +139,7 @@ impl Recovery<'_> {
         let Some(user) = user else {
             return Ok(None);
         };
-        let factors = self.portal().factors(org, &user.user_id).await?;
+        let factors = self.portal().factors(org, &UserId::of(&user)).await?;
         let case = match self
             .store
             .open_recovery_case(org.as_str(), &user.user_id)
@@ -165,7 +165,7 @@ impl Recovery<'_> {
         };
         Ok(Some(HelpdeskView {
             username: user.username.clone(),
-            user_id: user.user_id.clone(),
+            user_id: UserId::new(user.user_id.clone()),
             status: user.status.clone(),
             passkeys: factors.passkeys.len(),
             authenticator_apps: factors.totps.len(),
@@ -287,7 +287,7 @@ impl Recovery<'_> {
         self.recovery()
             .freeze_for_user(
                 org,
-                &user.user_id,
+                &UserId::of(&user),
                 Actor::Agent {
                     agent_id: session.user.user_id.clone(),
                 },

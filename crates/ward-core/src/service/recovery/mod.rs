@@ -31,7 +31,7 @@ use super::Ward;
 use crate::audit::{Action, Event};
 use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, OrgId, Role};
+use crate::model::{Actor as AuditActor, OrgId, Role, UserId};
 use crate::recovery::{
     AccountFacts, ApproverFacts, CaseEvent, CaseState, CaseView, Category, Command, Level,
     PolicyInput, RecoveryPolicy, Refusal, decide, evaluate, fold,
@@ -166,7 +166,7 @@ impl Ward {
         breaker: bool,
     ) -> CoreResult<AccountFacts> {
         let org = &OrgId::new(user.org_id.clone());
-        let roles = self.admin().roles(org, &user.user_id).await?;
+        let roles = self.admin().roles(org, &UserId::of(user)).await?;
         let privileged = roles
             .iter()
             .any(|r| matches!(r, Role::Admin | Role::Helpdesk | Role::Security));
@@ -436,9 +436,13 @@ impl Recovery<'_> {
     pub async fn open_case_for(
         self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
     ) -> CoreResult<Option<(String, &'static str, Option<i64>)>> {
-        let Some(row) = self.store.open_recovery_case(org.as_str(), user_id).await? else {
+        let Some(row) = self
+            .store
+            .open_recovery_case(org.as_str(), user_id.as_str())
+            .await?
+        else {
             return Ok(None);
         };
         let loaded = self.load_case(row).await?;
@@ -454,11 +458,15 @@ impl Recovery<'_> {
     pub async fn cancel_by_user(
         self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         via: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {
-        let Some(row) = self.store.open_recovery_case(org.as_str(), user_id).await? else {
+        let Some(row) = self
+            .store
+            .open_recovery_case(org.as_str(), user_id.as_str())
+            .await?
+        else {
             return Ok(false);
         };
         let loaded = self.load_case(row).await?;
@@ -467,7 +475,7 @@ impl Recovery<'_> {
             via: via.into(),
         };
         match self
-            .run_case(loaded, command, &AuditActor::User(user_id.into()), now)
+            .run_case(loaded, command, &AuditActor::User(user_id.to_string()), now)
             .await?
         {
             Ok(_) => Ok(true),
@@ -480,18 +488,22 @@ impl Recovery<'_> {
     pub async fn freeze_for_user(
         self,
         org: &OrgId,
-        user_id: &str,
+        user_id: &UserId,
         by: crate::recovery::Actor,
         reason: &str,
         now: DateTime<Utc>,
     ) -> CoreResult<bool> {
-        let Some(row) = self.store.open_recovery_case(org.as_str(), user_id).await? else {
+        let Some(row) = self
+            .store
+            .open_recovery_case(org.as_str(), user_id.as_str())
+            .await?
+        else {
             return Ok(false);
         };
         let loaded = self.load_case(row).await?;
         let actor = match &by {
             crate::recovery::Actor::Agent { agent_id } => AuditActor::User(agent_id.clone()),
-            _ => AuditActor::User(user_id.into()),
+            _ => AuditActor::User(user_id.to_string()),
         };
         let command = Command::Freeze {
             by,
@@ -501,7 +513,7 @@ impl Recovery<'_> {
             Ok(_) => {
                 self.raise(crate::notify::Alert::RecoveryFrozen {
                     org_id: org.to_string(),
-                    user_id: user_id.into(),
+                    user_id: user_id.to_string(),
                     reason: reason.into(),
                     at_ms: now.timestamp_millis(),
                 })

@@ -11,7 +11,7 @@ use super::{Loaded, Ward, refusal_error};
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, OrgId};
+use crate::model::{Actor as AuditActor, OrgId, UserId};
 use crate::recovery::{CaseEvent, Level, OpenCase, Opener, fold, open};
 
 /// What a start needs to know.
@@ -128,7 +128,7 @@ impl Ward {
         let announced = real.or(start.user.filter(|_| start_again_notice(reason).is_some()));
         let told = match announced {
             Some(u) => {
-                self.take_notice_slot(org, &u.user_id, "recovery.start", now)
+                self.take_notice_slot(org, &UserId::of(u), "recovery.start", now)
                     .await
             }
             None => false,

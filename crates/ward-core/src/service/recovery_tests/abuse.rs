@@ -2,6 +2,7 @@
 //! the
 //! circuit breaker, and the "this wasn't me" link on a recovery notice.
 
+use crate::model::UserId;
 use chrono::TimeDelta;
 use ward_store::DEFAULT_ORG;
 
@@ -28,7 +29,12 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
         let cancelled = r
             .ward()
             .recovery()
-            .cancel_by_user(default_org(), &alice, "portal", r.now())
+            .cancel_by_user(
+                default_org(),
+                &UserId::new(alice.clone()),
+                "portal",
+                r.now(),
+            )
             .await
             .unwrap();
         assert!(cancelled);
@@ -43,7 +49,7 @@ async fn starts_over_the_daily_limit_open_phantoms_and_notify_the_user() {
     assert_eq!(
         r.ward()
             .recovery()
-            .open_case_for(default_org(), &alice)
+            .open_case_for(default_org(), &UserId::new(alice.clone()))
             .await
             .unwrap(),
         None
@@ -167,7 +173,7 @@ async fn this_wasnt_me_on_a_recovery_notice_freezes_the_case() {
     let (open, state, _) = r
         .ward()
         .recovery()
-        .open_case_for(default_org(), &alice)
+        .open_case_for(default_org(), &UserId::new(alice.clone()))
         .await
         .unwrap()
         .unwrap();

@@ -2,6 +2,7 @@
 //! the cooling, binds a new passkey and confirms it; then every old factor, session and code is
 //! gone and the account is on probation. On SQLite, and on PostgreSQL when one is configured.
 
+use crate::model::UserId;
 use chrono::TimeDelta;
 use ward_proto::device::Decision;
 
@@ -72,7 +73,7 @@ async fn lost_everything(r: &mut Rig) {
     assert_eq!(
         r.ward()
             .recovery()
-            .open_case_for(default_org(), &alice.id)
+            .open_case_for(default_org(), &UserId::new(alice.id.clone()))
             .await
             .unwrap(),
         None
@@ -110,7 +111,12 @@ async fn equipped_alice(r: &Rig) -> Alice {
         .unwrap();
     let phone = r.phone("alice", 1).await;
     let (_, codes) = r.recovery_codes(&mut old).await;
-    let before = r.ward().portal().factors(default_org(), &id).await.unwrap();
+    let before = r
+        .ward()
+        .portal()
+        .factors(default_org(), &UserId::new(id.clone()))
+        .await
+        .unwrap();
     let counts = (
         before.passkeys.len(),
         before.totps.len(),
@@ -209,7 +215,7 @@ async fn bind_new_passkey(
     let view = r
         .ward()
         .portal()
-        .factors(default_org(), alice)
+        .factors(default_org(), &UserId::new(alice))
         .await
         .unwrap()
         .passkeys
@@ -280,15 +286,16 @@ async fn confirm_new_passkey(
 /// Only the new codes work, and the account is on probation.
 async fn assert_account_reset(r: &Rig, alice: &Alice, new_codes: &[Zeroizing<String>]) {
     let done_at = r.now().timestamp_millis();
+    let alice_id = UserId::new(alice.id.clone());
     let old_code =
         r.ward()
             .portal()
-            .use_recovery_code(default_org(), &alice.id, &alice.codes[1], r.now());
+            .use_recovery_code(default_org(), &alice_id, &alice.codes[1], r.now());
     assert!(!old_code.await.unwrap());
     let new_code =
         r.ward()
             .portal()
-            .use_recovery_code(default_org(), &alice.id, &new_codes[0], r.now());
+            .use_recovery_code(default_org(), &alice_id, &new_codes[0], r.now());
     assert!(new_code.await.unwrap());
     let row = r.f.row(&alice.id).await;
     assert_eq!(row.last_recovered_ms, Some(done_at));
@@ -333,7 +340,7 @@ async fn assert_old_factors_gone(
     let after = r
         .ward()
         .portal()
-        .factors(default_org(), &alice.id)
+        .factors(default_org(), &UserId::new(alice.id.clone()))
         .await
         .unwrap();
     let ids: Vec<&str> = after.passkeys.iter().map(|p| p.id.as_str()).collect();

@@ -2,6 +2,7 @@
 //! `start_notices_per_hour` times an hour (more starts are recorded, not announced), even when
 //! 100 of them arrive at once; and an anonymous report keeps only the start of its text.
 
+use crate::model::UserId;
 use chrono::TimeDelta;
 use futures::future::join_all;
 
@@ -67,7 +68,7 @@ async fn concurrent_starts(r: &mut Rig) {
     let open = r
         .ward()
         .recovery()
-        .open_case_for(default_org(), &alice)
+        .open_case_for(default_org(), &UserId::new(alice.clone()))
         .await
         .unwrap();
     assert!(open.is_some());

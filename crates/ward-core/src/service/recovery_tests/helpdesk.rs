@@ -2,6 +2,7 @@
 //! alone receives the way in; a deny on their phone cancels it, "deny and report" freezes it;
 //! the agent can neither approve it nor reach its token.
 
+use crate::model::UserId;
 use chrono::TimeDelta;
 use ward_proto::device::Decision;
 
@@ -107,7 +108,7 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
     assert_eq!(
         r.ward()
             .recovery()
-            .open_case_for(default_org(), &alice)
+            .open_case_for(default_org(), &UserId::new(alice.clone()))
             .await
             .unwrap(),
         None
@@ -154,7 +155,7 @@ async fn refuses_non_agents(r: &Rig, alice: &str) {
     assert_eq!(
         r.ward()
             .recovery()
-            .open_case_for(default_org(), alice)
+            .open_case_for(default_org(), &UserId::new(alice))
             .await
             .unwrap(),
         None
@@ -207,7 +208,7 @@ async fn deny_and_report_freezes(
     assert_eq!(
         r.ward()
             .recovery()
-            .open_case_for(default_org(), alice)
+            .open_case_for(default_org(), &UserId::new(alice))
             .await
             .unwrap(),
         Some((second.clone(), "frozen", None))
