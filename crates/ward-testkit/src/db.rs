@@ -225,6 +225,14 @@ where
     with_pg_schema(|schema| test(schema.url())).await;
 }
 
+/// Closes `store`, then fails the test with a conformance check's message if it failed.
+pub async fn close_then_check(store: &dyn Store, result: Result<(), String>) {
+    store.close().await;
+    if let Err(err) = result {
+        panic!("{}: {err}", store.backend());
+    }
+}
+
 /// A storage backend a test can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
