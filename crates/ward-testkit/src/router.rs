@@ -120,7 +120,10 @@ pub fn post_as(
     params: &[(&str, &str)],
     at: DateTime<Utc>,
 ) -> Request<Body> {
-    let body: serde_json::Map<String, Value> = params
+    // Sorted first, so that of a repeated name the greatest value is the one sent.
+    let mut sorted = params.to_vec();
+    sorted.sort_unstable();
+    let body: serde_json::Map<String, Value> = sorted
         .iter()
         .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
         .collect();
