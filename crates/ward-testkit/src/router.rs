@@ -79,6 +79,49 @@ pub fn duo_date(at: DateTime<Utc>) -> String {
     at.format("%a, %d %b %Y %H:%M:%S -0000").to_string()
 }
 
+/// A request builder for `method` on `path` with the `Host`, `Date` and `Authorization` headers
+/// of a Duo signature: v5 (SHA-512, over the body) for POST, else v2 (SHA-1, over the query
+/// parameters, which go into the URI).
+fn signed(
+    ikey: &str,
+    skey: &str,
+    method: &str,
+    path: &str,
+    params: &Params,
+    body: &[u8],
+    at: DateTime<Utc>,
+) -> axum::http::request::Builder {
+    let (version, digest) = if method == "POST" {
+        (SigVersion::V5, SigDigest::Sha512)
+    } else {
+        (SigVersion::V2, SigDigest::Sha1)
+    };
+    let date = duo_date(at);
+    let auth = sign_request(
+        ikey,
+        skey.as_bytes(),
+        version,
+        digest,
+        &date,
+        method,
+        HOST,
+        path,
+        params,
+        body,
+    );
+    let uri = if params.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", params.to_urlencoded())
+    };
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", AUTHORITY)
+        .header("date", date)
+        .header("authorization", auth)
+}
+
 /// A v5-signed JSON POST of `body` by the integration `ikey`, as `duo_client` 5 sends it, from
 /// [`PEER`].
 pub fn post_json_as(
@@ -89,26 +132,18 @@ pub fn post_json_as(
     at: DateTime<Utc>,
 ) -> Request<Body> {
     let body = body.to_string();
-    let date = duo_date(at);
-    let auth = sign_request(
+    let req = signed(
         ikey,
-        skey.as_bytes(),
-        SigVersion::V5,
-        SigDigest::Sha512,
-        &date,
+        skey,
         "POST",
-        HOST,
         path,
         &Params::new(),
         body.as_bytes(),
-    );
-    let req = Request::post(path)
-        .header("host", AUTHORITY)
-        .header("date", date)
-        .header("authorization", auth)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .expect("a request");
+        at,
+    )
+    .header("content-type", "application/json")
+    .body(Body::from(body))
+    .expect("a request");
     from_peer(PEER, req)
 }
 
@@ -138,32 +173,11 @@ pub fn get_as(
     params: &[(&str, &str)],
     at: DateTime<Utc>,
 ) -> Request<Body> {
-    let p: Params = params
+    let params: Params = params
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let date = duo_date(at);
-    let auth = sign_request(
-        ikey,
-        skey.as_bytes(),
-        SigVersion::V2,
-        SigDigest::Sha1,
-        &date,
-        "GET",
-        HOST,
-        path,
-        &p,
-        b"",
-    );
-    let uri = if p.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", p.to_urlencoded())
-    };
-    let req = Request::get(uri)
-        .header("host", AUTHORITY)
-        .header("date", date)
-        .header("authorization", auth)
+    let req = signed(ikey, skey, "GET", path, &params, b"", at)
         .body(Body::empty())
         .expect("a request");
     from_peer(PEER, req)
