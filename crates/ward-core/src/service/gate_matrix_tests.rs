@@ -8,16 +8,15 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
-use ed25519_dalek::SigningKey;
 use serde_json::Value;
-use ward_proto::device::{ActivateRequest, KeyAlgorithm};
 use ward_store::{Change, ChangeSet, DEFAULT_ORG, Store};
+use ward_testkit::db::Backend;
+use ward_testkit::device::DeviceKey;
+use ward_testkit::passkey::{Authr, passkey};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use super::passkey_tests::{Authr, audit_of, passkey, settings};
+use super::passkey_tests::{audit_of, settings};
 use super::*;
 use crate::clock::{Clock, TestClock};
 use crate::crypto::MasterKey;
@@ -190,14 +189,7 @@ impl Matrix {
             .activation_code(default_org(), &Actor::Cli, &name, now)
             .await
             .unwrap();
-        let device = SigningKey::from_bytes(&[7; 32]);
-        let req = ActivateRequest {
-            code: code.code.to_string(),
-            algorithm: KeyAlgorithm::Ed25519,
-            public_key: URL_SAFE_NO_PAD.encode(device.verifying_key().as_bytes()),
-            name: "phone".into(),
-            platform: "linux".into(),
-        };
+        let req = DeviceKey::from_seed(7).activate_request(&code.code, "phone", "linux");
         self.ward.devices().activate(&req, now).await.unwrap();
         let start = self
             .ward
@@ -539,23 +531,10 @@ async fn run_matrix(store: Arc<dyn Store>) {
 
 #[tokio::test]
 async fn every_door_gives_the_gates_verdict_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = ward_store_sqlite::SqliteStore::open(&url, "test")
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    run_matrix(Arc::new(store)).await;
+    Backend::Sqlite.run("test", run_matrix).await;
 }
 
 #[tokio::test]
 async fn every_door_gives_the_gates_verdict_on_postgres() {
-    super::passkey_tests::on_postgres(|url| async move {
-        let store = ward_store_postgres::PostgresStore::open(&url, "node-a")
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        run_matrix(Arc::new(store)).await;
-    })
-    .await;
+    Backend::Postgres.run("node-a", run_matrix).await;
 }

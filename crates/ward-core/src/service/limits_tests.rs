@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::join_all;
 use ward_store::{DEFAULT_ORG, Store};
+use ward_testkit::db::TempSqlite;
 
 use super::*;
 use crate::crypto::MasterKey;
@@ -177,22 +178,12 @@ async fn storm_limit_holds(store: Arc<dyn Store>) {
     );
 }
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = ward_store_sqlite::SqliteStore::open(&url, "test")
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    (dir, Arc::new(store))
+async fn sqlite() -> (TempSqlite, Arc<dyn Store>) {
+    ward_testkit::db::sqlite("test").await
 }
 
 async fn postgres(url: &str) -> Arc<dyn Store> {
-    let store = ward_store_postgres::PostgresStore::open(url, "node-a")
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    Arc::new(store)
+    ward_testkit::db::postgres(url, "node-a").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

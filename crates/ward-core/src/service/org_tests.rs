@@ -10,16 +10,13 @@ mod management;
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
-use ed25519_dalek::SigningKey;
-use ward_proto::device::{ActivateRequest, Decision, KeyAlgorithm};
+use ward_proto::device::Decision;
 use ward_store::Store;
-use ward_store_sqlite::SqliteStore;
+use ward_testkit::db::{Backend, TempSqlite};
+use ward_testkit::device::{DeviceKey, Phone};
 
 use super::passkey_tests::{Fixture, audit_of, fixture_on, settings};
-use super::push_tests::Phone;
 use super::*;
 use crate::model::{Actor, IntegrationKind, OrgId, Role, UserId, UserRef};
 use crate::totp::{Algorithm, Totp};
@@ -103,12 +100,10 @@ async fn pair_on(store: Arc<dyn Store>) -> Pair {
     Pair { f, a, b }
 }
 
-async fn pair() -> (tempfile::TempDir, Pair) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = SqliteStore::open(&url, "node-1").await.unwrap();
-    store.migrate().await.unwrap();
-    (dir, pair_on(Arc::new(store)).await)
+async fn pair() -> (TempSqlite, Pair) {
+    let db = TempSqlite::new();
+    let store = db.store("node-1").await;
+    (db, pair_on(store).await)
 }
 
 /// Runs `test` on a fresh pair over PostgreSQL (when `WARD_TEST_DATABASE_URL` is set).
@@ -117,16 +112,9 @@ where
     F: FnOnce(Pair) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    super::passkey_tests::on_postgres(|url| async move {
-        let store = ward_store_postgres::PostgresStore::open(&url, "node-1")
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(store);
-        test(pair_on(Arc::clone(&store)).await).await;
-        store.close().await;
-    })
-    .await;
+    Backend::Postgres
+        .run("node-1", async |store| test(pair_on(store).await).await)
+        .await;
 }
 
 impl Pair {
@@ -161,19 +149,10 @@ impl Pair {
             .activation_code(org, &Actor::Cli, username, now)
             .await
             .unwrap();
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let req = ActivateRequest {
-            code: code.code.to_string(),
-            algorithm: KeyAlgorithm::Ed25519,
-            public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-            name: "phone".into(),
-            platform: "linux".into(),
-        };
+        let key = DeviceKey::from_seed(seed);
+        let req = key.activate_request(&code.code, "phone", "linux");
         let (device, _) = self.ward().devices().activate(&req, now).await.unwrap();
-        Phone {
-            key,
-            id: device.id.to_string(),
-        }
+        key.activated(device.id.into_string())
     }
 
     /// A portal session of `username` in `org`.

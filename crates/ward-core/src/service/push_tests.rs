@@ -4,12 +4,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::{Signer, SigningKey};
-use ward_proto::device::{
-    ActivateRequest, AnswerRequest, Decision, KeyAlgorithm, answer_signing_bytes,
-    stream_signing_bytes,
-};
+use ward_proto::device::{Decision, stream_signing_bytes};
 use ward_store::Store;
-use ward_store_sqlite::SqliteStore;
+use ward_testkit::db::{TempSqlite, sqlite};
+use ward_testkit::device::{DeviceKey, Phone};
 
 use super::*;
 use crate::crypto::MasterKey;
@@ -17,7 +15,7 @@ use crate::model::{Actor, DeviceId, IntegrationKind, UserRef};
 use crate::policy::{ApiPushMode, PushPolicy};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _db: TempSqlite,
     store: Arc<dyn Store>,
     ward: Ward,
     ctx: AuthContext,
@@ -25,11 +23,7 @@ struct Fixture {
 }
 
 async fn fixture(push: PushPolicy) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = SqliteStore::open(&url, "test").await.unwrap();
-    store.migrate().await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let (db, store) = sqlite("test").await;
     let keys = Keyring::new(MasterKey::from_bytes([4; 32]), vec![]);
     let policy = AuthPolicy {
         push,
@@ -61,46 +55,11 @@ async fn fixture(push: PushPolicy) -> Fixture {
         client_ip: None,
     };
     Fixture {
-        _dir: dir,
+        _db: db,
         store,
         ward,
         ctx,
         now,
-    }
-}
-
-/// A device activated in a test: its signing key and id.
-pub(super) struct Phone {
-    pub(super) key: SigningKey,
-    pub(super) id: String,
-}
-
-impl Phone {
-    /// Signs an answer to `event`, as a device does.
-    pub(super) fn answer(
-        &self,
-        event: &ward_proto::device::PushEvent,
-        decision: Decision,
-        number: Option<&str>,
-        time: i64,
-    ) -> AnswerRequest {
-        let msg = answer_signing_bytes(
-            &self.id,
-            &event.txid,
-            decision,
-            number,
-            &event.context_hash,
-            time,
-        );
-        AnswerRequest {
-            device_id: self.id.clone(),
-            txid: event.txid.clone(),
-            decision,
-            number: number.map(str::to_owned),
-            context_hash: event.context_hash.clone(),
-            time,
-            signature: URL_SAFE_NO_PAD.encode(self.key.sign(&msg).to_bytes()),
-        }
     }
 }
 
@@ -111,14 +70,8 @@ async fn activate(f: &Fixture, seed: u8) -> Phone {
         .activation_code(default_org(), &Actor::Cli, "alice", f.now)
         .await
         .unwrap();
-    let key = SigningKey::from_bytes(&[seed; 32]);
-    let req = ActivateRequest {
-        code: code.code.to_string(),
-        algorithm: KeyAlgorithm::Ed25519,
-        public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-        name: "laptop".into(),
-        platform: "linux".into(),
-    };
+    let key = DeviceKey::from_seed(seed);
+    let req = key.activate_request(&code.code, "laptop", "linux");
     let (device, username) = f.ward.devices().activate(&req, f.now).await.unwrap();
     assert_eq!(username, "alice");
     // The code works once.
@@ -126,10 +79,7 @@ async fn activate(f: &Fixture, seed: u8) -> Phone {
         f.ward.devices().activate(&req, f.now).await,
         Err(CoreError::Expired(_))
     ));
-    Phone {
-        key,
-        id: device.id.to_string(),
-    }
+    key.activated(device.id.into_string())
 }
 
 fn alice() -> UserRef {

@@ -17,19 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
-use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::Value;
-use ward_proto::device::{
-    ActivateRequest, AnswerRequest, Decision, KeyAlgorithm, PushEvent, answer_signing_bytes,
-};
+use ward_proto::device::{Decision, PushEvent};
 use ward_store::Store;
+use ward_testkit::db::Backend;
+use ward_testkit::device::{DeviceKey, Phone};
+use ward_testkit::passkey::{Authr, passkey};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use zeroize::Zeroizing;
 
-use super::passkey_tests::{Authr, Fixture, audit_of, fixture, fixture_on, settings};
+use super::passkey_tests::{Fixture, audit_of, fixture, fixture_on, settings};
 use super::*;
 use crate::model::{Actor, DeviceId, Role, UserId};
 use crate::notify::UserNotice;
@@ -291,7 +289,7 @@ impl Rig {
 
     /// Registers a new passkey for the user.
     async fn passkey_for(&self, user_id: &str) -> Authr<SoftPasskey> {
-        let mut key = super::passkey_tests::passkey();
+        let mut key = passkey();
         self.f
             .register(&UserId::new(user_id), &mut key, "Laptop")
             .await;
@@ -393,24 +391,15 @@ impl Rig {
             .activation_code(default_org(), &Actor::Cli, username, self.now())
             .await
             .unwrap();
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let req = ActivateRequest {
-            code: code.code.to_string(),
-            algorithm: KeyAlgorithm::Ed25519,
-            public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-            name: format!("phone {seed}"),
-            platform: "android".into(),
-        };
+        let key = DeviceKey::from_seed(seed);
+        let req = key.activate_request(&code.code, &format!("phone {seed}"), "android");
         let (device, _) = self
             .ward()
             .devices()
             .activate(&req, self.now())
             .await
             .unwrap();
-        Phone {
-            key,
-            id: device.id.to_string(),
-        }
+        key.activated(device.id.into_string())
     }
 
     /// The requests the phone shows now.
@@ -445,7 +434,10 @@ impl Rig {
     ) -> CoreResult<PushState> {
         self.ward()
             .devices()
-            .answer_push(&phone.answer(event, decision, self.now()), self.now())
+            .answer_push(
+                &phone.answer(event, decision, None, self.now().timestamp()),
+                self.now(),
+            )
             .await
     }
 }
@@ -457,35 +449,6 @@ struct Approver {
     session: Session,
 }
 
-/// A push device with its signing key.
-struct Phone {
-    key: SigningKey,
-    id: String,
-}
-
-impl Phone {
-    fn answer(&self, event: &PushEvent, decision: Decision, now: DateTime<Utc>) -> AnswerRequest {
-        let time = now.timestamp();
-        let msg = answer_signing_bytes(
-            &self.id,
-            &event.txid,
-            decision,
-            None,
-            &event.context_hash,
-            time,
-        );
-        AnswerRequest {
-            device_id: self.id.clone(),
-            txid: event.txid.clone(),
-            decision,
-            number: None,
-            context_hash: event.context_hash.clone(),
-            time,
-            signature: URL_SAFE_NO_PAD.encode(self.key.sign(&msg).to_bytes()),
-        }
-    }
-}
-
 /// Runs `test` on a rig over a fresh PostgreSQL schema (dropped afterwards, even when the test
 /// fails); skipped without `WARD_TEST_DATABASE_URL`.
 async fn on_postgres<F, Fut>(recovery: RecoverySettings, test: F)
@@ -493,14 +456,9 @@ where
     F: FnOnce(Rig) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    super::passkey_tests::on_postgres(|url| async move {
-        let store = ward_store_postgres::PostgresStore::open(&url, "node-a")
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(store);
-        test(rig_on(Arc::clone(&store), recovery).await).await;
-        store.close().await;
-    })
-    .await;
+    Backend::Postgres
+        .run("node-a", async |store| {
+            test(rig_on(store, recovery).await).await;
+        })
+        .await;
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ward_store::Store;
-use ward_store_sqlite::SqliteStore;
+use ward_testkit::db::TempSqlite;
 
 use super::*;
 use crate::crypto::MasterKey;
@@ -13,23 +13,20 @@ use crate::totp::{Algorithm, Totp};
 const SECRET_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _db: TempSqlite,
     store: Arc<dyn Store>,
     ward: Ward,
     ctx: AuthContext,
     now: DateTime<Utc>,
 }
 
-async fn store_in(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = SqliteStore::open(&url, "test").await.unwrap();
-    store.migrate().await.unwrap();
-    Arc::new(store)
+async fn store_in(db: &TempSqlite) -> Arc<dyn Store> {
+    db.store("test").await
 }
 
 async fn fixture(policy: AuthPolicy) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_in(&dir).await;
+    let db = TempSqlite::new();
+    let store = store_in(&db).await;
     let keys = Keyring::new(MasterKey::from_bytes([9; 32]), vec![]);
     let ward = Ward::new(Arc::clone(&store), keys, policy, "Ward")
         .await
@@ -53,7 +50,7 @@ async fn fixture(policy: AuthPolicy) -> Fixture {
         client_ip: None,
     };
     Fixture {
-        _dir: dir,
+        _db: db,
         store,
         ward,
         ctx,
@@ -443,7 +440,7 @@ async fn concurrent_lookups_of_one_key_share_one_read() {
 
 #[tokio::test]
 async fn a_different_master_key_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TempSqlite::new();
     let store = store_in(&dir).await;
     let first = Keyring::new(MasterKey::from_bytes([1; 32]), vec![]);
     Ward::new(Arc::clone(&store), first, AuthPolicy::default(), "Ward")

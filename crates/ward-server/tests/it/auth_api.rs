@@ -1,31 +1,27 @@
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
-use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
 use ward_core::clock::{Clock, TestClock};
-use ward_core::crypto::{Keyring, MasterKey};
-use ward_core::model::{Actor, IntegrationKind};
 use ward_core::policy::AuthPolicy;
 use ward_core::service::Ward;
-use ward_core::totp::{Algorithm, Totp, base32_decode};
 use ward_proto::duo::params::Params;
 use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
 use ward_server::app::router;
 use ward_server::limits::Limits;
-use ward_server::listener::PeerAddr;
-use ward_store_sqlite::SqliteStore;
+use ward_testkit::clock::test_clock;
+use ward_testkit::db::{TempSqlite, sqlite};
+use ward_testkit::org::{OrgBuilder, totp_code, ward_on};
+use ward_testkit::router::{
+    AUTHORITY, HOST, PEER, app_state, call_json, duo_date, get_as, peer, post_as,
+};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const HOST: &str = "localhost";
 
 pub(super) struct Api {
-    _dir: tempfile::TempDir,
+    _db: TempSqlite,
     pub(super) app: axum::Router,
     pub(super) clock: TestClock,
     pub(super) ikey: String,
@@ -37,161 +33,41 @@ pub(super) async fn api() -> Api {
     api_with(Limits::new(1000, 1000, 1000)).await
 }
 
-/// The Auth API with the given request limits.
+/// The Auth API with the given request limits: an application `app` and `alice` with a TOTP
+/// factor, in the default organisation.
 pub(super) async fn api_with(limits: Limits) -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let store = SqliteStore::open(&url, "t").await.unwrap();
-    store.migrate().await.unwrap();
-    let keys = Keyring::new(MasterKey::from_bytes([5; 32]), vec![]);
+    let (db, store) = sqlite("t").await;
     let policy = AuthPolicy {
         lockout_threshold: 3,
         ..AuthPolicy::default()
     };
-    let ward = Arc::new(
-        Ward::new(Arc::new(store), keys, policy, "Ward")
-            .await
-            .unwrap(),
-    );
-    let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
-    let now = clock.now();
-    let (integration, skey) = ward
-        .admin()
-        .create_integration(
-            crate::default_org(),
-            &Actor::Cli,
-            "app",
-            IntegrationKind::AuthApi,
-            None,
-            now,
-        )
-        .await
-        .unwrap();
-    ward.admin()
-        .create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
-        .await
-        .unwrap();
-    ward.admin()
-        .add_totp(
-            crate::default_org(),
-            &Actor::Cli,
-            "alice",
-            Some(SECRET),
-            Algorithm::Sha1,
-            6,
-            now,
-        )
-        .await
-        .unwrap();
-    let state = crate::app_state(
+    let ward = Arc::new(ward_on(store, 5, policy).await);
+    let clock = test_clock();
+    let org = OrgBuilder::default_org()
+        .auth_api("app")
+        .user("alice")
+        .totp("alice", SECRET)
+        .build(&ward, clock.now())
+        .await;
+    let state = app_state(
         Arc::clone(&ward),
         clock.clone(),
-        &["localhost:8443", HOST],
+        &[AUTHORITY, HOST],
         true,
         limits,
     );
     Api {
-        _dir: dir,
+        _db: db,
         app: router(state),
         clock,
-        ikey: integration.ikey.into_string(),
-        skey: skey.to_string(),
+        ikey: org.app("app").ikey().to_owned(),
+        skey: org.app("app").skey.clone(),
         ward,
     }
 }
 
-fn date(t: DateTime<Utc>) -> String {
-    t.format("%a, %d %b %Y %H:%M:%S -0000").to_string()
-}
-
 fn code(t: DateTime<Utc>) -> String {
-    let totp = Totp::new(base32_decode(SECRET).unwrap(), Algorithm::Sha1, 6, 30).unwrap();
-    totp.code(totp.step_at(t.timestamp()) as u64).to_string()
-}
-
-/// A v5-signed JSON POST by the integration `ikey`.
-pub(super) fn post_as(
-    ikey: &str,
-    skey: &str,
-    path: &str,
-    params: &[(&str, &str)],
-    at: DateTime<Utc>,
-) -> Request<Body> {
-    let mut sorted: Vec<(&str, &str)> = params.to_vec();
-    sorted.sort_unstable();
-    let body = serde_json::to_string(
-        &sorted
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-            .collect::<serde_json::Map<_, _>>(),
-    )
-    .unwrap();
-    let d = date(at);
-    let auth = sign_request(
-        ikey,
-        skey.as_bytes(),
-        SigVersion::V5,
-        SigDigest::Sha512,
-        &d,
-        "POST",
-        HOST,
-        path,
-        &Params::new(),
-        body.as_bytes(),
-    );
-    let mut req = Request::post(path)
-        .header("host", "localhost:8443")
-        .header("date", d)
-        .header("authorization", auth)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap();
-    req.extensions_mut().insert(peer());
-    req
-}
-
-/// A v2-signed GET (form parameters in the query) by the integration `ikey`.
-pub(super) fn get_as(
-    ikey: &str,
-    skey: &str,
-    path: &str,
-    params: &[(&str, &str)],
-    at: DateTime<Utc>,
-) -> Request<Body> {
-    let p: Params = params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let d = date(at);
-    let auth = sign_request(
-        ikey,
-        skey.as_bytes(),
-        SigVersion::V2,
-        SigDigest::Sha1,
-        &d,
-        "GET",
-        HOST,
-        path,
-        &p,
-        b"",
-    );
-    let uri = if p.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", p.to_urlencoded())
-    };
-    let mut req = Request::get(uri)
-        .header("host", "localhost:8443")
-        .header("date", d)
-        .header("authorization", auth)
-        .body(Body::empty())
-        .unwrap();
-    req.extensions_mut().insert(peer());
-    req
-}
-
-fn peer() -> ConnectInfo<PeerAddr> {
-    ConnectInfo(PeerAddr("192.0.2.10:5000".parse::<SocketAddr>().unwrap()))
+    totp_code(SECRET, t)
 }
 
 impl Api {
@@ -217,10 +93,7 @@ impl Api {
     }
 
     pub(super) async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap())
+        call_json(&self.app, req).await
     }
 }
 
@@ -232,7 +105,7 @@ async fn check_and_ping() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["response"]["time"], now.timestamp());
     let mut ping = Request::get("/auth/v2/ping").body(Body::empty()).unwrap();
-    ping.extensions_mut().insert(peer());
+    ping.extensions_mut().insert(peer(PEER));
     let (status, body) = api.call(ping).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["stat"], "OK");
@@ -398,7 +271,7 @@ async fn bad_credentials_get_duo_401s() {
         api.skey.as_bytes(),
         SigVersion::V5,
         SigDigest::Sha512,
-        &date(now),
+        &duo_date(now),
         "POST",
         HOST,
         "/auth/v2/preauth",
@@ -434,7 +307,7 @@ async fn unknown_paths_and_parameters_use_the_envelope() {
     let api = api().await;
     let now = api.clock.now();
     let mut req = Request::get("/nope").body(Body::empty()).unwrap();
-    req.extensions_mut().insert(peer());
+    req.extensions_mut().insert(peer(PEER));
     let (status, body) = api.call(req).await;
     assert_eq!(
         (status, body["code"].as_u64()),

@@ -7,26 +7,22 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chrono::DateTime;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use ward_core::clock::{Clock, TestClock};
-use ward_core::crypto::{Keyring, MasterKey};
-use ward_core::model::{Actor, IntegrationKind};
 use ward_core::policy::AuthPolicy;
-use ward_core::service::Ward;
-use ward_proto::duo::params::Params;
-use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
 use ward_server::app::router;
 use ward_server::limits::Limits;
 use ward_store::Store;
-use ward_store_postgres::PostgresStore;
-use ward_store_sqlite::SqliteStore;
+use ward_testkit::clock::test_clock;
+use ward_testkit::db::{Backend, with_pg_schema};
+use ward_testkit::org::{OrgBuilder, ward_on};
+use ward_testkit::router::{AUTHORITY, HOST, app_state, from_peer, post_json_as};
 
-const HOST: &str = "localhost";
+/// The address every request of these tests comes from.
+const PEER: &str = "192.0.2.20:5000";
 
 struct Edge {
     app: axum::Router,
@@ -37,34 +33,17 @@ struct Edge {
 }
 
 async fn edge(store: Arc<dyn Store>) -> Edge {
-    let keys = Keyring::new(MasterKey::from_bytes([6; 32]), vec![]);
-    let ward = Arc::new(
-        Ward::new(Arc::clone(&store), keys, AuthPolicy::default(), "Ward")
-            .await
-            .unwrap(),
-    );
-    let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
-    let now = clock.now();
-    let (integration, skey) = ward
-        .admin()
-        .create_integration(
-            crate::default_org(),
-            &Actor::Cli,
-            "app",
-            IntegrationKind::AuthApi,
-            None,
-            now,
-        )
-        .await
-        .unwrap();
-    ward.admin()
-        .create_user(crate::default_org(), &Actor::Cli, "alice", None, now)
-        .await
-        .unwrap();
-    let state = crate::app_state(
+    let ward = Arc::new(ward_on(Arc::clone(&store), 6, AuthPolicy::default()).await);
+    let clock = test_clock();
+    let org = OrgBuilder::default_org()
+        .auth_api("app")
+        .user("alice")
+        .build(&ward, clock.now())
+        .await;
+    let state = app_state(
         ward,
         clock.clone(),
-        &["localhost:8443", HOST],
+        &[AUTHORITY, HOST],
         true,
         Limits::new(10_000, 10_000, 10_000),
     );
@@ -72,47 +51,16 @@ async fn edge(store: Arc<dyn Store>) -> Edge {
         app: router(state),
         store,
         clock,
-        ikey: integration.ikey.into_string(),
-        skey: skey.to_string(),
+        ikey: org.app("app").ikey().to_owned(),
+        skey: org.app("app").skey.clone(),
     }
-}
-
-fn peer() -> axum::extract::ConnectInfo<ward_server::listener::PeerAddr> {
-    axum::extract::ConnectInfo(ward_server::listener::PeerAddr(
-        "192.0.2.20:5000".parse().unwrap(),
-    ))
 }
 
 impl Edge {
     /// A v5-signed JSON POST, as `duo_client` 5 sends it.
     fn signed(&self, path: &str, body: &Value) -> Request<Body> {
-        let body = body.to_string();
-        let date = self
-            .clock
-            .now()
-            .format("%a, %d %b %Y %H:%M:%S -0000")
-            .to_string();
-        let auth = sign_request(
-            &self.ikey,
-            self.skey.as_bytes(),
-            SigVersion::V5,
-            SigDigest::Sha512,
-            &date,
-            "POST",
-            HOST,
-            path,
-            &Params::new(),
-            body.as_bytes(),
-        );
-        let mut req = Request::post(path)
-            .header("host", "localhost:8443")
-            .header("date", date)
-            .header("authorization", auth)
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap();
-        req.extensions_mut().insert(peer());
-        req
+        let req = post_json_as(&self.ikey, &self.skey, path, body, self.clock.now());
+        from_peer(PEER, req)
     }
 
     fn preauth(&self, username: &str) -> Request<Body> {
@@ -125,12 +73,11 @@ impl Edge {
             "device_id": device_id, "txid": txid, "decision": "approve", "number": null,
             "context_hash": "00", "time": 1_800_000_000, "signature": "AAAA",
         });
-        let mut req = Request::post("/device/v1/answer")
+        let req = Request::post("/device/v1/answer")
             .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
             .unwrap();
-        req.extensions_mut().insert(peer());
-        req
+        from_peer(PEER, req)
     }
 
     async fn call(&self, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
@@ -144,72 +91,6 @@ impl Edge {
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, retry, body)
-    }
-}
-
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let store = SqliteStore::open(&url, "edge").await.unwrap();
-    store.migrate().await.unwrap();
-    (dir, Arc::new(store))
-}
-
-/// A private schema on the test server, dropped by [`Schema::drop_schema`].
-struct Schema {
-    admin_url: String,
-    name: String,
-}
-
-impl Schema {
-    async fn create() -> Option<Self> {
-        let admin_url = std::env::var("WARD_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty());
-        let Some(admin_url) = admin_url else {
-            eprintln!("SKIPPED on PostgreSQL: set WARD_TEST_DATABASE_URL");
-            return None;
-        };
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        let name: String = sqlx::query_scalar("SELECT 'ward_edge_' || md5(random()::text)")
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-        let create = format!("CREATE SCHEMA {name}");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        Some(Self { admin_url, name })
-    }
-
-    /// The URL of the schema, through `via` (`host:port`) instead of the server's address.
-    fn url(&self, via: Option<&str>) -> String {
-        let mut url = url::Url::parse(&self.admin_url).unwrap();
-        if let Some(via) = via {
-            let (host, port) = via.split_once(':').unwrap();
-            url.set_host(Some(host)).unwrap();
-            url.set_port(Some(port.parse().unwrap())).unwrap();
-        }
-        let separator = if url.query().is_some() { '&' } else { '?' };
-        format!("{url}{separator}options=-c%20search_path%3D{}", self.name)
-    }
-
-    async fn store(&self, via: Option<&str>) -> Arc<dyn Store> {
-        let store = PostgresStore::open(&self.url(via), "edge").await.unwrap();
-        store.migrate().await.unwrap();
-        Arc::new(store)
-    }
-
-    async fn drop_schema(self) {
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        let drop = format!("DROP SCHEMA {} CASCADE", self.name);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
     }
 }
 
@@ -264,23 +145,18 @@ async fn chain_head(edge: &Edge) -> (i64, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poisoned_write_batch_on_sqlite() {
-    let (_dir, store) = sqlite().await;
-    let edge = edge(store).await;
-    poisoned_answers_fail_alone(&edge).await;
-    nul_username_gets_a_duo_400(&edge).await;
-    edge.store.close().await;
+    Backend::Sqlite.run("edge", poisoned_write_batch).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poisoned_write_batch_on_postgres() {
-    let Some(schema) = Schema::create().await else {
-        return;
-    };
-    let edge = edge(schema.store(None).await).await;
+    Backend::Postgres.run("edge", poisoned_write_batch).await;
+}
+
+async fn poisoned_write_batch(store: Arc<dyn Store>) {
+    let edge = edge(store).await;
     poisoned_answers_fail_alone(&edge).await;
     nul_username_gets_a_duo_400(&edge).await;
-    edge.store.close().await;
-    schema.drop_schema().await;
 }
 
 /// A TCP relay to PostgreSQL that can be cut (existing connections dropped, new ones closed
@@ -330,17 +206,13 @@ impl Relay {
 /// envelope (50301) and `Retry-After`; once it is back, the same call succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_answers_503_then_recovers() {
-    let Some(schema) = Schema::create().await else {
-        return;
-    };
-    let server = url::Url::parse(&schema.admin_url).unwrap();
-    let target = format!(
-        "{}:{}",
-        server.host_str().unwrap(),
-        server.port().unwrap_or(5432)
-    );
-    let relay = Relay::start(target).await;
-    let edge = edge(schema.store(Some(&relay.addr)).await).await;
+    with_pg_schema(database_outage).await;
+}
+
+async fn database_outage(schema: ward_testkit::db::PgSchema) {
+    let relay = Relay::start(schema.server_address()).await;
+    let store = ward_testkit::db::postgres(&schema.url_via(&relay.addr), "edge").await;
+    let edge = edge(store).await;
     let (status, _, body) = edge.call(edge.preauth("alice")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -371,5 +243,4 @@ async fn database_outage_answers_503_then_recovers() {
     }
     assert_eq!(answers.last(), Some(&StatusCode::OK), "{answers:?}");
     edge.store.close().await;
-    schema.drop_schema().await;
 }

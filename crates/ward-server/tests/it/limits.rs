@@ -2,21 +2,14 @@
 //! over its budget, but never a correctly signed request of a known integration.
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use futures::future::join_all;
 use tower::ServiceExt;
 use ward_core::clock::Clock;
 use ward_server::limits::Limits;
-use ward_server::listener::PeerAddr;
+use ward_testkit::router::from_peer as from;
 
 use super::auth_api::api_with;
-
-fn from(addr: &str, mut req: Request<Body>) -> Request<Body> {
-    req.extensions_mut()
-        .insert(ConnectInfo(PeerAddr(addr.parse().unwrap())));
-    req
-}
 
 /// A request with a forged signature from the address the signed requests come from.
 fn unsigned_check(ikey: &str) -> Request<Body> {

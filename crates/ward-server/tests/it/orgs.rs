@@ -3,10 +3,10 @@
 
 use axum::http::StatusCode;
 use ward_core::clock::Clock;
-use ward_core::model::{Actor, IntegrationKind};
-use ward_core::totp::{Algorithm, Totp, base32_decode};
+use ward_testkit::org::{OrgBuilder, totp_code};
+use ward_testkit::router::{get_as, post_as};
 
-use crate::auth_api::{api, get_as, post_as};
+use crate::auth_api::api;
 
 /// Bob's seed, in the second organisation only.
 const BOB_SECRET: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
@@ -15,38 +15,13 @@ const BOB_SECRET: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
 async fn an_application_does_not_see_another_organisations_users() {
     let api = api().await;
     let now = api.clock.now();
-    let other = api
-        .ward
-        .admin()
-        .create_org(&Actor::Cli, "Other", now)
-        .await
-        .unwrap();
-    let org = &other.id;
-    api.ward
-        .admin()
-        .create_user(org, &Actor::Cli, "bob", None, now)
-        .await
-        .unwrap();
-    api.ward
-        .admin()
-        .add_totp(
-            org,
-            &Actor::Cli,
-            "bob",
-            Some(BOB_SECRET),
-            Algorithm::Sha1,
-            6,
-            now,
-        )
-        .await
-        .unwrap();
-    let (theirs, vpn_secret) = api
-        .ward
-        .admin()
-        .create_integration(org, &Actor::Cli, "VPN", IntegrationKind::AuthApi, None, now)
-        .await
-        .unwrap();
-    let vpn_key = theirs.ikey.to_string();
+    let other = OrgBuilder::named("Other")
+        .user("bob")
+        .totp("bob", BOB_SECRET)
+        .auth_api("VPN")
+        .build(&api.ward, now)
+        .await;
+    let (theirs, their_skey) = (&other.app("VPN").integration, &other.app("VPN").skey);
 
     // To the first organisation's application, bob is as unknown as a name nobody has.
     let preauth = |name: &str| api.post("/auth/v2/preauth", &[("username", name)], &api.skey, now);
@@ -59,8 +34,7 @@ async fn an_application_does_not_see_another_organisations_users() {
         "{bob}"
     );
     // Bob's own code does not let him in through it either.
-    let totp = Totp::new(base32_decode(BOB_SECRET).unwrap(), Algorithm::Sha1, 6, 30).unwrap();
-    let code = totp.code(totp.step_at(now.timestamp()) as u64).to_string();
+    let code = totp_code(BOB_SECRET, now);
     let auth = [
         ("username", "bob"),
         ("factor", "passcode"),
@@ -74,8 +48,8 @@ async fn an_application_does_not_see_another_organisations_users() {
     // His own organisation's application sees him and lets him in.
     let (_, seen) = api
         .call(post_as(
-            &vpn_key,
-            &vpn_secret,
+            theirs.ikey.as_str(),
+            their_skey,
             "/auth/v2/preauth",
             &[("username", "bob")],
             now,
@@ -83,7 +57,13 @@ async fn an_application_does_not_see_another_organisations_users() {
         .await;
     assert_eq!(seen["response"]["result"], "auth", "{seen}");
     let (_, allowed) = api
-        .call(post_as(&vpn_key, &vpn_secret, "/auth/v2/auth", &auth, now))
+        .call(post_as(
+            theirs.ikey.as_str(),
+            their_skey,
+            "/auth/v2/auth",
+            &auth,
+            now,
+        ))
         .await;
     assert_eq!(allowed["response"]["result"], "allow", "{allowed}");
 
@@ -97,8 +77,8 @@ async fn an_application_does_not_see_another_organisations_users() {
     ];
     let (_, started) = api
         .call(post_as(
-            &vpn_key,
-            &vpn_secret,
+            theirs.ikey.as_str(),
+            their_skey,
             "/auth/v2/auth",
             &async_auth,
             now,
@@ -108,7 +88,9 @@ async fn an_application_does_not_see_another_organisations_users() {
     let status_of = |ikey: &str, skey: &str, txid: &str| {
         get_as(ikey, skey, "/auth/v2/auth_status", &[("txid", txid)], now)
     };
-    let (status, own) = api.call(status_of(&vpn_key, &vpn_secret, &txid)).await;
+    let (status, own) = api
+        .call(status_of(theirs.ikey.as_str(), their_skey, &txid))
+        .await;
     assert_eq!(status, StatusCode::OK, "{own}");
     assert_eq!(own["response"]["result"], "deny", "{own}");
     let (status, foreign) = api.call(status_of(&api.ikey, &api.skey, &txid)).await;

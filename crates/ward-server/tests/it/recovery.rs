@@ -1,30 +1,28 @@
 //! The public recovery pages, the contact report and the helpdesk console's refusals, through
 //! the whole router (middleware included) with a real SQLite store.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
-use chrono::DateTime;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use ward_core::argon::Argon2Pool;
-use ward_core::clock::{Clock, TestClock};
-use ward_core::crypto::{Keyring, MasterKey};
+use ward_core::clock::Clock;
 use ward_core::model::{Actor, Role};
 use ward_core::policy::AuthPolicy;
 use ward_core::service::Ward;
 use ward_server::alerts::CommandAlerts;
 use ward_server::app::router;
 use ward_server::limits::Limits;
-use ward_server::listener::PeerAddr;
 use ward_store::Store;
-use ward_store_sqlite::SqliteStore;
+use ward_testkit::clock::test_clock;
+use ward_testkit::db::{TempSqlite, sqlite};
+use ward_testkit::org::{OrgBuilder, ward_on};
+use ward_testkit::router::{AUTHORITY, app_state, from_peer};
 
 struct Site {
-    dir: tempfile::TempDir,
+    db: TempSqlite,
     app: axum::Router,
     store: Arc<dyn Store>,
     ward: Arc<Ward>,
@@ -38,49 +36,31 @@ async fn site() -> Site {
 /// A site whose Argon2 work runs on `pool` and whose alerts go to `hook` (a command) as well
 /// as to the log.
 async fn site_with(pool: Argon2Pool, hook: Option<Vec<String>>) -> Site {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let store = SqliteStore::open(&url, "t").await.unwrap();
-    store.migrate().await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
-    let keys = Keyring::new(MasterKey::from_bytes([7; 32]), vec![]);
-    let mut ward = Ward::new(Arc::clone(&store), keys, AuthPolicy::default(), "Ward")
+    let (db, store) = sqlite("t").await;
+    let mut ward = ward_on(Arc::clone(&store), 7, AuthPolicy::default())
         .await
-        .unwrap()
         .with_argon2_pool(pool);
     if let Some(hook) = hook {
         ward = ward.with_alerts(Arc::new(CommandAlerts::new(&hook).unwrap()));
     }
     let ward = Arc::new(ward);
-    let clock = TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
+    let clock = test_clock();
     let now = clock.now();
-    ward.admin()
-        .create_user(
-            crate::default_org(),
-            &Actor::Cli,
-            "alice",
-            Some("alice@example.test"),
-            now,
-        )
-        .await
-        .unwrap();
-    ward.admin()
-        .create_user(crate::default_org(), &Actor::Cli, "root", None, now)
-        .await
-        .unwrap();
-    ward.admin()
-        .grant_role(crate::default_org(), &Actor::Cli, "root", Role::Admin, now)
-        .await
-        .unwrap();
-    let state = crate::app_state(
+    OrgBuilder::default_org()
+        .user_with_email("alice", "alice@example.test")
+        .user("root")
+        .role("root", Role::Admin)
+        .build(&ward, now)
+        .await;
+    let state = app_state(
         Arc::clone(&ward),
         clock,
-        &["localhost:8443"],
+        &[AUTHORITY],
         false,
         Limits::new(1000, 1000, 1000),
     );
     Site {
-        dir,
+        db,
         app: router(state),
         store,
         ward,
@@ -100,11 +80,7 @@ fn request(method: &str, path: &str, cookie: Option<&str>, form: Option<&str>) -
         }
         None => Body::empty(),
     };
-    let mut req = builder.body(body).unwrap();
-    req.extensions_mut().insert(ConnectInfo(PeerAddr(
-        "192.0.2.20:5000".parse::<SocketAddr>().unwrap(),
-    )));
-    req
+    from_peer("192.0.2.20:5000", builder.body(body).unwrap())
 }
 
 impl Site {
@@ -466,11 +442,8 @@ async fn recovery_enumeration_json_calls_answer_a_phantom_like_a_real_case() {
 /// A contact report from `ip`.
 fn report_from(ip: &str, description: &str) -> Request<Body> {
     let form = format!("kind=call&description={description}");
-    let mut req = request("POST", "/report-contact", None, Some(&form));
-    req.extensions_mut().insert(ConnectInfo(PeerAddr(
-        format!("{ip}:5000").parse::<SocketAddr>().unwrap(),
-    )));
-    req
+    let req = request("POST", "/report-contact", None, Some(&form));
+    from_peer(&format!("{ip}:5000"), req)
 }
 
 #[tokio::test]
@@ -526,7 +499,7 @@ async fn anonymous_floods_contact_reports_are_limited_and_run_the_hook_once() {
     let ran = std::fs::read_to_string(&log).unwrap();
     assert_eq!(ran.lines().count(), 1, "{ran}");
     assert!(ran.contains(r#""alert":"suspicious_contact""#), "{ran}");
-    drop(site.dir);
+    drop(site.db);
 }
 
 #[tokio::test]

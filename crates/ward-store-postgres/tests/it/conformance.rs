@@ -3,28 +3,28 @@
 use ward_store::Store;
 use ward_store::conformance::{Check, Harness};
 
-use crate::{finish, node, with_schema};
+use ward_testkit::db::{close_then_check, on_postgres, open_postgres};
 
 /// Fresh schemas of the database at `WARD_TEST_DATABASE_URL`.
 struct Schemas;
 
 impl Harness for Schemas {
     async fn one(check: impl AsyncFnOnce(&dyn Store) -> Check) {
-        with_schema(async |url| {
-            let store = node(&url, "node-1").await;
+        on_postgres(async |url| {
+            let store = open_postgres(&url, "node-1").await;
             let result = check(&store).await;
-            finish(store, result).await;
+            close_then_check(&store, result).await;
         })
         .await;
     }
 
     async fn two(check: impl AsyncFnOnce(&dyn Store, &dyn Store) -> Check) {
-        with_schema(async |url| {
+        on_postgres(async |url| {
             // Both nodes start (and migrate) together.
-            let (a, b) = tokio::join!(node(&url, "node-a"), node(&url, "node-b"));
+            let (a, b) = tokio::join!(open_postgres(&url, "node-a"), open_postgres(&url, "node-b"));
             let result = check(&a, &b).await;
             b.close().await;
-            finish(a, result).await;
+            close_then_check(&a, result).await;
         })
         .await;
     }

@@ -6,7 +6,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::broadcast::{self, error::RecvError};
 use ward_store::{Signal, Store};
 
-use crate::{node, with_schema};
+use ward_testkit::db::{on_postgres, open_postgres};
 
 /// How long a signal may take from one node to another.
 const SIGNAL_WAIT: Duration = Duration::from_secs(5);
@@ -36,8 +36,8 @@ async fn receive(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_published_on_one_node_is_received_on_the_other() {
-    with_schema(|url| async move {
-        let (a, b) = tokio::join!(node(&url, "node-a"), node(&url, "node-b"));
+    on_postgres(|url| async move {
+        let (a, b) = tokio::join!(open_postgres(&url, "node-a"), open_postgres(&url, "node-b"));
         let (mut on_a, mut on_b) = (a.signals().subscribe(), b.signals().subscribe());
 
         let from_a = Signal::Device(unique("DDSIG", 1));
@@ -60,9 +60,9 @@ async fn a_signal_published_on_one_node_is_received_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_comes_back_after_its_connection_is_killed() {
-    with_schema(|url| async move {
+    on_postgres(|url| async move {
         let chain = unique("node-listener", 0);
-        let (a, b) = tokio::join!(node(&url, &chain), node(&url, "node-b"));
+        let (a, b) = tokio::join!(open_postgres(&url, &chain), open_postgres(&url, "node-b"));
         let mut on_a = a.signals().subscribe();
 
         let mut admin = PgConnection::connect(&url).await.unwrap();

@@ -4,7 +4,9 @@
 use ward_store::Store;
 use ward_store::conformance::{self, Check, Harness};
 
-use crate::{finish, fresh, open_in};
+use ward_testkit::db::close_then_check;
+
+use crate::fresh;
 
 /// Fresh database files in temporary directories.
 struct Files;
@@ -13,15 +15,15 @@ impl Harness for Files {
     async fn one(check: impl AsyncFnOnce(&dyn Store) -> Check) {
         let (_dir, store) = fresh("node-1").await;
         let result = check(&store).await;
-        finish(store, result).await;
+        close_then_check(&store, result).await;
     }
 
     async fn two(check: impl AsyncFnOnce(&dyn Store, &dyn Store) -> Check) {
-        let (dir, a) = fresh("node-a").await;
-        let b = open_in(&dir, "node-b").await;
+        let (db, a) = fresh("node-a").await;
+        let b = db.open("node-b").await;
         let result = check(&a, &b).await;
         b.close().await;
-        finish(a, result).await;
+        close_then_check(&a, result).await;
     }
 }
 
@@ -34,5 +36,5 @@ async fn run_all_in_memory() {
         .unwrap();
     store.migrate().await.unwrap();
     let result = conformance::run_all(&store).await;
-    finish(store, result).await;
+    close_then_check(&store, result).await;
 }

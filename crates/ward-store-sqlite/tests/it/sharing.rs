@@ -6,7 +6,9 @@ use futures::future::join_all;
 use ward_store::conformance::verify_chain;
 use ward_store::{Change, ChangeSet, NewAudit, Store, StoreError, Writer};
 
-use crate::{fresh, open_in};
+use ward_testkit::db::TempSqlite;
+
+use crate::fresh;
 
 fn audit(i: usize) -> Change {
     Change::Audit(NewAudit {
@@ -22,8 +24,8 @@ fn audit(i: usize) -> Change {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_file_share_a_chain_without_forking_it() {
-    let (dir, server) = fresh("node-1").await;
-    let cli = open_in(&dir, "node-1").await;
+    let (db, server) = fresh("node-1").await;
+    let cli = db.open("node-1").await;
     let commits = (0..60).map(|i| {
         let store: &dyn Store = if i % 2 == 0 { &server } else { &cli };
         store.commit(ChangeSet::new().with(audit(i)))
@@ -38,9 +40,10 @@ async fn two_writers_on_one_file_share_a_chain_without_forking_it() {
 
 #[tokio::test]
 async fn open_creates_the_file_and_migrate_is_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("new.db");
-    let store = ward_store_sqlite::SqliteStore::open(&format!("sqlite://{}", path.display()), "n")
+    let db = TempSqlite::new();
+    let path = db.path();
+    assert!(!path.exists());
+    let store = ward_store_sqlite::SqliteStore::open(&db.url(), "n")
         .await
         .unwrap();
     assert!(path.exists());

@@ -7,11 +7,9 @@ use super::*;
 
 #[tokio::test]
 async fn each_organisation_has_its_own_chain_and_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = SqliteStore::open(&url, "node-1").await.unwrap();
-    store.migrate().await.unwrap();
-    let p = pair_on(Arc::new(store)).await;
+    let db = TempSqlite::new();
+    let url = db.url();
+    let p = pair_on(db.store("node-1").await).await;
     let default = default_org();
     p.ward()
         .admin()

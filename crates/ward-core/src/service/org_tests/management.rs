@@ -68,11 +68,8 @@ async fn names_are_unique_and_either_name_or_id_finds_an_organisation() {
 
 #[tokio::test]
 async fn the_only_organisation_needs_no_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = SqliteStore::open(&url, "node-1").await.unwrap();
-    store.migrate().await.unwrap();
-    let f = fixture_on(Arc::new(store), settings()).await;
+    let db = TempSqlite::new();
+    let f = fixture_on(db.store("node-1").await, settings()).await;
     let only = f.ward.admin().resolve_org(None).await.unwrap();
     assert_eq!(only.as_str(), ward_store::DEFAULT_ORG);
 }

@@ -1,24 +1,24 @@
 //! Passkey and security-key ceremonies, driven by the software authenticators of
-//! `webauthn-authenticator-rs` through the same JSON a browser would carry.
+//! `webauthn-authenticator-rs` through the same JSON a browser would carry (`ward-testkit`'s
+//! [`Authr`]).
 //!
-//! The helpers here (fixture, [`Authr`], audit reading) are shared with `portal_tests`.
+//! The helpers here (fixture, audit reading) are shared with `portal_tests`.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use crypto_glue::traits::{EncodePem as _, LineEndingPem};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use ward_store::{DEFAULT_ORG, Store, UserRow};
-use ward_store_sqlite::SqliteStore;
+use ward_testkit::db::TempSqlite;
+pub(super) use ward_testkit::db::on_postgres;
+pub(super) use ward_testkit::passkey::{Authr, ORIGIN, passkey};
 use webauthn_authenticator_rs::AuthenticatorBackend;
-use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_authenticator_rs::softtoken::{self, SoftToken};
-use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url, Uuid};
+use webauthn_authenticator_rs::softtoken;
+use webauthn_rs::prelude::{Url, Uuid};
 
 use super::*;
 use crate::clock::{Clock, TestClock};
@@ -27,7 +27,6 @@ use crate::model::{Actor, UserId};
 use crate::notify::{Alert, UserNotice};
 use crate::policy::{FactorPolicy, PortalSettings};
 
-pub(super) const ORIGIN: &str = "https://localhost:8443";
 const SIGN_IN: &str = ceremony_purpose::SIGN_IN;
 const STEP_UP: &str = ceremony_purpose::STEP_UP;
 
@@ -69,7 +68,7 @@ impl crate::notify::UserNotifier for Notices {
 }
 
 pub(super) struct Fixture {
-    dir: Option<tempfile::TempDir>,
+    db: Option<TempSqlite>,
     pub(super) store: Arc<dyn Store>,
     pub(super) ward: Ward,
     pub(super) clock: TestClock,
@@ -79,12 +78,9 @@ pub(super) struct Fixture {
 
 /// A `Ward` serving the portal over a fresh SQLite database.
 pub(super) async fn fixture(settings: PortalSettings) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ward.db").display());
-    let store = SqliteStore::open(&url, "test").await.unwrap();
-    store.migrate().await.unwrap();
-    let mut f = fixture_on(Arc::new(store), settings).await;
-    f.dir = Some(dir);
+    let db = TempSqlite::new();
+    let mut f = fixture_on(db.store("test").await, settings).await;
+    f.db = Some(db);
     f
 }
 
@@ -101,7 +97,7 @@ pub(super) async fn fixture_on(store: Arc<dyn Store>, settings: PortalSettings) 
         .with_alerts(Arc::clone(&alerts) as Arc<dyn crate::notify::AlertSink>)
         .with_notifier(Arc::new(Notices(tx)));
     Fixture {
-        dir: None,
+        db: None,
         store,
         ward,
         clock: TestClock::at(DateTime::from_timestamp(1_800_000_000, 0).unwrap()),
@@ -238,119 +234,6 @@ pub(super) fn events<'a>(audit: &'a [Value], action: &str, outcome: &str) -> Vec
         .iter()
         .filter(|e| e["action"] == action && e["outcome"] == outcome)
         .collect()
-}
-
-/// A discoverable authenticator, driven the way a browser drives one: it takes Ward's options
-/// JSON and returns the JSON that Ward's `*_finish` methods take.
-///
-/// The soft authenticators of webauthn-authenticator-rs 0.6.2 refuse `requireResidentKey`
-/// (`NotSupported`), cannot answer a request without `allowCredentials`, and never return a
-/// user handle. So this wrapper checks that Ward asked for a resident key, then lowers the
-/// request to a non-resident one for the soft authenticator; it remembers the user handle of
-/// each credential it made, answers a usernameless request by offering its own credentials,
-/// and adds the user handle to the answer. None of that is signed data: Ward verifies the same
-/// signatures, challenge, origin and flags as from a real passkey.
-pub(super) struct Authr<A> {
-    inner: A,
-    origin: Url,
-    /// Credential id → user handle (both base64url, as in the JSON).
-    resident: BTreeMap<String, String>,
-    /// Plays a client that lowers `userVerification` to `discouraged`: the authenticator
-    /// then signs without the UV flag.
-    pub(super) skip_uv: bool,
-}
-
-impl<A: AuthenticatorBackend> Authr<A> {
-    pub(super) fn new(inner: A) -> Self {
-        Self {
-            inner,
-            origin: Url::parse(ORIGIN).unwrap(),
-            resident: BTreeMap::new(),
-            skip_uv: false,
-        }
-    }
-
-    /// Answers `navigator.credentials.create()`.
-    pub(super) fn register(&mut self, options: &Value) -> Result<Value, String> {
-        let asked = &options["publicKey"]["authenticatorSelection"];
-        assert_eq!(asked["residentKey"], "required", "{options}");
-        assert_eq!(asked["requireResidentKey"], true, "{options}");
-        assert_eq!(asked["userVerification"], "required", "{options}");
-        let mut options = options.clone();
-        let selection = &mut options["publicKey"]["authenticatorSelection"];
-        selection["residentKey"] = "discouraged".into();
-        selection["requireResidentKey"] = false.into();
-        if self.skip_uv {
-            selection["userVerification"] = "discouraged".into();
-        }
-        let handle = options["publicKey"]["user"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let ccr: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-        let answer = self
-            .inner
-            .do_registration(self.origin.clone(), ccr)
-            .map_err(|e| format!("{e:?}"))?;
-        let answer = serde_json::to_value(&answer).unwrap();
-        let id = answer["rawId"].as_str().unwrap().to_owned();
-        self.resident.insert(id, handle);
-        Ok(answer)
-    }
-
-    /// Answers `navigator.credentials.get()`.
-    pub(super) fn authenticate(&mut self, options: &Value) -> Result<Value, String> {
-        let mut options = options.clone();
-        let public_key = &mut options["publicKey"];
-        let usernameless = public_key["allowCredentials"]
-            .as_array()
-            .is_none_or(Vec::is_empty);
-        if usernameless {
-            public_key["allowCredentials"] = self
-                .resident
-                .keys()
-                .map(|id| json!({"type": "public-key", "id": id}))
-                .collect();
-        }
-        if self.skip_uv {
-            public_key["userVerification"] = "discouraged".into();
-        }
-        let rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
-        let answer = self
-            .inner
-            .do_authentication(self.origin.clone(), rcr)
-            .map_err(|e| format!("{e:?}"))?;
-        let mut answer = serde_json::to_value(&answer).unwrap();
-        let id = answer["rawId"].as_str().unwrap().to_owned();
-        if let Some(handle) = self.resident.get(&id) {
-            answer["response"]["userHandle"] = handle.clone().into();
-        }
-        Ok(answer)
-    }
-}
-
-impl Authr<SoftToken> {
-    /// A new security key, and its vendor's attestation root as PEM.
-    pub(super) fn security_key() -> (Self, String) {
-        let (token, ca) = SoftToken::new(true).unwrap();
-        (Self::new(token), ca.to_pem(LineEndingPem::LF).unwrap())
-    }
-
-    /// A copy of the key as it is now (private keys and signature counter): a clone.
-    pub(super) fn clone_key(&self) -> Self {
-        let inner = SoftToken::from_cbor(&self.inner.to_cbor().unwrap()).unwrap();
-        Self {
-            inner,
-            origin: self.origin.clone(),
-            resident: self.resident.clone(),
-            skip_uv: self.skip_uv,
-        }
-    }
-}
-
-/// A passkey that performs user verification.
-pub(super) fn passkey() -> Authr<SoftPasskey> {
-    Authr::new(SoftPasskey::new(true))
 }
 
 #[tokio::test]
@@ -719,5 +602,3 @@ async fn a_signature_counter_that_goes_backwards_is_refused_and_alerted() {
 }
 
 mod policy_and_nodes;
-
-pub(super) use policy_and_nodes::on_postgres;

@@ -195,61 +195,6 @@ async fn an_authenticator_that_does_not_verify_the_user_is_refused() {
     assert_eq!(events(&audit, "passkey.auth", "allow").len(), 1);
 }
 
-/// The PostgreSQL server to test against: `None` (after saying so) when the test is skipped.
-fn postgres_url() -> Option<String> {
-    match std::env::var("WARD_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let strict = std::env::var("WARD_TEST_STRICT").is_ok_and(|v| v == "1");
-            assert!(
-                !strict,
-                "WARD_TEST_STRICT=1 but WARD_TEST_DATABASE_URL is not set"
-            );
-            eprintln!(
-                "SKIPPED: this PostgreSQL test needs WARD_TEST_DATABASE_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
-}
-
-/// Runs `test` with the URL of a fresh schema of the PostgreSQL test server, then drops the
-/// schema, even when the test fails. Skipped (after saying so) without a server.
-pub(in crate::service) async fn on_postgres<F, Fut>(test: F)
-where
-    F: FnOnce(String) -> Fut + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    use sqlx::Connection as _;
-
-    let Some(url) = postgres_url() else { return };
-    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let schema: String = sqlx::query_scalar("SELECT 'ward_core_test_' || md5(random()::text)")
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-    // The name is generated above from hex digits only.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    // In a task of its own so that the schema is dropped even when the test fails.
-    let outcome = tokio::task::LocalSet::new()
-        .run_until(async move { tokio::task::spawn_local(test(scoped)).await })
-        .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
 #[tokio::test]
 async fn ceremonies_started_on_one_node_finish_on_another_once() {
     on_postgres(two_nodes).await;
@@ -257,16 +202,7 @@ async fn ceremonies_started_on_one_node_finish_on_another_once() {
 
 #[allow(clippy::too_many_lines)] // one scenario, step by step
 async fn two_nodes(url: String) {
-    let open = |chain: &'static str| {
-        let url = url.clone();
-        async move {
-            let store = ward_store_postgres::PostgresStore::open(&url, chain)
-                .await
-                .unwrap();
-            store.migrate().await.unwrap();
-            Arc::new(store) as Arc<dyn Store>
-        }
-    };
+    let open = |chain: &'static str| ward_testkit::db::postgres(&url, chain);
     let a = fixture_on(open("node-a").await, settings()).await;
     let b = fixture_on(open("node-b").await, settings()).await;
     let now = a.now();
