@@ -28,6 +28,7 @@ macro_rules! on_both_backends {
 
 mod auth_api;
 mod databases;
+mod device;
 mod edge;
 mod legacy;
 mod limits;

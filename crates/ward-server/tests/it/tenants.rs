@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, Response, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -24,7 +24,7 @@ use ward_core::clock::{Clock, TestClock};
 use ward_core::crypto::{Keyring, MasterKey};
 use ward_core::model::{Actor, IntegrationKind, OrgId, Role};
 use ward_core::policy::{ApiPushMode, AuthPolicy, PortalSettings};
-use ward_core::service::{Session, Ward};
+use ward_core::service::{AuthContext, Session, TxResult, Ward};
 use ward_core::totp::{Algorithm, Totp, base32_decode};
 use ward_proto::device::{
     ActivateRequest, AnswerRequest, Decision, KeyAlgorithm, PushEvent, answer_signing_bytes,
@@ -219,6 +219,25 @@ impl Tenants {
         }
     }
 
+    /// The state of `txid` as `tenant`'s Auth API application sees it, read without waiting
+    /// (`auth_status` through the router waits for a decision).
+    pub(crate) async fn tx_result(&self, tenant: &Tenant, txid: &str) -> TxResult {
+        let creds = self
+            .ward
+            .integration_credentials(&tenant.ikey, self.now())
+            .await;
+        let ctx = AuthContext {
+            integration: creds.unwrap().unwrap().integration.clone(),
+            user_ip: None,
+            client_ip: None,
+        };
+        self.ward
+            .auth_status(&ctx, txid, self.now())
+            .await
+            .unwrap()
+            .result
+    }
+
     /// What a device would be sent now.
     pub(crate) async fn pending(&self, phone: &Phone) -> Vec<PushEvent> {
         self.ward
@@ -244,13 +263,19 @@ impl Tenants {
         (new.token.to_string(), new.session)
     }
 
-    /// Sends `req` through the whole router, from a fixed address with a fixed request id.
-    pub(crate) async fn send(&self, mut req: Request<Body>) -> Reply {
+    /// The response to `req` through the whole router, from a fixed address with a fixed
+    /// request id; its body not read yet (an event stream does not end).
+    pub(crate) async fn open(&self, mut req: Request<Body>) -> Response<Body> {
         req.extensions_mut()
             .insert(ConnectInfo(PeerAddr("192.0.2.40:5000".parse().unwrap())));
         req.headers_mut()
             .insert("x-request-id", REQUEST_ID.parse().unwrap());
-        let res = self.app.clone().oneshot(req).await.unwrap();
+        self.app.clone().oneshot(req).await.unwrap()
+    }
+
+    /// The whole reply to `req` (see [`Tenants::open`]).
+    pub(crate) async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.open(req).await;
         let status = res.status();
         let headers = res
             .headers()
