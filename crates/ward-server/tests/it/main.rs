@@ -30,9 +30,11 @@ mod auth_api;
 mod databases;
 mod device;
 mod edge;
+mod helpdesk;
 mod legacy;
 mod limits;
 mod orgs;
+mod portal;
 mod recovery;
 mod tenants;
 

@@ -337,7 +337,8 @@ impl Reply {
     }
 
     /// The reply with `value` (a random token, or a name it echoes) replaced by `with` in its
-    /// headers and body, so that replies that differ only there compare equal.
+    /// headers and body (and `Content-Length` to match), so that replies that differ only
+    /// there compare equal.
     pub(crate) fn replacing(mut self, value: &str, with: &str) -> Self {
         for (_, v) in &mut self.headers {
             *v = v.replace(value, with);
@@ -345,6 +346,12 @@ impl Reply {
         self.body = String::from_utf8_lossy(&self.body)
             .replace(value, with)
             .into_bytes();
+        let length = self.body.len().to_string();
+        for (name, v) in &mut self.headers {
+            if name == header::CONTENT_LENGTH.as_str() {
+                v.clone_from(&length);
+            }
+        }
         self
     }
 }
