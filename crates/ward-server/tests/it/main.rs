@@ -35,6 +35,7 @@ mod legacy;
 mod limits;
 mod orgs;
 mod portal;
+mod prompt;
 mod recovery;
 mod tenants;
 
