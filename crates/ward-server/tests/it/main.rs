@@ -37,6 +37,7 @@ mod orgs;
 mod portal;
 mod prompt;
 mod recovery;
+mod recovery_orgs;
 mod tenants;
 
 use std::sync::Arc;
