@@ -13,7 +13,7 @@ use ward_core::service::TxResult;
 use ward_proto::device::{Decision, PushEvent};
 
 use crate::auth_api::post_as;
-use crate::tenants::{Phone, Tenant, Tenants, form, json as json_request};
+use crate::tenants::{Phone, Tenant, Tenants, form, json as json_request, sqlite_tenants};
 
 /// An asynchronous push to `username` by `tenant`'s Auth API application: its txid.
 async fn push(t: &Tenants, tenant: &Tenant, username: &str) -> String {
@@ -88,14 +88,9 @@ fn answer(body: &ward_proto::device::AnswerRequest) -> Request<Body> {
     json_request("/device/v1/answer", &serde_json::to_value(body).unwrap())
 }
 
-async fn single_tenant() -> (tempfile::TempDir, Tenants) {
-    let (dir, store) = crate::databases::sqlite("t").await;
-    (dir, crate::tenants::tenants(store).await)
-}
-
 #[tokio::test]
 async fn a_device_is_activated_streams_a_push_and_approves_it() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let code = t
         .ward
         .device_activation_code(&t.a.org, &Actor::Cli, "alice", t.now())
@@ -136,7 +131,7 @@ async fn a_device_is_activated_streams_a_push_and_approves_it() {
 
 #[tokio::test]
 async fn unsigned_or_malformed_device_calls_are_refused() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let phone = t.phone(&t.a.org, "alice", 1).await;
     let txid = push(&t, &t.a, "alice").await;
     let event = t.pending(&phone).await.pop().unwrap();
@@ -186,13 +181,13 @@ async fn a_device_is_sent_and_answers_only_its_own_organisations_pushes(t: Tenan
         .into_iter()
         .map(|e| e.txid)
         .collect();
-    assert_eq!(seen, [a_alices.clone()]);
+    assert_eq!(seen, std::slice::from_ref(&a_alices));
     let seen: Vec<String> = streamed(&t, &b_alice)
         .await
         .into_iter()
         .map(|e| e.txid)
         .collect();
-    assert_eq!(seen, [b_alices.clone()]);
+    assert_eq!(seen, std::slice::from_ref(&b_alices));
 
     // A's Alice's device answers B's pushes, with everything right but the organisation: the
     // reply is the one for a transaction that does not exist, and nothing is decided.

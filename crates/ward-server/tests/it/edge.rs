@@ -1,6 +1,6 @@
 //! What the front doors refuse before anything reaches a store, and how the Duo APIs answer
-//! while the database is unreachable. Each test runs on SQLite and, when
-//! `WARD_TEST_DATABASE_URL` is set, on PostgreSQL (a private schema per test).
+//! while the database is unreachable. Each test runs on SQLite and on PostgreSQL (a private
+//! schema per test; see [`crate::databases`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,6 @@ use axum::http::{Request, StatusCode};
 use chrono::DateTime;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use ward_core::clock::{Clock, TestClock};
@@ -23,8 +22,8 @@ use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
 use ward_server::app::router;
 use ward_server::limits::Limits;
 use ward_store::Store;
-use ward_store_postgres::PostgresStore;
-use ward_store_sqlite::SqliteStore;
+
+use crate::databases::{Schema, sqlite};
 
 const HOST: &str = "localhost";
 
@@ -145,72 +144,6 @@ impl Edge {
     }
 }
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let store = SqliteStore::open(&url, "edge").await.unwrap();
-    store.migrate().await.unwrap();
-    (dir, Arc::new(store))
-}
-
-/// A private schema on the test server, dropped by [`Schema::drop_schema`].
-struct Schema {
-    admin_url: String,
-    name: String,
-}
-
-impl Schema {
-    async fn create() -> Option<Self> {
-        let admin_url = std::env::var("WARD_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty());
-        let Some(admin_url) = admin_url else {
-            eprintln!("SKIPPED on PostgreSQL: set WARD_TEST_DATABASE_URL");
-            return None;
-        };
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        let name: String = sqlx::query_scalar("SELECT 'ward_edge_' || md5(random()::text)")
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-        let create = format!("CREATE SCHEMA {name}");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        Some(Self { admin_url, name })
-    }
-
-    /// The URL of the schema, through `via` (`host:port`) instead of the server's address.
-    fn url(&self, via: Option<&str>) -> String {
-        let mut url = url::Url::parse(&self.admin_url).unwrap();
-        if let Some(via) = via {
-            let (host, port) = via.split_once(':').unwrap();
-            url.set_host(Some(host)).unwrap();
-            url.set_port(Some(port.parse().unwrap())).unwrap();
-        }
-        let separator = if url.query().is_some() { '&' } else { '?' };
-        format!("{url}{separator}options=-c%20search_path%3D{}", self.name)
-    }
-
-    async fn store(&self, via: Option<&str>) -> Arc<dyn Store> {
-        let store = PostgresStore::open(&self.url(via), "edge").await.unwrap();
-        store.migrate().await.unwrap();
-        Arc::new(store)
-    }
-
-    async fn drop_schema(self) {
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        let drop = format!("DROP SCHEMA {} CASCADE", self.name);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-    }
-}
-
 /// Poisoned write batch: unauthenticated device answers with NUL in the txid or the device id,
 /// sent among 100 concurrent signed preauths, get a 400 each, and every preauth succeeds.
 async fn poisoned_answers_fail_alone(edge: &Edge) {
@@ -262,7 +195,7 @@ async fn chain_head(edge: &Edge) -> (i64, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poisoned_write_batch_on_sqlite() {
-    let (_dir, store) = sqlite().await;
+    let (_dir, store) = sqlite("edge").await;
     let edge = edge(store).await;
     poisoned_answers_fail_alone(&edge).await;
     nul_username_gets_a_duo_400(&edge).await;
@@ -274,7 +207,7 @@ async fn poisoned_write_batch_on_postgres() {
     let Some(schema) = Schema::create().await else {
         return;
     };
-    let edge = edge(schema.store(None).await).await;
+    let edge = edge(schema.store(None, "edge").await).await;
     poisoned_answers_fail_alone(&edge).await;
     nul_username_gets_a_duo_400(&edge).await;
     edge.store.close().await;
@@ -338,7 +271,7 @@ async fn database_outage_answers_503_then_recovers() {
         server.port().unwrap_or(5432)
     );
     let relay = Relay::start(target).await;
-    let edge = edge(schema.store(Some(&relay.addr)).await).await;
+    let edge = edge(schema.store(Some(&relay.addr), "edge").await).await;
     let (status, _, body) = edge.call(edge.preauth("alice")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 

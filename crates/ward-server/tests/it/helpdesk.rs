@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode};
 use ward_core::recovery::Opener;
 use ward_proto::device::Decision;
 
-use crate::tenants::{Reply, Tenants, form, get, with_cookie};
+use crate::tenants::{Reply, Tenants, form, get, sqlite_tenants, with_cookie};
 
 const SESSION: &str = "__Host-ward_session";
 
@@ -49,14 +49,9 @@ fn push_devices(page: &Reply) -> String {
     between(&page.text(), "<dt>Push devices</dt><dd>", "</dd>").to_owned()
 }
 
-async fn single_tenant() -> (tempfile::TempDir, Tenants) {
-    let (dir, store) = crate::databases::sqlite("t").await;
-    (dir, crate::tenants::tenants(store).await)
-}
-
 #[tokio::test]
 async fn an_agent_looks_a_user_up_and_verifies_the_caller() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let phone = t.phone(&t.a.org, "alice", 1).await;
     let agent = Agent::of(&t, &t.a.org, "agent", "passkey").await;
     let console = t.send(agent.get("/helpdesk")).await;
@@ -93,7 +88,7 @@ async fn an_agent_looks_a_user_up_and_verifies_the_caller() {
 
 #[tokio::test]
 async fn the_console_refuses_non_agents_code_sign_ins_and_forms_without_a_token() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let user = Agent::of(&t, &t.a.org, "alice", "passkey").await;
     let page = t.send(user.get("/helpdesk/users/alice")).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);

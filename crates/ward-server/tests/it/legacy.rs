@@ -9,7 +9,7 @@ use ward_proto::device::Decision;
 use ward_proto::duo::params::Params;
 use ward_proto::duo::signature::{SigDigest, SigVersion, sign_request};
 
-use crate::tenants::{Reply, Tenant, Tenants};
+use crate::tenants::{Reply, Tenant, Tenants, sqlite_tenants};
 
 /// A v1-signed call (HMAC-SHA1, no date), as `login_duo` sends it: a form body for POST, the
 /// query for GET.
@@ -90,14 +90,9 @@ fn status(tenant: &Tenant, txid: &str) -> Request<Body> {
     by(tenant, "GET", "/rest/v1/status.bson", &[("txid", txid)])
 }
 
-async fn single_tenant() -> (tempfile::TempDir, Tenants) {
-    let (dir, store) = crate::databases::sqlite("t").await;
-    (dir, crate::tenants::tenants(store).await)
-}
-
 #[tokio::test]
 async fn a_code_logs_in_once() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let reply = t.send(preauth(&t.a, "alice")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), Some("application/bson"));
@@ -116,7 +111,7 @@ async fn a_code_logs_in_once() {
 
 #[tokio::test]
 async fn a_bad_signature_or_a_missing_user_is_refused() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let forged = signed(
         &t.a.ikey,
         &t.b.skey,

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use ward_core::model::OrgId;
 use ward_core::recovery::Opener;
 
-use crate::tenants::{Tenant, Tenants, form, get, with_cookie};
+use crate::tenants::{Tenant, Tenants, form, get, sqlite_tenants, with_cookie};
 
 const SESSION: &str = "__Host-ward_session";
 
@@ -38,14 +38,9 @@ async fn totp_id(t: &Tenants, org: &OrgId, username: &str) -> String {
     factors.totps.first().unwrap().id.clone()
 }
 
-async fn single_tenant() -> (tempfile::TempDir, Tenants) {
-    let (dir, store) = crate::databases::sqlite("t").await;
-    (dir, crate::tenants::tenants(store).await)
-}
-
 #[tokio::test]
 async fn a_code_signs_in_and_the_session_shows_the_users_factors() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let reply = t.send(sign_in(&t.a, "alice", &t.code(t.a.seed))).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{reply:?}");
     let cookie = reply
@@ -66,7 +61,7 @@ async fn a_code_signs_in_and_the_session_shows_the_users_factors() {
 
 #[tokio::test]
 async fn wrong_codes_foreign_posts_and_missing_sessions_are_refused() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let wrong = t.send(sign_in(&t.a, "alice", "000000")).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.text().contains("That username and code did not work"));

@@ -10,7 +10,9 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Map, Value, json};
 use ward_proto::jws;
 
-use crate::tenants::{ORIGIN, REDIRECT, Reply, Tenant, Tenants, form, get, json as json_request};
+use crate::tenants::{
+    ORIGIN, REDIRECT, Reply, Tenant, Tenants, form, get, json as json_request, sqlite_tenants,
+};
 
 const STATE: &str = "state-0123456789abcdef";
 
@@ -93,14 +95,9 @@ async fn result(t: &Tenants, tenant: &Tenant, code: &str) -> Map<String, Value> 
     jws::verify_hs512(&id_token, tenant.client_secret.as_bytes()).unwrap()
 }
 
-async fn single_tenant() -> (tempfile::TempDir, Tenants) {
-    let (dir, store) = crate::databases::sqlite("t").await;
-    (dir, crate::tenants::tenants(store).await)
-}
-
 #[tokio::test]
 async fn a_code_in_the_prompt_signs_in_and_the_application_reads_the_result() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let page = t.send(authorize(&t, &t.a, "alice")).await;
     assert_eq!(page.status, StatusCode::OK, "{page:?}");
     assert!(page.text().contains(r#"action="/prompt/passcode""#));
@@ -123,7 +120,7 @@ async fn a_code_in_the_prompt_signs_in_and_the_application_reads_the_result() {
 
 #[tokio::test]
 async fn wrong_codes_bad_request_objects_and_replayed_codes_are_refused() {
-    let (_dir, t) = single_tenant().await;
+    let t = sqlite_tenants().await;
     let page = t.send(authorize(&t, &t.a, "alice")).await;
     let wrong = t.send(passcode(&context_of(&page), "000000")).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
@@ -226,7 +223,10 @@ async fn a_prompt_and_its_token_endpoint_stay_in_their_organisation(t: Tenants) 
     assert_eq!(foreign, unknown);
     assert_eq!(foreign.json()["error"], "invalid_grant", "{foreign:?}");
     let claims = result(&t, &t.b, &code).await;
-    assert_eq!(claims["auth_result"]["result"], "allow", "A left B's code unused");
+    assert_eq!(
+        claims["auth_result"]["result"], "allow",
+        "A left B's code unused"
+    );
 
     // A's Alice's own code signs her in; the result names A's Alice.
     let page = t.send(authorize(&t, &t.a, "alice")).await;

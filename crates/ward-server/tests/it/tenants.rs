@@ -70,16 +70,19 @@ pub(crate) struct Tenants {
     pub(crate) b: Tenant,
 }
 
+/// Both organisations over a fresh SQLite database.
+pub(crate) async fn sqlite_tenants() -> Tenants {
+    let (dir, store) = crate::databases::sqlite("t").await;
+    build(store, Some(dir)).await
+}
+
 /// Runs `check` on both organisations over SQLite.
 pub(crate) async fn on_sqlite<F, Fut>(check: F)
 where
     F: FnOnce(Tenants) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let (dir, store) = crate::databases::sqlite("t").await;
-    let mut tenants = tenants(store).await;
-    tenants._dir = Some(dir);
-    check(tenants).await;
+    check(sqlite_tenants().await).await;
 }
 
 /// Runs `check` on both organisations over PostgreSQL (a private schema), or skips.
@@ -88,11 +91,12 @@ where
     F: FnOnce(Tenants) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    crate::databases::on_postgres(|store| async move { check(tenants(store).await).await }).await;
+    crate::databases::on_postgres(|store| async move { check(build(store, None).await).await })
+        .await;
 }
 
-/// Both organisations over `store`.
-pub(crate) async fn tenants(store: Arc<dyn Store>) -> Tenants {
+/// Both organisations over `store` (in `dir`, kept as long as they are).
+async fn build(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Tenants {
     let mut portal = PortalSettings::new(url::Url::parse(ORIGIN).unwrap(), "Example");
     // Codes may sign in to the portal, so that a refused code sign-in means something.
     portal.factors.default.totp_signin = true;
@@ -117,7 +121,7 @@ pub(crate) async fn tenants(store: Arc<dyn Store>) -> Tenants {
         Limits::new(10_000, 10_000, 10_000),
     );
     Tenants {
-        _dir: None,
+        _dir: dir,
         app: router(state),
         ward,
         store,
@@ -210,7 +214,7 @@ impl Tenants {
         let phone = Phone::new(seed);
         let (device, _) = self
             .ward
-            .activate_device(&phone.activation(&code.code.to_string()), now)
+            .activate_device(&phone.activation(code.code.as_ref()), now)
             .await
             .unwrap();
         Phone {
