@@ -37,7 +37,8 @@ async fn submit_code(t: &Tenants, handle: &str, code: &str) -> (Reply, String) {
 
 async fn a_recovery_stays_in_its_organisation(t: Tenants) {
     // Started in A, B's bob is a name nobody has: the same page, and a phantom case whose
-    // page reads the same; B's bob has no case.
+    // page reads the same; B's bob has no case, in either organisation, and is told nothing.
+    let bob_phone = t.phone(&t.b.org, "bob", 2).await;
     let (bob, bob_handle) = start(&t, &t.a, "bob").await;
     let (nobody, nobody_handle) = start(&t, &t.a, "nobody").await;
     assert_eq!(bob, nobody);
@@ -50,8 +51,14 @@ async fn a_recovery_stays_in_its_organisation(t: Tenants) {
             .contains(r#"data-recovery-stage="collecting""#)
     );
     let b_bob = t.user_id(&t.b.org, "bob").await;
-    let case = t.store.open_recovery_case(t.b.org.as_str(), &b_bob).await;
-    assert!(case.unwrap().is_none(), "B's bob has no case");
+    for org in [&t.a.org, &t.b.org] {
+        let case = t.store.open_recovery_case(org.as_str(), &b_bob).await;
+        assert!(case.unwrap().is_none(), "B's bob has no case");
+    }
+    assert!(
+        t.pending(&bob_phone).await.is_empty(),
+        "no notice reached bob"
+    );
 
     // B's alice's saved recovery codes prove nothing about A's alice: her code is refused
     // by A's alice's case exactly as a made-up code is.
