@@ -63,20 +63,26 @@ impl Phone {
         number: Option<&str>,
         time: i64,
     ) -> AnswerRequest {
-        let msg = answer_signing_bytes(
-            &self.id,
-            &event.txid,
-            decision,
-            number,
-            &event.context_hash,
-            time,
-        );
+        self.answer_to(&event.txid, &event.context_hash, decision, number, time)
+    }
+
+    /// Signs an answer to transaction `txid` showing `context_hash`, whether or not such an
+    /// event was sent (for forged, misdirected and unknown answers).
+    pub fn answer_to(
+        &self,
+        txid: &str,
+        context_hash: &str,
+        decision: Decision,
+        number: Option<&str>,
+        time: i64,
+    ) -> AnswerRequest {
+        let msg = answer_signing_bytes(&self.id, txid, decision, number, context_hash, time);
         AnswerRequest {
             device_id: self.id.clone(),
-            txid: event.txid.clone(),
+            txid: txid.to_owned(),
             decision,
             number: number.map(str::to_owned),
-            context_hash: event.context_hash.clone(),
+            context_hash: context_hash.to_owned(),
             time,
             signature: self.sign(&msg),
         }

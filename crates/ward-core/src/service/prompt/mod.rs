@@ -32,7 +32,7 @@ pub use types::{
 
 use super::{AuthContext, Ward};
 use crate::audit::{Action, Event};
-use crate::crypto::{Purpose, new_token, token_hash};
+use crate::crypto::{Purpose, new_token};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{self, Enrolled, Refusal, Subject};
 use crate::model::{Actor, IntegrationId, IntegrationKind, OrgId, UserId};
@@ -381,7 +381,7 @@ impl Ward {
     ) -> CoreResult<Completion> {
         let org = self.prompt_org(request, now).await?;
         let code = new_token();
-        let hash = token_hash(&code);
+        let hash = token::code_hash(&request.client_id, &code);
         let grant = CodeGrant {
             request: request.clone(),
             user_id: user.map(|u| u.user_id.clone()),

@@ -190,13 +190,19 @@ impl Ward {
         }
     }
 
-    /// Consumes a code (once, on any node) and opens what it stands for.
-    async fn take_code(&self, code: &str, now: DateTime<Utc>) -> Result<CodeGrant, OAuthError> {
+    /// Consumes a code issued to `client_id` (once, on any node) and opens what it stands for.
+    /// Another client's code is as unknown as a made-up one, and is left for its own client.
+    async fn take_code(
+        &self,
+        client_id: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CodeGrant, OAuthError> {
         let bad = || OAuthError::grant("The code is invalid, expired or already used.");
         if code.is_empty() || code.len() > 128 {
             return Err(bad());
         }
-        let hash = token_hash(code);
+        let hash = code_hash(client_id, code);
         let receipt = match self
             .store
             .commit(ChangeSet::new().with(Change::ConsumeCeremony {
@@ -263,12 +269,9 @@ impl Prompt<'_> {
                 now,
             )
             .await?;
-        let grant = self
-            .take_code(params.code.as_deref().unwrap_or_default(), now)
-            .await?;
-        if grant.request.client_id != creds.integration.ikey.as_str() {
-            return Err(OAuthError::grant("The code was issued to another client."));
-        }
+        let client_id = creds.integration.ikey.as_str();
+        let code = params.code.as_deref().unwrap_or_default();
+        let grant = self.take_code(client_id, code, now).await?;
         if params.redirect_uri.as_deref() != Some(grant.request.redirect_uri.as_str()) {
             return Err(OAuthError::grant(
                 "redirect_uri does not match the authorization request.",
@@ -284,6 +287,12 @@ impl Prompt<'_> {
             token_type: "Bearer",
         })
     }
+}
+
+/// How a code is stored: hashed together with the client it was issued to, so that a code is
+/// found only when its own client trades it.
+pub(super) fn code_hash(client_id: &str, code: &str) -> String {
+    token_hash(&format!("{client_id}:{code}"))
 }
 
 fn audience_is(claims: &Map<String, Value>, expected: &str) -> bool {
