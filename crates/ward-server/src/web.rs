@@ -467,4 +467,22 @@ impl OrgQuery {
         let named = self.org.as_deref().map(str::trim).filter(|o| !o.is_empty());
         state.ward.admin().resolve_org(named).await
     }
+
+    /// The query this page's forms and links keep, so that the organisation it names survives
+    /// without JavaScript: `?org=NAME` (form-encoded; escaped again by the template), or
+    /// nothing. A value longer than any organisation name is not kept.
+    pub fn suffix(&self) -> String {
+        match self.org.as_deref().map(str::trim) {
+            Some(org) if !org.is_empty() && org.len() <= MAX_ORG_QUERY => {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("org", org)
+                    .finish();
+                format!("?{query}")
+            }
+            _ => String::new(),
+        }
+    }
 }
+
+/// The longest `org` a page passes on (organisation names and ids are far shorter).
+const MAX_ORG_QUERY: usize = 200;

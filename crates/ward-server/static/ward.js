@@ -10,7 +10,8 @@
   };
 
   // A deployment with several organisations names one in its portal links (?org=NAME); the
-  // forms and calls of a page nobody is signed in to yet carry it on.
+  // passkey calls of a page nobody is signed in to yet carry it on (its forms and links get it
+  // from the server, so they work without this script).
   const org = new URLSearchParams(window.location.search).get('org');
   const withOrg = (url) => (org
     ? `${url}${url.includes('?') ? '&' : '?'}org=${encodeURIComponent(org)}`
@@ -276,9 +277,6 @@
   }
 
   document.addEventListener('DOMContentLoaded', () => {
-    document.querySelectorAll('form[data-keep-org]').forEach((f) => {
-      f.setAttribute('action', withOrg(f.getAttribute('action')));
-    });
     document.querySelectorAll('[data-prompt-passkey]').forEach((b) => {
       b.addEventListener('click', () => withBusy(b, () => promptPasskey(b)));
     });

@@ -27,6 +27,8 @@ struct SignInPage {
     layout: Layout,
     totp_allowed: bool,
     error: Option<&'static str>,
+    /// `?org=…` for the form and links, or empty.
+    org_query: String,
 }
 
 fn totp_sign_in_allowed(state: &AppState) -> bool {
@@ -37,6 +39,7 @@ fn totp_sign_in_allowed(state: &AppState) -> bool {
 
 pub(super) async fn sign_in_page(
     State(state): State<AppState>,
+    Query(org): Query<OrgQuery>,
     MaybeSession(session): MaybeSession,
 ) -> Response {
     if session.is_some() {
@@ -46,6 +49,7 @@ pub(super) async fn sign_in_page(
         layout: Layout::new(&state, "Sign in", None),
         totp_allowed: totp_sign_in_allowed(&state),
         error: None,
+        org_query: org.suffix(),
     })
 }
 
@@ -61,6 +65,7 @@ pub(super) async fn sign_in_totp(
     Form(form): Form<TotpSignInForm>,
 ) -> Result<Response, WebError> {
     let now = state.clock.now();
+    let org_query = org.suffix();
     let org = org.resolve(&state).await?;
     match state
         .ward
@@ -77,6 +82,7 @@ pub(super) async fn sign_in_totp(
                     "That username and code did not work. Codes change every 30 seconds; \
                      use the current one.",
                 ),
+                org_query,
             });
             *page.status_mut() = StatusCode::UNAUTHORIZED;
             Ok(page)

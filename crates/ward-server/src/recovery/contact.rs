@@ -26,10 +26,13 @@ struct ContactPage {
     done: bool,
     blocked: bool,
     block_days: u32,
+    /// `?org=…` for the form and links, or empty.
+    org_query: String,
 }
 
 pub(super) async fn contact_page(
     State(state): State<AppState>,
+    Query(org): Query<OrgQuery>,
     MaybeSession(session): MaybeSession,
 ) -> Response {
     render(&ContactPage {
@@ -38,6 +41,7 @@ pub(super) async fn contact_page(
         done: false,
         blocked: false,
         block_days: BLOCK_DAYS,
+        org_query: org.suffix(),
     })
 }
 
@@ -108,5 +112,6 @@ pub(super) async fn contact_submit(
         done: true,
         blocked: user_id.is_some() && block_days.is_some(),
         block_days: BLOCK_DAYS,
+        org_query: String::new(),
     }))
 }

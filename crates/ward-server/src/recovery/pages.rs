@@ -20,11 +20,17 @@ use crate::web::{Layout, OrgQuery, WebError, render, when};
 #[template(path = "recovery/start.html")]
 struct StartPage {
     layout: Layout,
+    /// `?org=…` for the form and links, or empty.
+    org_query: String,
 }
 
-pub(super) async fn start_page(State(state): State<AppState>) -> Response {
+pub(super) async fn start_page(
+    State(state): State<AppState>,
+    Query(org): Query<OrgQuery>,
+) -> Response {
     render(&StartPage {
         layout: Layout::new(&state, "Recover your account", None),
+        org_query: org.suffix(),
     })
 }
 

@@ -165,3 +165,61 @@ async fn a_sign_in_and_a_session_stay_in_their_organisation(t: Tenants) {
 }
 
 on_both_backends!(a_sign_in_and_a_session_stay_in_their_organisation);
+
+/// The `action` of the first form on `html`.
+fn form_action(html: &str) -> &str {
+    let start = html.find("action=\"").unwrap() + "action=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn pages_keep_the_organisation_on_their_forms_and_links_without_javascript() {
+    let t = sqlite_tenants().await;
+    for (page, action, links) in [
+        (
+            "/portal/sign-in",
+            "/portal/sign-in/totp",
+            &["/recovery", "/report-contact"][..],
+        ),
+        (
+            "/recovery",
+            "/recovery/start",
+            &["/portal/sign-in", "/report-contact"][..],
+        ),
+        ("/report-contact", "/report-contact", &[][..]),
+    ] {
+        let named = t
+            .send(get(&format!("{page}?org={}", t.b.name)))
+            .await
+            .text();
+        assert_eq!(form_action(&named), format!("{action}?org={}", t.b.name));
+        for link in links {
+            let href = format!("href=\"{link}?org={}\"", t.b.name);
+            assert!(named.contains(&href), "{page} lacks {href}");
+        }
+        // Without a name the forms post to the plain path; a name is encoded, not pasted.
+        let plain = t.send(get(page)).await.text();
+        assert_eq!(form_action(&plain), action);
+        let odd = t.send(get(&format!("{page}?org=a%26b%22"))).await.text();
+        assert_eq!(form_action(&odd), format!("{action}?org=a%26b%22"));
+    }
+
+    // The sign-in form, posted where the page says (no script involved), signs in to B.
+    let page = t
+        .send(get(&format!("/portal/sign-in?org={}", t.b.name)))
+        .await;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", "alice")
+        .append_pair("code", &t.code(t.b.seed))
+        .finish();
+    let reply = t.send(form(form_action(&page.text()), &body)).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{reply:?}");
+    let token = reply.cookie(SESSION).unwrap();
+    let session = t.ward.portal().session(&token, t.now()).await;
+    let session = session.unwrap().unwrap();
+    assert_eq!(
+        session.user_id().as_str(),
+        t.user_id(&t.b.org, "alice").await
+    );
+}
