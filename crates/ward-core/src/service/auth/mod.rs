@@ -20,7 +20,7 @@ use crate::policy::UnknownUserPolicy;
 use passcode::PasscodeCheck;
 pub use types::{
     AuthContext, AuthDecision, AuthStatus, Capability, DenyReason, Device, PreauthOutcome,
-    TxResult, TxView,
+    TxResult, TxStatus, TxView,
 };
 
 impl Ward {
@@ -313,7 +313,7 @@ impl Auth<'_> {
         }
         Ok(TxView {
             result: tx.result.parse()?,
-            status: tx.status,
+            status: tx.status.parse()?,
             status_msg: tx.status_msg,
         })
     }

@@ -73,6 +73,15 @@ pub enum PushState {
 }
 
 impl PushState {
+    /// Every state.
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Denied,
+        Self::Fraud,
+        Self::Timeout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -98,16 +107,10 @@ impl std::str::FromStr for PushState {
     type Err = CoreError;
 
     fn from_str(s: &str) -> CoreResult<Self> {
-        [
-            Self::Pending,
-            Self::Approved,
-            Self::Denied,
-            Self::Fraud,
-            Self::Timeout,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == s)
-        .ok_or_else(|| CoreError::Internal(format!("stored push state {s:?}")))
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| CoreError::Internal(format!("stored push state {s:?}")))
     }
 }
 

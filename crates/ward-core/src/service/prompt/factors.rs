@@ -206,10 +206,10 @@ impl Prompt<'_> {
         } else {
             Decision {
                 allowed: false,
-                status: view.status.clone(),
+                status: view.status.as_str().into(),
                 status_msg: view.status_msg.clone(),
                 factor: Some(PromptMethod::Push.as_str().into()),
-                reason: view.status.clone(),
+                reason: view.status.as_str().into(),
                 device,
                 txid: txid.to_owned(),
             }
