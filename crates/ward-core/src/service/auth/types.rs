@@ -269,13 +269,17 @@ pub struct TxView {
 }
 
 impl AuthContext {
+    /// The integration's push mode, else the server's `push.auth_api_mode`.
+    pub(super) fn push_mode(&self, policy: &AuthPolicy) -> ApiPushMode {
+        self.integration
+            .push_mode
+            .unwrap_or(policy.push.auth_api_mode)
+    }
+
     /// What this integration's policy allows at `door` (the Auth API or the older API; the
     /// hosted prompt has its own policy). Passkeys are not a factor of these APIs.
-    pub(super) fn allowed(&self, door: Door, policy: &AuthPolicy) -> Allowed {
-        let mode = self
-            .integration
-            .push_mode
-            .unwrap_or(policy.push.auth_api_mode);
+    pub(in crate::service) fn allowed(&self, door: Door, policy: &AuthPolicy) -> Allowed {
+        let mode = self.push_mode(policy);
         let push = match door {
             // These clients cannot show a Verified Push number: plain push only.
             Door::Legacy => mode == ApiPushMode::Plain,

@@ -11,6 +11,7 @@ use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, OrgId, Role, UserRef};
 use crate::recovery::{Actor, Opener};
+use crate::service::auth::push::PushDoor;
 use crate::service::{AuthContext, PushOutcome, PushRequest, PushState, Session};
 
 const HELPDESK_IKEY: &str = "ward-helpdesk";
@@ -227,7 +228,13 @@ impl Recovery<'_> {
         };
         match self
             .auth()
-            .start_push(&ctx, &UserRef::Id(user.user_id.clone()), &req, now)
+            .start_push(
+                &ctx,
+                &PushDoor::WARD,
+                &UserRef::Id(user.user_id.clone()),
+                &req,
+                now,
+            )
             .await?
         {
             PushOutcome::Started(started) => Ok(CallerCheck {
