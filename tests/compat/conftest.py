@@ -214,8 +214,12 @@ class WardServer:
         *,
         plain_http: bool = False,
         name: str = "ward",
+        launcher: list[str] | None = None,
     ) -> None:
+        """`launcher` is a command line that runs ward (e.g. `["prlimit", "--nofile=1024:4096",
+        "--"]`); it must exec ward, so that `pid` is ward's."""
         self.ward_bin = Path(ward_bin)
+        self.launcher = list(launcher or [])
         self.data_dir = Path(data_dir)
         self.config_path = Path(config_path)
         self.plain_http = plain_http
@@ -243,6 +247,7 @@ class WardServer:
             with self._log_lock:
                 self._log.append("----- restart -----")
         cmd = [
+            *self.launcher,
             str(self.ward_bin),
             "--data-dir",
             str(self.data_dir),
@@ -314,6 +319,11 @@ class WardServer:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, f"{self.name} is not running"
+        return self._proc.pid
 
     def _forget(self) -> None:
         _LIVE_SERVERS.discard(self)

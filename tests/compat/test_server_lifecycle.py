@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Backend, WardServer, create_integration, unique_username, ward_cli, write_config
+from conftest import (
+    Backend,
+    WardServer,
+    create_integration,
+    skip_or_fail,
+    unique_username,
+    ward_cli,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +71,31 @@ def test_restart_keeps_master_key_and_ca(ward_bin, tmp_path):
     try:
         assert (server.data_dir / "master.key").read_bytes() == key_before
         assert (server.data_dir / "tls" / "ca.pem").read_bytes() == ca_before
+    finally:
+        server.stop()
+
+
+def open_file_limits(pid: int) -> tuple[int, int]:
+    """The soft and hard RLIMIT_NOFILE of a process, from /proc/PID/limits."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError(f"no 'Max open files' line in /proc/{pid}/limits")
+
+
+def test_start_raises_the_open_file_soft_limit_to_the_hard_limit(ward_bin, tmp_path):
+    """Issue 11 (connection exhaustion): systemd starts services with a soft limit of 1024 open
+    files, which ~1,000 slow connections used up; ward raises its soft limit to the hard one."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        skip_or_fail("prlimit (util-linux) is not installed")
+    config = write_config(tmp_path / "ward.toml", unknown_user="deny")
+    launcher = [prlimit, "--nofile=1024:4096", "--"]
+    server = WardServer(ward_bin, tmp_path / "data", config, name="nofile", launcher=launcher).start()
+    try:
+        assert open_file_limits(server.pid) == (4096, 4096), server.log_text()
+        assert "raised the open-file limit" in server.log_text()
     finally:
         server.stop()
 

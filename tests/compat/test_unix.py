@@ -203,7 +203,11 @@ def test_login_duo_verified_integration_refuses_push_but_takes_passcodes(unix_se
     # Asking for a push anyway is refused, audited.
     refused = login_duo(conf, user.username, "push1")
     assert not allowed(refused), refused
-    assert any(e.get("details", {}).get("reason") == "verified_push_needs_a_screen" for e in audit_events(unix_server))
+    refusals = [e.get("details", {}) for e in audit_events(unix_server) if e.get("action") == "auth.push"]
+    assert any(
+        d.get("reason") == "not_allowed_by_policy" and d.get("policy") == "verified_push_needs_a_screen"
+        for d in refusals
+    ), refusals
     assert allowed(login_duo(conf, user.username, user.code()))
 
 

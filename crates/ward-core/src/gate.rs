@@ -167,6 +167,18 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason, in the order [`admit`] checks them ([`Refusal::PushStorm`], decided by the
+    /// store, last).
+    pub const ALL: [Self; 7] = [
+        Self::OrgDisabled,
+        Self::UnknownUser,
+        Self::Disabled,
+        Self::LockedOut,
+        Self::NotAllowed,
+        Self::PushMuted,
+        Self::PushStorm,
+    ];
+
     /// The reason as the audit log records it.
     pub fn as_str(self) -> &'static str {
         match self {

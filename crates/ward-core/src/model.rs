@@ -328,3 +328,52 @@ impl std::str::FromStr for Role {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Comparisons of a stored state with a string literal (`user.status != "active"`).
+    const RAW_COMPARES: [&str; 4] = ["status!=\"", "status==\"", "state!=\"", "state==\""];
+
+    fn scan(dir: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.contains("tests") {
+                continue;
+            }
+            if path.is_dir() {
+                scan(&path, found);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, line)| !line.trim_start().starts_with("//"));
+                for (n, line) in code {
+                    let squeezed: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+                    if RAW_COMPARES.iter().any(|p| squeezed.contains(p)) {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Issue 11: stored states (an account's status, a push's state) are parsed into their
+    /// enums and compared as such, never as strings, so that every path decides alike.
+    #[test]
+    fn stored_states_are_never_compared_as_strings() {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut found = Vec::new();
+        for name in ["ward-core", "ward-server"] {
+            scan(&crates.join(name).join("src"), &mut found);
+        }
+        assert!(
+            found.is_empty(),
+            "raw state compares:\n{}",
+            found.join("\n")
+        );
+    }
+}

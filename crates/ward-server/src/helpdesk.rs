@@ -15,7 +15,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use ward_core::CoreError;
-use ward_core::service::{HelpdeskView, Session};
+use ward_core::service::{HelpdeskView, PushState, Session};
 
 use crate::app::AppState;
 use crate::portal::{CsrfForm, check_csrf, state_label};
@@ -250,14 +250,17 @@ async fn verify(
 }
 
 /// What the agent is told about a verification.
-fn verify_message(status: &str) -> &'static str {
-    match status {
-        "pending" => "Waiting for the caller to enter the number on the user's device…",
-        "approved" => "Verified: the number was entered on the user's enrolled device.",
-        "denied" => "Denied on the user's device. Do not act on the caller's request.",
-        "fraud" => "The user reported this request as fraud. Do not act on it; flag fraud.",
-        "timeout" => "No answer in time. Send a new verification if the caller is still there.",
-        _ => "The verification ended without an answer.",
+fn verify_message(state: PushState) -> &'static str {
+    match state {
+        PushState::Pending => "Waiting for the caller to enter the number on the user's device…",
+        PushState::Approved => "Verified: the number was entered on the user's enrolled device.",
+        PushState::Denied => "Denied on the user's device. Do not act on the caller's request.",
+        PushState::Fraud => {
+            "The user reported this request as fraud. Do not act on it; flag fraud."
+        }
+        PushState::Timeout => {
+            "No answer in time. Send a new verification if the caller is still there."
+        }
     }
 }
 
@@ -269,13 +272,15 @@ async fn verify_status(
     if !state.ward.recovery().is_agent(&session).await? {
         return Err(JsonError(StatusCode::FORBIDDEN, NOT_AGENT.into()));
     }
-    let status = state
+    let verification = state
         .ward
         .recovery()
         .helpdesk_verify_status(&session, &txid, state.clock.now())
         .await?;
-    let message = verify_message(&status);
-    Ok(Json(json!({ "status": status, "message": message })))
+    let message = verify_message(verification);
+    Ok(Json(
+        json!({ "status": verification.as_str(), "message": message }),
+    ))
 }
 
 async fn open_case(
@@ -340,4 +345,17 @@ async fn note(
         .await
         .map_err(|e| WebError::from(e).next(&user_path(&username), "Back to the user"))?;
     Ok(Redirect::to(&user_url(&username, "note-added")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11: every state of a verification has its own sentence (no catch-all).
+    #[test]
+    fn every_verification_state_has_its_own_message() {
+        let messages: std::collections::HashSet<&str> =
+            PushState::ALL.into_iter().map(verify_message).collect();
+        assert_eq!(messages.len(), PushState::ALL.len(), "{messages:?}");
+    }
 }

@@ -60,20 +60,47 @@ async fn health_check(
             axum::Json(json!({ "stat": "OK", "response": { "timestamp": timestamp } })),
         )
             .into_response(),
-        Err(e) if e.error == OAuthErrorCode::TemporarilyUnavailable => {
-            crate::error::ApiError::code(DuoErrorCode::Unavailable).into_response()
-        }
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({
-                "stat": "FAIL",
-                "code": 40002,
-                "message": e.error.as_str(),
-                "message_detail": e.description,
-                "timestamp": now.timestamp(),
-            })),
-        )
-            .into_response(),
+        Err(e) => health_check_refusal(&e, now.timestamp()),
+    }
+}
+
+/// A refused health check, in the Duo envelope its clients read: a failure of Ward or its
+/// database is a 5xx, never a client's 400.
+fn health_check_refusal(e: &OAuthError, timestamp: i64) -> Response {
+    let server_side = match e.error {
+        OAuthErrorCode::TemporarilyUnavailable => Some(DuoErrorCode::Unavailable),
+        OAuthErrorCode::ServerError => Some(DuoErrorCode::Internal),
+        OAuthErrorCode::InvalidRequest
+        | OAuthErrorCode::InvalidClient
+        | OAuthErrorCode::InvalidGrant
+        | OAuthErrorCode::UnsupportedGrantType => None,
+    };
+    if let Some(code) = server_side {
+        return crate::error::ApiError::code(code).into_response();
+    }
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({
+            "stat": "FAIL",
+            "code": 40002,
+            "message": e.error.as_str(),
+            "message_detail": e.description,
+            "timestamp": timestamp,
+        })),
+    )
+        .into_response()
+}
+
+/// The HTTP status of a token-endpoint error.
+fn token_error_status(error: OAuthErrorCode) -> StatusCode {
+    match error {
+        // Duo answers a bad client assertion with 400 too; its clients expect that.
+        OAuthErrorCode::InvalidRequest
+        | OAuthErrorCode::InvalidClient
+        | OAuthErrorCode::InvalidGrant
+        | OAuthErrorCode::UnsupportedGrantType => StatusCode::BAD_REQUEST,
+        OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -97,17 +124,97 @@ async fn token(State(state): State<AppState>, RawQuery(query): RawQuery, body: B
             response
         }
         Err(OAuthError { error, description }) => {
-            let status = match error {
-                // Duo answers a bad client assertion with 400 too; its clients expect that.
-                OAuthErrorCode::InvalidRequest
-                | OAuthErrorCode::InvalidClient
-                | OAuthErrorCode::InvalidGrant
-                | OAuthErrorCode::UnsupportedGrantType => StatusCode::BAD_REQUEST,
-                OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            };
             let body = json!({ "error": error.as_str(), "error_description": description });
-            (status, axum::Json(body)).into_response()
+            (token_error_status(error), axum::Json(body)).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ward_core::CoreError;
+
+    use super::*;
+
+    /// The index of a core error's kind; a new kind does not compile here until the table
+    /// below says how the OAuth endpoints answer it.
+    fn kind(e: &CoreError) -> usize {
+        match e {
+            CoreError::NotFound(_) => 0,
+            CoreError::Conflict(_) => 1,
+            CoreError::InvalidInput { .. } => 2,
+            CoreError::Unauthenticated => 3,
+            CoreError::Forbidden(_) => 4,
+            CoreError::RateLimited => 5,
+            CoreError::Expired(_) => 6,
+            CoreError::Unavailable(_) => 7,
+            CoreError::Internal(_) => 8,
+        }
+    }
+
+    const KINDS: usize = 9;
+    const INSIDE: &str = "inside-detail";
+
+    /// Issue 11: every kind of core error has its own OAuth `error` and HTTP status at the
+    /// token endpoint and the health check (none is a `server_error` by default), and the
+    /// description is a fixed sentence, never the error's own text.
+    #[test]
+    fn every_core_error_kind_has_its_oauth_error_and_status() {
+        let table = [
+            (
+                CoreError::NotFound(INSIDE.into()),
+                "invalid_grant",
+                400,
+                400,
+            ),
+            (
+                CoreError::Conflict(INSIDE.into()),
+                "invalid_grant",
+                400,
+                400,
+            ),
+            (
+                CoreError::InvalidInput {
+                    field: "code",
+                    reason: INSIDE.into(),
+                },
+                "invalid_request",
+                400,
+                400,
+            ),
+            (CoreError::Unauthenticated, "invalid_client", 400, 400),
+            (
+                CoreError::Forbidden(INSIDE.into()),
+                "invalid_client",
+                400,
+                400,
+            ),
+            (CoreError::RateLimited, "temporarily_unavailable", 503, 503),
+            (CoreError::Expired(INSIDE.into()), "invalid_grant", 400, 400),
+            (
+                CoreError::Unavailable(INSIDE.into()),
+                "temporarily_unavailable",
+                503,
+                503,
+            ),
+            (CoreError::Internal(INSIDE.into()), "server_error", 500, 500),
+        ];
+        let mut covered = [false; KINDS];
+        for (e, error, token_status, health_status) in table {
+            covered[kind(&e)] = true;
+            let name = e.code();
+            let answer = OAuthError::from(e);
+            assert_eq!(answer.error.as_str(), error, "{name}");
+            assert!(!answer.description.contains(INSIDE), "{name}");
+            let status = token_error_status(answer.error);
+            assert_eq!(
+                status.as_u16(),
+                token_status,
+                "{name} at the token endpoint"
+            );
+            let status = health_check_refusal(&answer, 0).status();
+            assert_eq!(status.as_u16(), health_status, "{name} at the health check");
+        }
+        assert_eq!(covered, [true; KINDS], "a kind has no row");
     }
 }

@@ -85,9 +85,9 @@ actions! {
         details: ["factor", "integration", "ipaddr", "client_ip"],
     }
     AuthPush = "auth.push" {
-        "A push refused before it was sent (policy, Verified Push without a screen, no device); actor: the integration.",
+        "A push refused by the gate before it was sent (the reason; when the application's policy does not allow it, also which policy: its push mode, Verified Push where no number can be shown, the prompt's policy); actor: the integration.",
         outcomes: ["deny"],
-        details: ["reason", "integration", "ipaddr", "client_ip"],
+        details: ["reason", "policy", "integration", "ipaddr", "client_ip"],
     }
     AuthPushSent = "auth.push.sent" {
         "A push request sent to one of the user's devices; actor: the integration.",

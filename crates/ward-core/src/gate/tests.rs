@@ -14,6 +14,84 @@ fn active() -> Subject {
     }
 }
 
+/// The order in which [`admit`] refuses, found by clearing one cause at a time from a request
+/// that has every cause at once.
+fn refusal_order() -> Vec<Refusal> {
+    let mut org = OrgState::Disabled;
+    let mut subject: Option<Subject> = None;
+    let mut allowed = Allowed {
+        passkey: false,
+        push: false,
+        passcode: false,
+    };
+    let mut order = Vec::new();
+    while let Err(refusal) = admit(org, subject.as_ref(), Method::Push, allowed, NOW) {
+        assert!(!order.contains(&refusal), "{refusal:?} twice: {order:?}");
+        order.push(refusal);
+        let mut clear = |f: fn(&mut Subject)| f(subject.as_mut().unwrap());
+        match refusal {
+            Refusal::OrgDisabled => org = OrgState::Enabled,
+            Refusal::UnknownUser => {
+                subject = Some(Subject {
+                    status: UserStatus::Disabled,
+                    locked_until_ms: Some(NOW + 1),
+                    push_muted_until_ms: Some(NOW + 1),
+                    ..active()
+                });
+            }
+            Refusal::Disabled => clear(|s| s.status = UserStatus::Active),
+            Refusal::LockedOut => clear(|s| s.locked_until_ms = None),
+            Refusal::NotAllowed => allowed = Allowed::ALL,
+            Refusal::PushMuted => clear(|s| s.push_muted_until_ms = None),
+            Refusal::PushStorm => panic!("the store decides the storm limit, not admit"),
+        }
+    }
+    order
+}
+
+/// The part of docs/security.md under `heading`, up to the next heading of its level.
+fn security_page_section(heading: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    let start = page
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?}"));
+    let rest = &page[start + heading.len()..];
+    rest[..rest.find("\n## ").unwrap_or(rest.len())].to_owned()
+}
+
+/// Issue 11: docs/security.md lists the gate's checks in the order the code makes them (the
+/// disabled organisation first), and its audited reasons include every reason the gate and
+/// the store give.
+#[test]
+fn security_page_states_the_gates_order_and_every_reason() {
+    let order: Vec<&str> = refusal_order().into_iter().map(Refusal::as_str).collect();
+    assert_eq!(order.len(), Refusal::ALL.len() - 1, "{order:?}");
+    let expected: Vec<&str> = Refusal::ALL[..order.len()]
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(order, expected, "Refusal::ALL is not in the order of admit");
+    let gate = security_page_section("## The decision gate");
+    let listed: Vec<&str> = gate
+        .lines()
+        .filter_map(|line| {
+            let (number, rest) = line.split_once(". `")?;
+            number.parse::<u32>().ok()?;
+            rest.split('`').next()
+        })
+        .collect();
+    assert_eq!(listed, order, "docs/security.md, the gate's order");
+    let audit = security_page_section("## What the audit log records");
+    for refusal in Refusal::ALL {
+        let code = format!("`{}`", refusal.as_str());
+        assert!(
+            audit.contains(&code),
+            "docs/security.md does not list {code}"
+        );
+    }
+}
+
 #[test]
 fn frozen_accounts_change_nothing_and_probation_holds_recovery_methods() {
     let frozen = Subject {

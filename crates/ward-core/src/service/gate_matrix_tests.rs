@@ -4,7 +4,10 @@
 //! Doors: the Auth API (passcode, push, preauth), the older `/rest/v1` API (passcode, push),
 //! the hosted prompt (what it offers, passcode, push, passkey) and the portal (TOTP sign-in,
 //! passkey sign-in). States: active, unknown, disabled, locked out, push muted after a fraud
-//! report, over the push storm limit, and an active account of a disabled organisation.
+//! report, over the push storm limit, an active account whose applications' policies do not
+//! allow the method (an Auth API integration with push turned off, a prompt that requires a
+//! phishing-resistant factor, a portal group without TOTP sign-in), and an active account of a
+//! disabled organisation. Each door's verdict is the gate's under that door's own policy.
 
 use std::sync::Arc;
 
@@ -20,9 +23,9 @@ use super::passkey_tests::{audit_of, settings};
 use super::*;
 use crate::clock::{Clock, TestClock};
 use crate::crypto::MasterKey;
-use crate::gate::{self, Allowed, Method, OrgState, Subject};
+use crate::gate::{self, Allowed, Door, Method, OrgState, Subject};
 use crate::model::{Actor, IntegrationKind, UserRef, UserStatus};
-use crate::policy::{ApiPushMode, FactorPolicy, PushPolicy};
+use crate::policy::{ApiPushMode, FactorPolicy, PromptPolicy, PushPolicy};
 use crate::totp::{Algorithm, Totp};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -36,17 +39,21 @@ enum State {
     Locked,
     Muted,
     Storm,
+    /// Active, but asked for through applications (and in a portal group) whose policies do
+    /// not allow push or codes.
+    NotAllowed,
     /// Active, but its organisation is disabled (last: it disables the matrix's organisation).
     OrgDisabled,
 }
 
-const STATES: [State; 7] = [
+const STATES: [State; 8] = [
     State::Active,
     State::Unknown,
     State::Disabled,
     State::Locked,
     State::Muted,
     State::Storm,
+    State::NotAllowed,
     State::OrgDisabled,
 ];
 
@@ -63,6 +70,10 @@ struct Matrix {
     clock: TestClock,
     api: AuthContext,
     web: crate::model::Integration,
+    /// An Auth API integration with push turned off.
+    strict_api: AuthContext,
+    /// A hosted prompt that requires a phishing-resistant factor (no push, no codes).
+    strict_web: crate::model::Integration,
 }
 
 async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
@@ -71,6 +82,13 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
         "codes".into(),
         FactorPolicy {
             totp_signin: true,
+            ..FactorPolicy::default()
+        },
+    );
+    portal.factors.groups.insert(
+        STRICT_GROUP.into(),
+        FactorPolicy {
+            totp_signin: false,
             ..FactorPolicy::default()
         },
     );
@@ -114,23 +132,58 @@ async fn matrix_on(store: Arc<dyn Store>) -> Matrix {
         )
         .await
         .unwrap();
+    let (strict_api, _) = ward
+        .admin()
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "VPN without push",
+            IntegrationKind::AuthApi,
+            Some(ApiPushMode::Refuse),
+            now,
+        )
+        .await
+        .unwrap();
+    let phishing_resistant = PromptPolicy {
+        require_phishing_resistant: true,
+        ..PromptPolicy::default()
+    };
+    let (strict_web, _) = ward
+        .admin()
+        .create_web_sdk_integration(
+            default_org(),
+            &Actor::Cli,
+            "Web, passkeys only",
+            &phishing_resistant,
+            now,
+        )
+        .await
+        .unwrap();
+    let api = |integration| AuthContext {
+        integration,
+        user_ip: Some("192.0.2.1".into()),
+        client_ip: None,
+    };
     Matrix {
         store,
         ward,
         clock,
-        api: AuthContext {
-            integration,
-            user_ip: Some("192.0.2.1".into()),
-            client_ip: None,
-        },
+        api: api(integration),
         web,
+        strict_api: api(strict_api),
+        strict_web,
     }
 }
+
+/// The portal group of the accounts in [`State::NotAllowed`]: no TOTP sign-in.
+const STRICT_GROUP: &str = "passkeys-only";
 
 /// One account in one state, with every factor enrolled (except the unknown one).
 struct Account {
     name: String,
     key: Authr<SoftPasskey>,
+    /// Asked for through the strict applications (and in the strict portal group).
+    strict: bool,
 }
 
 impl Matrix {
@@ -155,10 +208,12 @@ impl Matrix {
     async fn account(&self, state: State) -> Account {
         let name = format!("{state:?}").to_lowercase();
         let mut key = passkey();
+        let strict = state == State::NotAllowed;
         if state == State::Unknown {
-            return Account { name, key };
+            return Account { name, key, strict };
         }
         let now = self.now();
+        let group = if strict { STRICT_GROUP } else { "codes" };
         let user = self
             .ward
             .admin()
@@ -180,7 +235,7 @@ impl Matrix {
             .unwrap();
         self.ward
             .portal()
-            .set_policy_group(default_org(), &Actor::Cli, &name, Some("codes"), now)
+            .set_policy_group(default_org(), &Actor::Cli, &name, Some(group), now)
             .await
             .unwrap();
         let code = self
@@ -211,14 +266,14 @@ impl Matrix {
             .await
             .unwrap();
         self.put_in(state, user.id.as_str(), &name).await;
-        Account { name, key }
+        Account { name, key, strict }
     }
 
     async fn put_in(&self, state: State, user_id: &str, name: &str) {
         let now = self.now();
         let later = (now + TimeDelta::hours(1)).timestamp_millis();
         let change = match state {
-            State::Active | State::Unknown => return,
+            State::Active | State::Unknown | State::NotAllowed => return,
             State::Disabled => {
                 self.ward
                     .admin()
@@ -249,8 +304,8 @@ impl Matrix {
             }
             State::Storm => {
                 for _ in 0..STORM_LIMIT {
-                    let sent = self.api_push(name).await;
-                    assert!(matches!(sent, PushOutcome::Started(_)), "{sent:?}");
+                    let sent = self.api_push(&self.api, name).await;
+                    assert!(matches!(sent, Ok(PushOutcome::Started(_))), "{sent:?}");
                 }
                 return;
             }
@@ -261,8 +316,28 @@ impl Matrix {
             .unwrap();
     }
 
-    /// What the gate itself says for this account and method.
-    async fn expected(&self, name: &str, method: Method, storm: bool) -> Verdict {
+    /// What the door's policy allows: the integration's push mode at the Duo APIs, the
+    /// application's prompt policy, the account's portal group.
+    fn allowed_at(&self, door: &str, strict: bool) -> Allowed {
+        let (api, web) = if strict {
+            (&self.strict_api, &self.strict_web)
+        } else {
+            (&self.api, &self.web)
+        };
+        let group = if strict { STRICT_GROUP } else { "codes" };
+        match door.split('.').next().unwrap() {
+            "auth_api" => api.allowed(Door::AuthApi, &self.ward.policy),
+            "legacy" => api.allowed(Door::Legacy, &self.ward.policy),
+            "prompt" => web.prompt_policy.allowed(),
+            "portal" => {
+                self.ward.passkeys().unwrap().settings.factors.groups[group].portal_allowed()
+            }
+            other => panic!("no door {other}"),
+        }
+    }
+
+    /// What the gate itself says for this account and method under the door's policy.
+    async fn expected(&self, name: &str, method: Method, allowed: Allowed, storm: bool) -> Verdict {
         let row = self.store.user_by_name(DEFAULT_ORG, name).await.unwrap();
         let subject = row.as_ref().map(|r| Subject::of(r).unwrap());
         let org = self.store.org(DEFAULT_ORG).await.unwrap();
@@ -270,7 +345,7 @@ impl Matrix {
             OrgState::of(org.as_ref()),
             subject.as_ref(),
             method,
-            Allowed::ALL,
+            allowed,
             self.now().timestamp_millis(),
         ) {
             Ok(()) if storm && method == Method::Push => Verdict::Refuse("push_storm".into()),
@@ -279,23 +354,28 @@ impl Matrix {
         }
     }
 
-    async fn api_push(&self, name: &str) -> PushOutcome {
+    async fn api_push(&self, api: &AuthContext, name: &str) -> CoreResult<PushOutcome> {
         let user = UserRef::Name(name.into());
         self.ward
             .auth()
-            .start_api_push(&self.api, &user, PushRequest::default(), true, self.now())
+            .start_api_push(api, &user, PushRequest::default(), true, self.now())
             .await
-            .unwrap()
     }
 
-    fn prompt(&self, name: &str) -> String {
+    fn prompt(&self, account: &Account) -> String {
+        let web = if account.strict {
+            &self.strict_web
+        } else {
+            &self.web
+        };
+        let name = account.name.clone();
         let request = PromptRequest {
-            client_id: self.web.ikey.to_string(),
+            client_id: web.ikey.to_string(),
             app_name: "Web".into(),
             redirect_uri: "https://app.example/callback".into(),
             state: "s".repeat(22),
             nonce: None,
-            username: name.into(),
+            username: name,
             duo_code_attribute: true,
             user_ip: Some("192.0.2.2".into()),
             expires_ms: (self.now() + TimeDelta::hours(3)).timestamp_millis(),
@@ -326,7 +406,11 @@ impl Matrix {
     async fn run(&self, door: &str, account: &mut Account) -> bool {
         let name = account.name.clone();
         let user = UserRef::Name(name.clone());
-        let api = &self.api;
+        let api = if account.strict {
+            &self.strict_api
+        } else {
+            &self.api
+        };
         match door {
             "auth_api.passcode" => {
                 let code = self.code();
@@ -334,7 +418,7 @@ impl Matrix {
                     .ward
                     .auth()
                     .passcode(api, &user, &code, false, self.now());
-                d.await.unwrap().allowed
+                d.await.is_ok_and(|d| d.allowed)
             }
             "legacy.passcode" => {
                 let code = LegacyFactor::Passcode(self.code());
@@ -346,11 +430,11 @@ impl Matrix {
                     false,
                     self.now(),
                 );
-                matches!(d.await.unwrap(), LegacyAuth::Decided(d) if d.allowed)
+                matches!(d.await, Ok(LegacyAuth::Decided(d)) if d.allowed)
             }
             "prompt.passcode" => {
                 let code = self.code();
-                let context = self.prompt(&name);
+                let context = self.prompt(account);
                 let d = self.ward.prompt().passcode(&context, &code, self.now());
                 matches!(d.await, Ok(PromptPasscode::Done(c)) if c.allowed)
             }
@@ -362,7 +446,10 @@ impl Matrix {
                     .await
                     .is_ok()
             }
-            "auth_api.push" => matches!(self.api_push(&name).await, PushOutcome::Started(_)),
+            "auth_api.push" => {
+                let d = self.api_push(api, &name).await;
+                matches!(d, Ok(PushOutcome::Started(_)))
+            }
             "legacy.push" => {
                 let push = LegacyFactor::Push { index: None };
                 let d = self.ward.auth().legacy_auth(
@@ -373,15 +460,15 @@ impl Matrix {
                     true,
                     self.now(),
                 );
-                matches!(d.await.unwrap(), LegacyAuth::Push(PushOutcome::Started(_)))
+                matches!(d.await, Ok(LegacyAuth::Push(PushOutcome::Started(_))))
             }
             "prompt.push" => {
-                let context = self.prompt(&name);
+                let context = self.prompt(account);
                 let d = self.ward.prompt().push_start(&context, self.now());
                 matches!(d.await, Ok(PromptPush::Started { .. }))
             }
             "portal.passkey" => self.passkey(None, account).await,
-            "prompt.passkey" => self.passkey(Some(self.prompt(&name)), account).await,
+            "prompt.passkey" => self.passkey(Some(self.prompt(account)), account).await,
             other => panic!("no door {other}"),
         }
     }
@@ -426,12 +513,17 @@ impl Matrix {
     }
 
     /// What the Auth API's preauth and the prompt offer, as methods.
-    async fn offers(&self, name: &str) -> (Vec<Method>, Vec<Method>) {
-        let user = UserRef::Name(name.into());
+    async fn offers(&self, account: &Account) -> (Vec<Method>, Vec<Method>) {
+        let user = UserRef::Name(account.name.clone());
+        let api = if account.strict {
+            &self.strict_api
+        } else {
+            &self.api
+        };
         let preauth = self
             .ward
             .auth()
-            .preauth(&self.api, &user, self.now())
+            .preauth(api, &user, self.now())
             .await
             .unwrap();
         let api = match preauth {
@@ -448,7 +540,7 @@ impl Matrix {
             }
             PreauthOutcome::Deny { .. } | PreauthOutcome::Enroll { .. } => Vec::new(),
         };
-        let context = self.prompt(name);
+        let context = self.prompt(account);
         let view = self.ward.prompt().resume(&context, self.now());
         let prompt = match view.await.unwrap().next {
             PromptNext::Choose(methods) => methods
@@ -483,15 +575,19 @@ async fn run_matrix(store: Arc<dyn Store>) {
         let over_limit = state == State::Storm;
         // What is offered before a choice: the same at the Auth API and the prompt, and
         // exactly the methods the gate admits.
-        let (api, prompt) = m.offers(&account.name).await;
-        let mut admitted = Vec::new();
-        for method in [Method::Push, Method::Passcode] {
-            if m.expected(&account.name, method, false).await == Verdict::Admit {
-                admitted.push(method);
+        let (api, prompt) = m.offers(&account).await;
+        let mut admitted = [Vec::new(), Vec::new()];
+        for (door, admitted) in ["auth_api", "prompt"].iter().zip(&mut admitted) {
+            let allowed = m.allowed_at(door, account.strict);
+            for method in [Method::Push, Method::Passcode] {
+                if m.expected(&account.name, method, allowed, false).await == Verdict::Admit {
+                    admitted.push(method);
+                }
             }
         }
-        assert_eq!(api, admitted, "{state:?}: Auth API preauth");
-        assert_eq!(prompt, admitted, "{state:?}: prompt offer");
+        let [api_admits, prompt_admits] = admitted;
+        assert_eq!(api, api_admits, "{state:?}: Auth API preauth");
+        assert_eq!(prompt, prompt_admits, "{state:?}: prompt offer");
         let doors = [
             (Method::Passcode, &PASSCODE_DOORS[..]),
             (Method::Push, &PUSH_DOORS[..]),
@@ -502,8 +598,9 @@ async fn run_matrix(store: Arc<dyn Store>) {
             if method == Method::Passkey && state == State::Unknown {
                 continue;
             }
-            let expected = m.expected(&account.name, method, over_limit).await;
             for door in names {
+                let allowed = m.allowed_at(door, account.strict);
+                let expected = m.expected(&account.name, method, allowed, over_limit).await;
                 let got = m.door(door, &mut account).await;
                 assert_eq!(got, expected, "{state:?} at {door}");
                 table.push((state, *door, got));
@@ -517,6 +614,7 @@ async fn run_matrix(store: Arc<dyn Store>) {
         "locked_out",
         "muted_after_fraud",
         "push_storm",
+        "not_allowed_by_policy",
         "org_disabled",
     ] {
         assert!(

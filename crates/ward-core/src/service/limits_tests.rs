@@ -1,6 +1,7 @@
 //! Regression tests for the limits that did not hold under concurrency: the lockout threshold
-//! (100 wrong codes at once, threshold 10) and the push storm limit (40 pushes at once, limit
-//! 5), through the service as the Auth API calls it, on SQLite and PostgreSQL.
+//! (100 wrong codes at once, threshold 10, also with the right code sent inside the burst) and
+//! the push storm limit (40 pushes at once, limit 5), through the service as the Auth API calls
+//! it, on SQLite and PostgreSQL.
 
 use std::sync::Arc;
 
@@ -124,6 +125,127 @@ async fn lockout_holds(store: Arc<dyn Store>) {
     );
 }
 
+/// Where the right code goes among the 100: first, just before and at the threshold, in the
+/// middle, last.
+const RIGHT_AT: [usize; 7] = [0, 5, 9, 10, 11, 50, 99];
+
+/// 100 codes at once with threshold 10, the right one among 99 wrong ones (one account per
+/// position of the right code): the threshold holds, the right code is accepted only while the
+/// account is not locked, and its success never clears a lock that other requests set.
+async fn lockout_holds_with_the_right_code_inside(store: Arc<dyn Store>) {
+    let (ward, ctx, now) = service(Arc::clone(&store)).await;
+    let threshold = 10;
+    let right = right_code(now);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for at in RIGHT_AT {
+        let name = format!("user{at}");
+        let user_id = enrol(&ward, &name, now).await;
+        let user = UserRef::Name(name.clone());
+        let burst = (0..100).map(|i| {
+            let code = if i == at { right.as_str() } else { wrong };
+            ward.auth().passcode(&ctx, &user, code, false, now)
+        });
+        let statuses: Vec<AuthStatus> = join_all(burst)
+            .await
+            .into_iter()
+            .map(|d| d.unwrap().status)
+            .collect();
+        let right_status = statuses[at];
+        assert!(
+            matches!(right_status, AuthStatus::Allow | AuthStatus::LockedOut),
+            "right code at {at}: {right_status:?}"
+        );
+        let wrong_statuses = statuses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != at)
+            .map(|(_, s)| *s);
+        assert!(
+            wrong_statuses
+                .clone()
+                .all(|s| matches!(s, AuthStatus::Deny | AuthStatus::LockedOut)),
+            "{statuses:?}"
+        );
+        let denied = wrong_statuses.filter(|s| *s == AuthStatus::Deny).count();
+
+        // Exactly the threshold's worth of failures were counted before the lock, and the lock
+        // is in place: no success cleared it.
+        let row = store
+            .user_by_name(DEFAULT_ORG, &name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.failed_attempts, threshold, "right code at {at}");
+        assert!(
+            row.locked_until_ms
+                .is_some_and(|t| t > now.timestamp_millis()),
+            "right code at {at}: not locked: {row:?}"
+        );
+        // In the order the store decided: a success came before the threshold was reached
+        // (and restarted the count), and then exactly the threshold's worth of failures.
+        let audit = super::passkey_tests::audit_of(store.as_ref()).await;
+        let decided: Vec<&str> = audit
+            .iter()
+            .filter(|e| e["action"] == "auth.passcode" && e["target"] == user_id.as_str())
+            .filter(|e| e["outcome"] == "allow" || e["details"]["reason"] == "wrong_passcode")
+            .map(|e| e["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            decided.len(),
+            denied + usize::from(right_status == AuthStatus::Allow)
+        );
+        let limit = usize::try_from(threshold).unwrap();
+        match decided.iter().position(|o| *o == "allow") {
+            Some(before) => {
+                assert!(before < limit, "right code at {at}: allowed after {before}");
+                assert_eq!(decided.len() - before - 1, limit, "right code at {at}");
+            }
+            None => assert_eq!(denied, limit, "right code at {at}"),
+        }
+
+        // The right code of the next time step, after the burst: still locked out.
+        let later = now + TimeDelta::seconds(30);
+        let late = ward
+            .auth()
+            .passcode(&ctx, &user, &right_code(later), false, later)
+            .await
+            .unwrap();
+        assert_eq!(late.status, AuthStatus::LockedOut, "right code at {at}");
+        let row = store
+            .user_by_name(DEFAULT_ORG, &name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.failed_attempts, threshold);
+    }
+}
+
+/// A user with the test authenticator; returns the user's id.
+async fn enrol(ward: &Ward, name: &str, now: DateTime<Utc>) -> String {
+    let user = ward
+        .admin()
+        .create_user(default_org(), &Actor::Cli, name, None, now)
+        .await
+        .unwrap();
+    ward.admin()
+        .add_totp(
+            default_org(),
+            &Actor::Cli,
+            name,
+            Some(SECRET),
+            Algorithm::Sha1,
+            6,
+            now,
+        )
+        .await
+        .unwrap();
+    user.id.into_string()
+}
+
 /// 40 pushes at once with a storm limit of 5: exactly five are sent.
 async fn storm_limit_holds(store: Arc<dyn Store>) {
     let (ward, ctx, now) = service(Arc::clone(&store)).await;
@@ -196,6 +318,20 @@ async fn lockout_holds_under_100_concurrent_wrong_codes_on_sqlite() {
 async fn lockout_holds_under_100_concurrent_wrong_codes_on_postgres() {
     super::passkey_tests::on_postgres(|url| async move {
         lockout_holds(postgres(&url).await).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_holds_with_the_right_code_inside_the_burst_on_sqlite() {
+    let (_dir, store) = sqlite().await;
+    lockout_holds_with_the_right_code_inside(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_holds_with_the_right_code_inside_the_burst_on_postgres() {
+    super::passkey_tests::on_postgres(|url| async move {
+        lockout_holds_with_the_right_code_inside(postgres(&url).await).await;
     })
     .await;
 }

@@ -33,7 +33,7 @@ pub use auth::legacy::{LegacyAuth, LegacyFactor, LegacyMenu, legacy_menu};
 pub use auth::push::{PushOutcome, PushRequest, PushStarted, PushState};
 pub use auth::{
     AuthContext, AuthDecision, AuthStatus, Capability, DenyReason, Device, PreauthOutcome,
-    TxResult, TxView,
+    TxResult, TxStatus, TxView,
 };
 pub use cache::IntegrationCredentials;
 pub use devices::{ActivationCode, PushDevice};

@@ -381,7 +381,7 @@ async fn an_unanswered_push_times_out_at_the_configured_time() {
             .await
             .unwrap()
             .status,
-        "timeout"
+        TxStatus::Timeout
     );
 }
 

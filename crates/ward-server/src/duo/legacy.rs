@@ -231,6 +231,7 @@ fn render_view(view: &TxView) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ward_core::service::TxStatus;
 
     fn decode(b: &Bsonic) -> Document {
         let mut body = Vec::new();
@@ -254,13 +255,13 @@ mod tests {
     fn waiting_has_no_result() {
         let view = TxView {
             result: TxResult::Waiting,
-            status: "pushed".into(),
+            status: TxStatus::Pushed,
             status_msg: "Pushed".into(),
         };
         assert!(render_view(&view).get("result").is_none());
         let timeout = TxView {
             result: TxResult::Deny,
-            status: "timeout".into(),
+            status: TxStatus::Timeout,
             status_msg: "Login timed out.".into(),
         };
         assert_eq!(render_view(&timeout).get_str("result").unwrap(), "deny");

@@ -103,7 +103,7 @@ pub fn render_view(view: TxView) -> AuthResponse {
     };
     AuthResponse {
         result,
-        status: view.status,
+        status: view.status.as_str().into(),
         status_msg: view.status_msg,
         txid: None,
     }

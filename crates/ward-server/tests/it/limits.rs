@@ -135,6 +135,56 @@ async fn failure_block_counts_unknown_paths_and_signed_requests_do_not_count() {
     );
 }
 
+/// Issue 11: answers that made the server fail (5xx, here while the database is out of reach)
+/// count towards the address's failure budget like malformed requests do: 3 of each use up a
+/// budget of 6, and the next request from that address is refused with 429.
+#[tokio::test]
+async fn failure_block_counts_server_errors_and_malformed_requests() {
+    let api = api_with(Limits::new(10_000, 6, 10_000)).await;
+    let answer = |body: &str| {
+        from(
+            "198.51.100.7:7000",
+            Request::post("/device/v1/answer")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+    };
+    let well_formed = r#"{"device_id":"DPXXXXXXXXXXXXXXXXXX","txid":"TXXXXXXXXXXXXXXXXXXX",
+        "decision":"approve","number":null,"context_hash":"x","time":1800000000,
+        "signature":"AAAA"}"#;
+    api.ward.store().close().await;
+    for _ in 0..3 {
+        let status = status(&api.app, answer(well_formed)).await;
+        assert!(status.is_server_error(), "{status}");
+    }
+    for _ in 0..3 {
+        let status = status(&api.app, answer("{not json")).await;
+        assert!(
+            status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+    }
+    assert_eq!(
+        status(&api.app, answer(well_formed)).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let ping = |addr| {
+        from(
+            addr,
+            Request::get("/auth/v2/ping").body(Body::empty()).unwrap(),
+        )
+    };
+    assert_eq!(
+        status(&api.app, ping("198.51.100.7:7001")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        status(&api.app, ping("198.51.100.8:7000")).await,
+        StatusCode::OK
+    );
+}
+
 /// Integration keys that are not cached cost a database read each: one address gets a burst
 /// of such reads, then 429s, while a known integration's signed requests (cached) go on.
 #[tokio::test]

@@ -8,17 +8,19 @@
 //! # Security
 //! These clients cannot show a Verified Push number (their only output is a text prompt and
 //! status lines), so a push from them is sent only when the integration's push mode is `plain`;
-//! otherwise it is refused, audited, with a message saying to type a passcode.
+//! otherwise the gate refuses it (`not_allowed_by_policy`, audited with the policy), with a
+//! message saying to type a passcode.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use super::push::{PushOutcome, PushRequest};
-use super::{AuthContext, AuthDecision, Capability, PreauthOutcome, user_ref_label};
+use super::push::{PushDoor, PushOutcome, PushRequest};
+use super::{AuthContext, AuthDecision, Capability, PreauthOutcome};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::Door;
 use crate::model::UserRef;
+use crate::policy::ApiPushMode;
 use crate::service::{Auth, Ward};
 
 /// What the user typed (or the client chose) in `auto=<X>`.
@@ -78,37 +80,6 @@ pub enum LegacyAuth {
     Push(PushOutcome),
 }
 
-impl Ward {
-    /// Whether pushes may be sent to clients that cannot show a number.
-    fn legacy_push_allowed(&self, ctx: &AuthContext) -> bool {
-        ctx.allowed(Door::Legacy, &self.policy).push
-    }
-
-    async fn refuse_legacy_push(
-        &self,
-        ctx: &AuthContext,
-        user_ref: &UserRef,
-        now: DateTime<Utc>,
-    ) -> CoreError {
-        let event = ctx
-            .event(
-                now,
-                crate::audit::Action::AuthPush,
-                &user_ref_label(user_ref),
-                "deny",
-            )
-            .detail("reason", "verified_push_needs_a_screen");
-        self.audited_refusal(
-            event,
-            "auto",
-            "Push is not available here: this integration uses Verified Push, which SSH and sudo \
-             logins cannot display. Type a passcode instead (administrators: use --push-mode \
-             plain for this integration).",
-        )
-        .await
-    }
-}
-
 impl Auth<'_> {
     /// `preauth` ([`Auth::preauth`], same audit) with the text menu of the older clients.
     pub async fn legacy_preauth(
@@ -159,21 +130,46 @@ impl Auth<'_> {
                 "Type the passcode from your authenticator app at the prompt.",
             )),
             LegacyFactor::Push { index } => {
-                if !self.legacy_push_allowed(ctx) {
-                    return Err(self.refuse_legacy_push(ctx, user_ref, now).await);
-                }
                 req.number_required = false;
                 req.device = None;
                 req.device_index = index;
                 req.want_txid = is_async;
+                let door = self.legacy_push_door(ctx);
                 self.auth()
-                    .start_push(ctx, user_ref, &req, now)
+                    .start_push(ctx, &door, user_ref, &req, now)
                     .await
                     .map(LegacyAuth::Push)
             }
         }
     }
 }
+
+impl Ward {
+    /// What the integration's push mode lets these clients do: a plain push only, since they
+    /// cannot show a Verified Push number.
+    fn legacy_push_door(&self, ctx: &AuthContext) -> PushDoor {
+        let allowed = ctx.allowed(Door::Legacy, &self.policy);
+        match ctx.push_mode(&self.policy) {
+            ApiPushMode::Refuse => PushDoor {
+                allowed,
+                policy: "api_push_refused",
+                refusal: || CoreError::invalid("auto", LEGACY_PUSH_REFUSED),
+            },
+            ApiPushMode::Verified | ApiPushMode::Plain => PushDoor {
+                allowed,
+                policy: "verified_push_needs_a_screen",
+                refusal: || CoreError::invalid("auto", VERIFIED_PUSH_NEEDS_A_SCREEN),
+            },
+        }
+    }
+}
+
+const LEGACY_PUSH_REFUSED: &str =
+    "Push is turned off for this integration. Type a passcode from your authenticator app instead.";
+
+const VERIFIED_PUSH_NEEDS_A_SCREEN: &str = "Push is not available here: this integration uses \
+     Verified Push, which SSH and sudo logins cannot display. Type a passcode instead \
+     (administrators: use --push-mode plain for this integration).";
 
 /// The menu: one entry per push device; passcodes are typed at the same prompt.
 pub fn legacy_menu(username: &str, push_devices: &[&str], has_passcodes: bool) -> LegacyMenu {

@@ -20,7 +20,7 @@ use crate::policy::UnknownUserPolicy;
 use passcode::PasscodeCheck;
 pub use types::{
     AuthContext, AuthDecision, AuthStatus, Capability, DenyReason, Device, PreauthOutcome,
-    TxResult, TxView,
+    TxResult, TxStatus, TxView,
 };
 
 impl Ward {
@@ -150,6 +150,23 @@ impl Ward {
         want_txid: bool,
         now: DateTime<Utc>,
     ) -> CoreResult<AuthDecision> {
+        let (decision, _refusal) = self
+            .auth_passcode_refusal_at(ctx, door, user_ref, passcode, want_txid, now)
+            .await?;
+        Ok(decision)
+    }
+
+    /// [`Ward::auth_passcode_at`], with the reason of a refusal that did not count the code
+    /// (for doors that explain their policy's refusal).
+    pub(super) async fn auth_passcode_refusal_at(
+        &self,
+        ctx: &AuthContext,
+        door: Door,
+        user_ref: &UserRef,
+        passcode: &str,
+        want_txid: bool,
+        now: DateTime<Utc>,
+    ) -> CoreResult<(AuthDecision, Option<Refusal>)> {
         let txid = want_txid.then(ids::txid);
         let audit = |target: &str, outcome: &str| {
             ctx.event(now, Action::AuthPasscode, target, outcome)
@@ -173,7 +190,7 @@ impl Ward {
             record: &record,
         };
         let outcome = self.check_passcode(&check, now).await?;
-        Ok(decision(txid, outcome.status))
+        Ok((decision(txid, outcome.status), outcome.refusal))
     }
 
     #[allow(clippy::too_many_arguments)] // the transaction's facts, all required
@@ -313,7 +330,7 @@ impl Auth<'_> {
         }
         Ok(TxView {
             result: tx.result.parse()?,
-            status: tx.status,
+            status: tx.status.parse()?,
             status_msg: tx.status_msg,
         })
     }

@@ -43,6 +43,9 @@ pub(in crate::service) struct PasscodeOutcome {
     pub status: AuthStatus,
     /// The account, when it exists.
     pub user: Option<UserRow>,
+    /// Why the account was refused without its code being counted (the gate's reason, or a
+    /// lock another request set).
+    pub refusal: Option<Refusal>,
 }
 
 impl Ward {
@@ -79,10 +82,7 @@ impl Ward {
                     },
                     |u| u.user_id.clone(),
                 );
-                let status = refused_status(refusal);
-                return self
-                    .record_passcode(check, user, &target, status, refusal.as_str())
-                    .await;
+                return self.record_passcode(check, user, &target, refusal).await;
             }
         };
         match self.match_totp(&totps, check.passcode, now)? {
@@ -154,6 +154,7 @@ impl Ward {
             Ok(_) => Ok(PasscodeOutcome {
                 status: AuthStatus::Allow,
                 user: Some(user),
+                refusal: None,
             }),
             // Locked by a concurrent request, or the step was used first (perhaps on another
             // node): the store decided; answer from what it holds now.
@@ -198,42 +199,41 @@ impl Ward {
             Ok(_) => Ok(PasscodeOutcome {
                 status: AuthStatus::Deny,
                 user: Some(user),
+                refusal: None,
             }),
             Err(StoreError::ConditionFailed(_)) => {
-                let reason = Refusal::LockedOut.as_str();
-                self.record_passcode(check, Some(user), &target, AuthStatus::LockedOut, reason)
+                self.record_passcode(check, Some(user), &target, Refusal::LockedOut)
                     .await
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Records a decision that changes no account state.
+    /// Records a refusal that changes no account state.
     async fn record_passcode(
         &self,
         check: &PasscodeCheck<'_>,
         user: Option<UserRow>,
         target: &str,
-        status: AuthStatus,
-        reason: &'static str,
+        refusal: Refusal,
     ) -> CoreResult<PasscodeOutcome> {
+        let status = refused_status(refusal);
         let user_id = user.as_ref().map(|u| u.user_id.as_str());
         let mut set = ChangeSet::new();
         for change in (check.record)(user_id, status) {
             set.push(change);
         }
-        let outcome = if status == AuthStatus::Allow {
-            "allow"
-        } else {
-            "deny"
-        };
         set.push(
-            (check.audit)(target, outcome)
-                .detail("reason", reason)
+            (check.audit)(target, "deny")
+                .detail("reason", refusal.as_str())
                 .into_change(),
         );
         self.store.commit(set).await?;
-        Ok(PasscodeOutcome { status, user })
+        Ok(PasscodeOutcome {
+            status,
+            user,
+            refusal: Some(refusal),
+        })
     }
 }
 

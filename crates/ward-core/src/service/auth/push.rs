@@ -20,7 +20,7 @@ use crate::audit::{Action, Event};
 use crate::service::{Auth, Ward};
 
 use crate::error::{CoreError, CoreResult};
-use crate::gate::{self, Allowed, Method, Refusal, Subject};
+use crate::gate::{self, Allowed, Door, Method, Refusal, Subject};
 use crate::ids;
 use crate::model::{Actor, DeviceId, OrgId, User, UserRef};
 use crate::notify::Alert;
@@ -62,6 +62,28 @@ pub enum PushOutcome {
     Decided(AuthDecision),
 }
 
+/// What a door's policy lets a push do, and what the door answers when it does not allow it.
+/// The gate decides with `allowed`; a refusal is audited with the gate's reason and `policy`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PushDoor {
+    /// What the door's policy allows (the application's push mode or prompt policy).
+    pub allowed: Allowed,
+    /// The policy that does not allow the push, as audited (`details.policy`).
+    pub policy: &'static str,
+    /// The door's answer to a push its policy does not allow.
+    pub refusal: fn() -> CoreError,
+}
+
+impl PushDoor {
+    /// Ward's own requests to a user's devices (recovery notices, helpdesk verification): no
+    /// application's policy applies.
+    pub(crate) const WARD: Self = Self {
+        allowed: Allowed::ALL,
+        policy: "none",
+        refusal: || CoreError::Forbidden("push is not allowed here".into()),
+    };
+}
+
 /// The state of a push request: pending, then one final state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PushState {
@@ -73,6 +95,15 @@ pub enum PushState {
 }
 
 impl PushState {
+    /// Every state.
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Denied,
+        Self::Fraud,
+        Self::Timeout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -98,16 +129,10 @@ impl std::str::FromStr for PushState {
     type Err = CoreError;
 
     fn from_str(s: &str) -> CoreResult<Self> {
-        [
-            Self::Pending,
-            Self::Approved,
-            Self::Denied,
-            Self::Fraud,
-            Self::Timeout,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == s)
-        .ok_or_else(|| CoreError::Internal(format!("stored push state {s:?}")))
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| CoreError::Internal(format!("stored push state {s:?}")))
     }
 }
 
@@ -199,6 +224,29 @@ impl Ward {
             expires_ms: (now + self.policy.push.timeout).timestamp_millis(),
             decided_ms: None,
         })
+    }
+
+    /// A push the door's policy does not allow: audited with the gate's reason and the policy,
+    /// answered with the door's own error.
+    async fn push_not_allowed(
+        &self,
+        ctx: &AuthContext,
+        door: &PushDoor,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> CoreError {
+        let event = ctx
+            .event(now, Action::AuthPush, target, "deny")
+            .detail("reason", Refusal::NotAllowed.as_str())
+            .detail("policy", door.policy);
+        match self
+            .store
+            .commit(ChangeSet::new().with(event.into_change()))
+            .await
+        {
+            Ok(_) => (door.refusal)(),
+            Err(e) => e.into(),
+        }
     }
 
     async fn push_refused(
@@ -334,7 +382,8 @@ impl Auth<'_> {
     /// A push asked for through the Duo Auth API, under the integration's push mode (else the
     /// server's `push.auth_api_mode`): Verified Push
     /// (a number the application shows; asynchronous calls only), plain push with context, or
-    /// no push at all. Refusals are audited and explain what to do instead.
+    /// no push at all. The gate decides with that policy; a refusal by it is audited and
+    /// explains what to do instead.
     pub async fn start_api_push(
         self,
         ctx: &AuthContext,
@@ -343,41 +392,33 @@ impl Auth<'_> {
         is_async: bool,
         now: DateTime<Utc>,
     ) -> CoreResult<PushOutcome> {
-        let mode = ctx
-            .integration
-            .push_mode
-            .unwrap_or(self.policy.push.auth_api_mode);
-        let refusal = match mode {
-            ApiPushMode::Refuse => Some(
-                "Push through the Auth API is turned off for this server: this integration must \
-                 use the hosted prompt (Web SDK v4).",
-            ),
-            ApiPushMode::Verified if !is_async => Some(
-                "Verified Push needs async=1: show the returned verified_push_code to the user, \
-                 who types it on the device; or use the hosted prompt.",
-            ),
-            ApiPushMode::Verified => {
-                req.number_required = true;
-                None
-            }
-            ApiPushMode::Plain => {
-                req.number_required = false;
-                None
-            }
+        let mut door = PushDoor {
+            allowed: ctx.allowed(Door::AuthApi, &self.policy),
+            policy: "api_push_refused",
+            refusal: || CoreError::invalid("factor", API_PUSH_REFUSED),
         };
-        if let Some(reason) = refusal {
-            let event = ctx
-                .event(now, Action::AuthPush, &user_ref_label(user_ref), "deny")
-                .detail("reason", "policy_refuses_api_push");
-            return Err(self.audited_refusal(event, "factor", reason).await);
+        match ctx.push_mode(&self.policy) {
+            ApiPushMode::Refuse => {}
+            // The number must reach the user, which a synchronous call cannot return.
+            ApiPushMode::Verified if !is_async => {
+                door.allowed.push = false;
+                door.policy = "verified_push_needs_async";
+                door.refusal = || CoreError::invalid("factor", VERIFIED_PUSH_NEEDS_ASYNC);
+            }
+            ApiPushMode::Verified => req.number_required = true,
+            ApiPushMode::Plain => req.number_required = false,
         }
-        self.auth().start_push(ctx, user_ref, &req, now).await
+        self.auth()
+            .start_push(ctx, &door, user_ref, &req, now)
+            .await
     }
 
-    /// Sends a push to one of the user's devices. Audited.
-    pub async fn start_push(
+    /// Sends a push to one of the user's devices, if the gate admits it under the door's
+    /// policy. Audited.
+    pub(crate) async fn start_push(
         self,
         ctx: &AuthContext,
+        door: &PushDoor,
         user_ref: &UserRef,
         req: &PushRequest,
         now: DateTime<Utc>,
@@ -386,13 +427,11 @@ impl Auth<'_> {
         let row = self.store.user_with_totps(org, user_key(user_ref)).await?;
         let row = row.map(|(row, _totps)| row);
         let subject = row.as_ref().map(Subject::of).transpose()?;
-        // The application's push mode was applied by the caller (with its own explanation);
-        // the gate decides on the account.
         let admitted = gate::admit(
             self.org_state(org, now).await?,
             subject.as_ref(),
             Method::Push,
-            Allowed::ALL,
+            door.allowed,
             now.timestamp_millis(),
         );
         let user = match (row, admitted) {
@@ -401,6 +440,9 @@ impl Auth<'_> {
                 let refusal = admitted.err().unwrap_or(Refusal::UnknownUser);
                 let user_id = row.map(|r| r.user_id);
                 let target = user_id.clone().unwrap_or_else(|| user_ref_label(user_ref));
+                if refusal == Refusal::NotAllowed {
+                    return Err(self.push_not_allowed(ctx, door, &target, now).await);
+                }
                 return self
                     .push_refused(ctx, user_id.as_deref(), &target, req, refusal, now)
                     .await;
@@ -477,6 +519,12 @@ impl Auth<'_> {
         }
     }
 }
+
+const API_PUSH_REFUSED: &str = "Push through the Auth API is turned off for this server: this \
+     integration must use the hosted prompt (Web SDK v4).";
+
+const VERIFIED_PUSH_NEEDS_ASYNC: &str = "Verified Push needs async=1: show the returned \
+     verified_push_code to the user, who types it on the device; or use the hosted prompt.";
 
 /// The status a gate refusal gets at a push.
 fn push_refused_status(refusal: Refusal) -> AuthStatus {

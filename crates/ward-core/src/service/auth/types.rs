@@ -125,13 +125,18 @@ pub enum AuthStatus {
 
 impl AuthStatus {
     pub fn as_str(self) -> &'static str {
+        self.tx_status().as_str()
+    }
+
+    /// Duo's `status` for this status, as a transaction records it.
+    pub fn tx_status(self) -> TxStatus {
         match self {
-            Self::Allow => "allow",
-            Self::Deny | Self::PushDenied | Self::PushRefused => "deny",
-            Self::LockedOut => "locked_out",
-            Self::Fraud => "fraud",
-            Self::Timeout => "timeout",
-            Self::Pushed => "pushed",
+            Self::Allow => TxStatus::Allow,
+            Self::Deny | Self::PushDenied | Self::PushRefused => TxStatus::Deny,
+            Self::LockedOut => TxStatus::LockedOut,
+            Self::Fraud => TxStatus::Fraud,
+            Self::Timeout => TxStatus::Timeout,
+            Self::Pushed => TxStatus::Pushed,
         }
     }
 
@@ -162,6 +167,53 @@ impl AuthStatus {
                 "Push login requests to this account are paused. Use a passcode, or try again later."
             }
         }
+    }
+}
+
+/// Duo's `status` of a transaction, as stored and as `auth_status` reports it. Several
+/// [`AuthStatus`] values share one (a denied push and a refused code are both `deny`); the
+/// transaction's `status_msg` tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    Allow,
+    Deny,
+    LockedOut,
+    Fraud,
+    Timeout,
+    Pushed,
+}
+
+impl TxStatus {
+    /// Every status.
+    pub const ALL: [Self; 6] = [
+        Self::Allow,
+        Self::Deny,
+        Self::LockedOut,
+        Self::Fraud,
+        Self::Timeout,
+        Self::Pushed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::LockedOut => "locked_out",
+            Self::Fraud => "fraud",
+            Self::Timeout => "timeout",
+            Self::Pushed => "pushed",
+        }
+    }
+}
+
+impl std::str::FromStr for TxStatus {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> CoreResult<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| CoreError::Internal(format!("stored transaction status {s:?}")))
     }
 }
 
@@ -212,18 +264,22 @@ pub struct AuthDecision {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxView {
     pub result: TxResult,
-    pub status: String,
+    pub status: TxStatus,
     pub status_msg: String,
 }
 
 impl AuthContext {
+    /// The integration's push mode, else the server's `push.auth_api_mode`.
+    pub(super) fn push_mode(&self, policy: &AuthPolicy) -> ApiPushMode {
+        self.integration
+            .push_mode
+            .unwrap_or(policy.push.auth_api_mode)
+    }
+
     /// What this integration's policy allows at `door` (the Auth API or the older API; the
     /// hosted prompt has its own policy). Passkeys are not a factor of these APIs.
-    pub(super) fn allowed(&self, door: Door, policy: &AuthPolicy) -> Allowed {
-        let mode = self
-            .integration
-            .push_mode
-            .unwrap_or(policy.push.auth_api_mode);
+    pub(in crate::service) fn allowed(&self, door: Door, policy: &AuthPolicy) -> Allowed {
+        let mode = self.push_mode(policy);
         let push = match door {
             // These clients cannot show a Verified Push number: plain push only.
             Door::Legacy => mode == ApiPushMode::Plain,
@@ -234,5 +290,33 @@ impl AuthContext {
             push,
             passcode: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transaction's stored status reads back as the status it was recorded with.
+    #[test]
+    fn every_auth_status_reads_back_as_its_transaction_status() {
+        let all = [
+            AuthStatus::Allow,
+            AuthStatus::Deny,
+            AuthStatus::LockedOut,
+            AuthStatus::Fraud,
+            AuthStatus::Timeout,
+            AuthStatus::Pushed,
+            AuthStatus::PushDenied,
+            AuthStatus::PushRefused,
+        ];
+        for status in all {
+            let stored = status.as_str();
+            assert_eq!(stored.parse::<TxStatus>().unwrap(), status.tx_status());
+        }
+        assert!(matches!(
+            "waiting".parse::<TxStatus>(),
+            Err(CoreError::Internal(_))
+        ));
     }
 }

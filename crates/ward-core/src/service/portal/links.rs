@@ -10,7 +10,7 @@ use super::{
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor, OrgId, UserId};
+use crate::model::{Actor, OrgId, UserId, UserStatus};
 use crate::notify::{Alert, UserNotice};
 use crate::service::Ward;
 
@@ -135,7 +135,7 @@ impl Portal<'_> {
             .user_by_name(org.as_str(), username)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {username}")))?;
-        if user.status != "active" {
+        if user.status.parse::<UserStatus>()? == UserStatus::Disabled {
             return Err(CoreError::Forbidden(format!("user {username} is disabled")));
         }
         let token = new_token();

@@ -11,7 +11,7 @@ use crate::audit::{Action, Event};
 use crate::crypto::{Purpose, constant_time_eq, new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Allowed, Door, OrgState};
-use crate::model::{Actor, OrgId, UserId};
+use crate::model::{Actor, OrgId, UserId, UserStatus};
 use crate::service::auth::passcode::PasscodeCheck;
 use crate::service::passkeys::purpose;
 use crate::service::{AuthStatus, CeremonyStart, Ward};
@@ -105,7 +105,7 @@ impl Portal<'_> {
         let Some(user) = self.store.user_by_id(&row.org_id, &row.user_id).await? else {
             return Ok(None);
         };
-        if user.status != "active" {
+        if user.status.parse::<UserStatus>()? == UserStatus::Disabled {
             return Ok(None);
         }
         // A disabled organisation's sessions end with it (they come back if it is enabled

@@ -438,6 +438,101 @@ async fn totp_set_up_needs_a_right_code_from_the_same_user() {
     assert_eq!(events(&f.audit().await, "factor.totp.add", "ok").len(), 1);
 }
 
+/// Issue 11 (the digit-count divergence): a user with an 8-digit authenticator enrolled first
+/// and a 6-digit one after it. A 6-digit code is checked against the 6-digit one only (the
+/// 8-digit one is skipped, not taken as the answer), at the portal's TOTP sign-in and at the
+/// Auth API alike; an 8-digit code still works.
+#[tokio::test]
+async fn six_digit_code_is_accepted_beside_an_eight_digit_authenticator() {
+    const EIGHT: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    const SIX: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let mut s = settings();
+    s.factors.groups.insert(
+        "totp-ok".into(),
+        FactorPolicy {
+            totp_signin: true,
+            ..FactorPolicy::default()
+        },
+    );
+    let f = fixture(s).await;
+    f.user("alice").await;
+    let portal = f.ward.portal();
+    portal
+        .set_policy_group(
+            default_org(),
+            &Actor::Cli,
+            "alice",
+            Some("totp-ok"),
+            f.now(),
+        )
+        .await
+        .unwrap();
+    for (secret, digits) in [(EIGHT, 8), (SIX, 6)] {
+        f.ward
+            .admin()
+            .add_totp(
+                default_org(),
+                &Actor::Cli,
+                "alice",
+                Some(secret),
+                Algorithm::Sha1,
+                digits,
+                f.now(),
+            )
+            .await
+            .unwrap();
+        // Authenticators are tried in the order they were added.
+        f.clock.advance(TimeDelta::seconds(1));
+    }
+    let generator = |secret: &str, digits: u32| {
+        Totp::new(
+            crate::totp::base32_decode(secret).unwrap(),
+            Algorithm::Sha1,
+            digits,
+            30,
+        )
+        .unwrap()
+    };
+    let (eight, six) = (generator(EIGHT, 8), generator(SIX, 6));
+    let (integration, _) = f
+        .ward
+        .admin()
+        .create_integration(
+            default_org(),
+            &Actor::Cli,
+            "VPN",
+            crate::model::IntegrationKind::AuthApi,
+            None,
+            f.now(),
+        )
+        .await
+        .unwrap();
+    let ctx = AuthContext {
+        integration,
+        user_ip: None,
+        client_ip: None,
+    };
+    let alice = crate::model::UserRef::Name("alice".into());
+
+    // Each check in its own time step: a step is used once per authenticator.
+    f.clock.advance(TimeDelta::seconds(30));
+    let signed_in = portal
+        .totp_sign_in(default_org(), "alice", &code_at(&six, f.now()), f.now())
+        .await;
+    assert!(signed_in.is_ok(), "portal: {signed_in:?}");
+    f.clock.advance(TimeDelta::seconds(30));
+    let api = f.ward.auth();
+    let code = code_at(&six, f.now());
+    let decided = api.passcode(&ctx, &alice, &code, false, f.now()).await;
+    assert_eq!(decided.unwrap().status, AuthStatus::Allow, "Auth API");
+    f.clock.advance(TimeDelta::seconds(30));
+    let code = code_at(&eight, f.now());
+    let decided = api.passcode(&ctx, &alice, &code, false, f.now()).await;
+    assert_eq!(decided.unwrap().status, AuthStatus::Allow, "8 digits");
+    let row = f.store.user_by_name(DEFAULT_ORG, "alice").await.unwrap();
+    assert_eq!(row.unwrap().failed_attempts, 0);
+}
+
 #[tokio::test]
 async fn totp_sign_in_is_allowed_by_policy_only_and_never_replays_a_code() {
     let mut s = settings();

@@ -15,6 +15,7 @@ use crate::crypto::token_hash;
 use crate::error::{CoreError, CoreResult};
 use crate::gate::{Door, Refusal};
 use crate::model::{Actor, OrgId, UserId, UserRef};
+use crate::service::auth::push::PushDoor;
 use crate::service::{AuthStatus, CeremonyStart, PushOutcome, PushRequest, TxResult, Ward};
 
 impl Ward {
@@ -110,11 +111,11 @@ impl Prompt<'_> {
     pub async fn push_start(self, context: &str, now: DateTime<Utc>) -> CoreResult<PromptPush> {
         let request = self.prompt().open(context, now)?;
         let ctx = self.prompt_ctx(&request, now).await?;
-        if !ctx.integration.prompt_policy.offers_push() {
-            return Err(CoreError::Forbidden(
-                "push is not offered by this application".into(),
-            ));
-        }
+        let door = PushDoor {
+            allowed: ctx.integration.prompt_policy.allowed(),
+            policy: "prompt_policy",
+            refusal: || CoreError::Forbidden("push is not offered by this application".into()),
+        };
         let push = PushRequest {
             title: Some(request.app_name.clone()),
             display_username: Some(request.username.clone()),
@@ -127,7 +128,13 @@ impl Prompt<'_> {
         };
         match self
             .auth()
-            .start_push(&ctx, &UserRef::Name(request.username.clone()), &push, now)
+            .start_push(
+                &ctx,
+                &door,
+                &UserRef::Name(request.username.clone()),
+                &push,
+                now,
+            )
             .await?
         {
             PushOutcome::Started(started) => Ok(PromptPush::Started {
@@ -206,10 +213,10 @@ impl Prompt<'_> {
         } else {
             Decision {
                 allowed: false,
-                status: view.status.clone(),
+                status: view.status.as_str().into(),
                 status_msg: view.status_msg.clone(),
                 factor: Some(PromptMethod::Push.as_str().into()),
-                reason: view.status.clone(),
+                reason: view.status.as_str().into(),
                 device,
                 txid: txid.to_owned(),
             }
@@ -228,14 +235,9 @@ impl Prompt<'_> {
     ) -> CoreResult<PromptPasscode> {
         let request = self.prompt().open(context, now)?;
         let ctx = self.prompt_ctx(&request, now).await?;
-        if !ctx.integration.prompt_policy.offers_passcodes() {
-            return Err(CoreError::Forbidden(
-                "codes are not accepted by this application".into(),
-            ));
-        }
         let passcode = passcode.trim().replace(' ', "");
-        let decision = self
-            .auth_passcode_at(
+        let (decision, refusal) = self
+            .auth_passcode_refusal_at(
                 &ctx,
                 Door::Prompt,
                 &UserRef::Name(request.username.clone()),
@@ -244,6 +246,11 @@ impl Prompt<'_> {
                 now,
             )
             .await?;
+        if refusal == Some(Refusal::NotAllowed) {
+            return Err(CoreError::Forbidden(
+                "codes are not accepted by this application".into(),
+            ));
+        }
         match decision.status {
             AuthStatus::Allow => {
                 let user = self.prompt_user(&request, now).await?;

@@ -11,7 +11,8 @@ use crate::audit::{Action, Event};
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Actor as AuditActor, OrgId, Role, UserId, UserRef};
 use crate::recovery::{Actor, Opener};
-use crate::service::{AuthContext, PushOutcome, PushRequest, Session};
+use crate::service::auth::push::PushDoor;
+use crate::service::{AuthContext, PushOutcome, PushRequest, PushState, Session};
 
 const HELPDESK_IKEY: &str = "ward-helpdesk";
 
@@ -227,7 +228,13 @@ impl Recovery<'_> {
         };
         match self
             .auth()
-            .start_push(&ctx, &UserRef::Id(user.user_id.clone()), &req, now)
+            .start_push(
+                &ctx,
+                &PushDoor::WARD,
+                &UserRef::Id(user.user_id.clone()),
+                &req,
+                now,
+            )
             .await?
         {
             PushOutcome::Started(started) => Ok(CallerCheck {
@@ -243,13 +250,14 @@ impl Recovery<'_> {
         }
     }
 
-    /// The result of a caller verification: `pending`, `approved`, `denied`, `fraud`, `timeout`.
+    /// The state of a caller verification; a pending one whose time is up is reported as
+    /// [`PushState::Timeout`] (the device can no longer answer it).
     pub async fn helpdesk_verify_status(
         self,
         session: &Session,
         txid: &str,
         now: DateTime<Utc>,
-    ) -> CoreResult<String> {
+    ) -> CoreResult<PushState> {
         let org = &session.org();
         self.require_agent(session).await?;
         let push = self
@@ -258,12 +266,12 @@ impl Recovery<'_> {
             .await?
             .filter(|p| p.ikey == HELPDESK_IKEY)
             .ok_or_else(|| CoreError::NotFound("verification".into()))?;
-        if crate::service::auth::push::is_pending(&push)?
-            && push.expires_ms <= now.timestamp_millis()
-        {
-            return Ok("timeout".into());
+        match push.state.parse()? {
+            PushState::Pending if push.expires_ms <= now.timestamp_millis() => {
+                Ok(PushState::Timeout)
+            }
+            state => Ok(state),
         }
-        Ok(push.state)
     }
 
     /// Flags fraud: the user's open case is frozen for security review and admins are alerted.

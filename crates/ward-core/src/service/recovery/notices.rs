@@ -9,6 +9,7 @@ use super::{Loaded, Ward};
 use crate::crypto::token_hash;
 use crate::model::{OrgId, UserRef};
 use crate::recovery::{CaseEvent, CaseState, CaseView, Opener};
+use crate::service::auth::push::PushDoor;
 use crate::service::{AuthContext, PushRequest};
 
 /// The pseudo-application recovery pushes come from; a deny on one cancels the case.
@@ -262,7 +263,13 @@ impl Ward {
             };
             if let Err(e) = self
                 .auth()
-                .start_push(&ctx, &UserRef::Id(user.user_id.clone()), &req, now)
+                .start_push(
+                    &ctx,
+                    &PushDoor::WARD,
+                    &UserRef::Id(user.user_id.clone()),
+                    &req,
+                    now,
+                )
                 .await
             {
                 tracing::warn!(user_id = %user.user_id, error = %e, "recovery push failed");

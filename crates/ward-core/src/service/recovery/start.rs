@@ -11,7 +11,7 @@ use super::{Loaded, Ward, refusal_error};
 use crate::audit::{Action, Event};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Actor as AuditActor, OrgId, UserId};
+use crate::model::{Actor as AuditActor, OrgId, UserId, UserStatus};
 use crate::recovery::{CaseEvent, Level, OpenCase, Opener, fold, open};
 
 /// What a start needs to know.
@@ -211,7 +211,7 @@ impl Ward {
         let Some(user) = user else {
             return Ok(Some("unknown user"));
         };
-        if user.status != "active" {
+        if user.status.parse::<UserStatus>()? == UserStatus::Disabled {
             return Ok(Some("disabled"));
         }
         if user

@@ -96,6 +96,29 @@ async fn six_wrong_codes_deny_the_case_and_block_new_starts_for_a_day() {
     assert!(!r.is_phantom(&open).await);
 }
 
+/// Issue 11: the account's status is read as the typed status (no string compares): a
+/// disabled account gets a phantom case, and a real one again once enabled.
+#[tokio::test]
+async fn a_disabled_account_gets_a_phantom_case() {
+    let r = rig(short_cooling()).await;
+    r.user_with("alice", &[]).await;
+    let set_status = |status| {
+        r.ward()
+            .admin()
+            .set_user_status(default_org(), &Actor::Cli, "alice", status, r.now())
+    };
+    set_status(crate::model::UserStatus::Disabled)
+        .await
+        .unwrap();
+    let (handle, case_id) = r.start("alice").await;
+    assert!(r.is_phantom(&case_id).await);
+    assert_eq!(last_phantom_reason(&r).await, "disabled");
+    assert_eq!(r.status(&handle).await.stage, "collecting");
+    set_status(crate::model::UserStatus::Active).await.unwrap();
+    let (_, case_id) = r.start("alice").await;
+    assert!(!r.is_phantom(&case_id).await);
+}
+
 #[tokio::test]
 async fn a_burst_of_starts_trips_the_circuit_breaker_and_raises_the_level() {
     let r = rig(RecoverySettings {

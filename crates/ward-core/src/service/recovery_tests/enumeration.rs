@@ -77,6 +77,81 @@ async fn real_and_phantom_cases_answer_alike() {
     assert_eq!(rejected.len(), 5, "{rejected:?}");
 }
 
+/// A well-formed enrolment token that no case issued.
+const NO_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// Each call behind the case page's JSON API on one handle, as its kind and sentence.
+async fn json_calls(r: &Rig, handle: &str) -> Vec<String> {
+    let recovery = r.ward().recovery();
+    let now = r.now();
+    let empty = serde_json::json!({});
+    let answer = |result: CoreResult<()>| match result {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("{}: {e}", e.code()),
+    };
+    vec![
+        answer(recovery.issue_token(handle, now).await.map(drop)),
+        answer(recovery.enrol_start(handle, NO_TOKEN, now).await.map(drop)),
+        answer(
+            recovery
+                .enrol_finish(handle, NO_TOKEN, "c", &empty, now)
+                .await,
+        ),
+        answer(recovery.confirm_start(handle, now).await.map(drop)),
+        answer(
+            recovery
+                .confirm_finish(handle, "c", &empty, now)
+                .await
+                .map(drop),
+        ),
+    ]
+}
+
+/// Every JSON call refuses a real case and a phantom in the same stage with the same kind and
+/// the same fixed sentence (never the case's internal state).
+async fn json_calls_alike(r: &Rig, real: &str, phantom: &str, stage: &str) {
+    let on_real = json_calls(r, real).await;
+    assert_eq!(on_real, json_calls(r, phantom).await, "in stage {stage}");
+    for answer in &on_real {
+        assert!(answer.starts_with("conflict: "), "{stage}: {answer}");
+        assert!(
+            !answer.contains('`') && !answer.contains('{') && !answer.contains("Collecting"),
+            "{stage}: {answer}"
+        );
+    }
+}
+
+/// Recovery enumeration through the JSON calls (issue 11), at the service: a phantom answers
+/// the token, enrolment and confirmation calls exactly like a real case, while collecting
+/// evidence and once closed after six wrong codes.
+async fn json_calls_answer_alike(r: &Rig) {
+    r.user_with("alice", &[]).await;
+    let (mut real, _) = r.start("alice").await;
+    let (mut phantom, _) = r.start("nobody").await;
+    json_calls_alike(r, &real, &phantom, "collecting").await;
+    for _ in 0..6 {
+        for handle in [&mut real, &mut phantom] {
+            assert_eq!(r.submit_code(handle, WRONG_CODE).await, Submitted::Refused);
+        }
+    }
+    assert_eq!(r.status(&real).await.stage, "closed");
+    assert_eq!(r.status(&phantom).await.stage, "closed");
+    json_calls_alike(r, &real, &phantom, "closed").await;
+}
+
+#[tokio::test]
+async fn recovery_enumeration_json_calls_answer_a_phantom_like_a_real_case() {
+    json_calls_answer_alike(&rig(short_cooling()).await).await;
+}
+
+#[tokio::test]
+async fn recovery_enumeration_json_calls_answer_a_phantom_like_a_real_case_on_postgres() {
+    on_postgres(short_cooling(), |r| async move {
+        json_calls_answer_alike(&r).await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_phantom_past_the_failure_limit_looks_like_the_denied_real_case() {
     let r = rig(short_cooling()).await;

@@ -15,7 +15,19 @@ const RACERS: usize = 100;
 
 #[tokio::test]
 async fn case_handle_fixation_a_self_service_handle_is_no_continue_link() {
-    let r = rig(short_cooling()).await;
+    no_continue_link(&rig(short_cooling()).await).await;
+}
+
+#[tokio::test]
+async fn case_handle_fixation_a_self_service_handle_is_no_continue_link_on_postgres() {
+    on_postgres(short_cooling(), |r| async move {
+        no_continue_link(&r).await;
+    })
+    .await;
+}
+
+/// The handle of a self-service start (or of a phantom) adopted as a continue link.
+async fn no_continue_link(r: &Rig) {
     r.user_with("alice", &[]).await;
     // The attacker starts a case for Alice and tries to hand its handle to her as a link.
     let (attackers, _) = r.start("alice").await;
@@ -36,7 +48,20 @@ async fn case_handle_fixation_a_self_service_handle_is_no_continue_link() {
 
 #[tokio::test]
 async fn case_handle_fixation_evidence_rotates_the_handle() {
-    let r = rig(short_cooling()).await;
+    evidence_rotates(&rig(short_cooling()).await).await;
+}
+
+#[tokio::test]
+async fn case_handle_fixation_evidence_rotates_the_handle_on_postgres() {
+    on_postgres(short_cooling(), |r| async move {
+        evidence_rotates(&r).await;
+    })
+    .await;
+}
+
+/// Two browsers hold one handle; evidence submitted from one replaces it, on a real case and
+/// a phantom alike.
+async fn evidence_rotates(r: &Rig) {
     let alice = r.user_with("alice", &[]).await;
     let mut key = r.passkey_for(&alice).await;
     let (_, codes) = r.recovery_codes(&mut key).await;

@@ -5,6 +5,7 @@
 use crate::model::UserId;
 use chrono::TimeDelta;
 use ward_proto::device::Decision;
+use ward_store::DEFAULT_ORG;
 
 use super::super::passkey_tests::{ORIGIN, events};
 use super::*;
@@ -125,6 +126,50 @@ async fn an_agent_opens_a_case_the_user_alone_can_continue_and_cancel_from_a_dev
 
     r.advance(TimeDelta::minutes(2));
     deny_and_report_freezes(&mut r, &agent, &phones[1], &alice, &handle).await;
+}
+
+/// Issue 11: a caller verification reports the typed push state; a pending one whose time is
+/// up is reported as timed out even though nothing has expired it in the store yet.
+#[tokio::test]
+async fn caller_verification_reports_its_push_state() {
+    let r = rig(short_cooling()).await;
+    r.user_with("alice", &[]).await;
+    let phone = r.phone("alice", 1).await;
+    let helen = r.user_with("helen", &[Role::Helpdesk]).await;
+    let mut key = r.passkey_for(&helen).await;
+    let agent = &r.sign_in(&mut key).await.session;
+    let r = &r;
+    let verify = || {
+        r.ward()
+            .recovery()
+            .helpdesk_verify_caller(agent, "alice", r.now())
+    };
+    let status = |txid: String| async move {
+        r.ward()
+            .recovery()
+            .helpdesk_verify_status(agent, &txid, r.now())
+            .await
+            .unwrap()
+    };
+
+    let first = verify().await.unwrap();
+    assert_eq!(
+        first.number.len(),
+        3,
+        "the agent reads a number to the caller"
+    );
+    assert_eq!(status(first.txid.clone()).await, PushState::Pending);
+    let event = r.shown(&phone).await.into_iter().next().unwrap();
+    assert_eq!(event.txid, first.txid);
+    let answered = r.answer(&phone, &event, Decision::Deny).await.unwrap();
+    assert_eq!(answered, PushState::Denied);
+    assert_eq!(status(first.txid).await, PushState::Denied);
+
+    let second = verify().await.unwrap();
+    r.advance(TimeDelta::seconds(61));
+    assert_eq!(status(second.txid.clone()).await, PushState::Timeout);
+    let stored = r.f.store.push(DEFAULT_ORG, &second.txid).await.unwrap();
+    assert_eq!(stored.unwrap().state, PushState::Pending.as_str());
 }
 
 /// The console needs the helpdesk role and a passkey sign-in.
