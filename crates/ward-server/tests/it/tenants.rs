@@ -10,9 +10,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ward_core::model::{DeviceId, IntegrationId};
-pub(crate) use ward_testkit::device::{DeviceKey, Phone};
-
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
@@ -22,15 +19,17 @@ use serde_json::Value;
 use tower::ServiceExt;
 use ward_core::clock::{Clock, TestClock};
 use ward_core::crypto::{Keyring, MasterKey};
-use ward_core::model::{Actor, IntegrationKind, OrgId, Role};
+use ward_core::model::{Actor, DeviceId, IntegrationId, IntegrationKind, OrgId, Role};
 use ward_core::policy::{ApiPushMode, AuthPolicy, PortalSettings};
 use ward_core::service::{AuthContext, Session, TxResult, Ward};
-use ward_core::totp::{Algorithm, Totp, base32_decode};
 use ward_proto::device::{Decision, PushEvent};
 use ward_server::app::router;
 use ward_server::limits::Limits;
 use ward_server::listener::PeerAddr;
 use ward_store::Store;
+use ward_testkit::org::{OrgBuilder, totp_code};
+
+pub(crate) use ward_testkit::device::{DeviceKey, Phone};
 
 /// The seed of A's users, and of B's: each Alice's codes are her own.
 pub(crate) const SEED_A: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -138,60 +137,27 @@ async fn tenant(
     users: &[&str],
     now: DateTime<Utc>,
 ) -> Tenant {
-    let org = ward
-        .admin()
-        .create_org(&Actor::Cli, name, now)
-        .await
-        .unwrap()
-        .id;
+    let mut builder = OrgBuilder::named(name);
     for user in users {
-        let email = format!("{user}@{name}.example");
-        ward.admin()
-            .create_user(&org, &Actor::Cli, user, Some(&email), now)
-            .await
-            .unwrap();
-        ward.admin()
-            .add_totp(&org, &Actor::Cli, user, Some(seed), Algorithm::Sha1, 6, now)
-            .await
-            .unwrap();
+        builder = builder
+            .user_with_email(user, &format!("{user}@{name}.example"))
+            .totp(user, seed);
     }
-    ward.admin()
-        .grant_role(&org, &Actor::Cli, "agent", Role::Helpdesk, now)
-        .await
-        .unwrap();
-    let plain = Some(ApiPushMode::Plain);
-    let (api, skey) = ward
-        .admin()
-        .create_integration(
-            &org,
-            &Actor::Cli,
-            "VPN",
-            IntegrationKind::AuthApi,
-            plain,
-            now,
-        )
-        .await
-        .unwrap();
-    let (web, secret) = ward
-        .admin()
-        .create_integration(
-            &org,
-            &Actor::Cli,
-            "Wiki",
-            IntegrationKind::WebSdk,
-            None,
-            now,
-        )
-        .await
-        .unwrap();
+    let org = builder
+        .role("agent", Role::Helpdesk)
+        .integration("VPN", IntegrationKind::AuthApi, Some(ApiPushMode::Plain))
+        .web_sdk("Wiki")
+        .build(ward, now)
+        .await;
+    let (api, web) = (org.app("VPN"), org.app("Wiki"));
     Tenant {
-        org,
+        org: org.id.clone(),
         name,
         seed,
-        ikey: api.ikey.into_string(),
-        skey: skey.to_string(),
-        client_id: web.ikey.into_string(),
-        client_secret: secret.to_string(),
+        ikey: api.ikey().to_owned(),
+        skey: api.skey.clone(),
+        client_id: web.ikey().to_owned(),
+        client_secret: web.skey.clone(),
     }
 }
 
@@ -203,9 +169,7 @@ impl Tenants {
     /// The current code of `seed`, after moving to a fresh time step (a code works once).
     pub(crate) fn code(&self, seed: &str) -> String {
         self.clock.advance(TimeDelta::seconds(30));
-        let totp = Totp::new(base32_decode(seed).unwrap(), Algorithm::Sha1, 6, 30).unwrap();
-        let step = u64::try_from(totp.step_at(self.now().timestamp())).unwrap();
-        totp.code(step).to_string()
+        totp_code(seed, self.now())
     }
 
     /// The user id of `username` in `org`.

@@ -80,7 +80,7 @@ pub struct Session {
 impl Session {
     /// The signed-in user's id.
     pub fn user_id(&self) -> UserId {
-        UserId::new(self.user.user_id.clone())
+        UserId::of(&self.user)
     }
 
     /// The organisation this session belongs to (its user's).
